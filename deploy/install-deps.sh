@@ -6,7 +6,7 @@ set -euo pipefail
 build=(build-essential cmake ninja-build pkg-config clang llvm libbpf-dev bpftool
        linux-libc-dev libsodium-dev libboost-dev libboost-system-dev libnftnl-dev libmnl-dev
        protobuf-compiler libprotobuf-dev libspdlog-dev libfmt-dev libsqlite3-dev
-       libyaml-cpp-dev libcli11-dev)
+       libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
 test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping sqlite3
       clang-format prometheus systemd kubernetes-client)
 
