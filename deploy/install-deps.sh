@@ -8,12 +8,15 @@ build=(build-essential cmake ninja-build pkg-config clang llvm libbpf-dev bpftoo
        protobuf-compiler libprotobuf-dev libspdlog-dev libfmt-dev libsqlite3-dev
        libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
 test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping sqlite3
-      clang-format prometheus systemd kubernetes-client)
+      clang-format prometheus systemd)
 
 missing=()
 for p in "${build[@]}" "${test[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# kubectl (for rendering the kustomize manifests) may come from another package (the
+# machine image ships Google's kubectl, which conflicts with Debian's kubernetes-client).
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if ((${#missing[@]} == 0)); then
   exit 0
 fi
