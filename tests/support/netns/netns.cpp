@@ -1,0 +1,324 @@
+#include "tests/support/netns/netns.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <linux/magic.h>
+
+namespace meshd::test {
+namespace {
+
+std::atomic<unsigned> g_counter{0};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  f.flush();
+  if (!f) throw std::runtime_error("cannot write '" + text + "' to " + path);
+}
+
+}  // namespace
+
+bool is_root() {
+  return ::geteuid() == 0;
+}
+
+bool skip_unless_root() {
+  if (is_root()) return false;
+  // GTEST_SKIP() expands to a `return`, so it lives in a lambda of its own.
+  [] { GTEST_SKIP() << "needs root (netns / bpf / cgroup v2)"; }();
+  return true;
+}
+
+std::string unique_name(std::string_view base) {
+  return std::string(base) + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(g_counter.fetch_add(1));
+}
+
+std::string unique_ifname(std::string_view base) {
+  // base(<=4) + pid(<=7) + counter in base 36 (<=4 for any sane test) = 15 at most.
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  unsigned n = g_counter.fetch_add(1);
+  std::string suffix;
+  do {
+    suffix.insert(suffix.begin(), kDigits[n % 36]);
+    n /= 36;
+  } while (n != 0);
+  std::string name = std::string(base.substr(0, 4)) + std::to_string(::getpid()) + suffix;
+  if (name.size() > 15) name = name.substr(name.size() - 15);
+  return name;
+}
+
+CommandResult run(const std::string& command) {
+  CommandResult result;
+  std::string full = "(" + command + ") 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
+  int status = ::pclose(pipe);
+  if (status == -1) return result;
+  if (WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    result.exit_code = 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string run_checked(const std::string& command) {
+  CommandResult r = run(command);
+  if (!r.ok()) {
+    throw std::runtime_error("command failed (exit " + std::to_string(r.exit_code) +
+                             "): " + command + "\n" + r.output);
+  }
+  return r.output;
+}
+
+// ---- NetNs ----------------------------------------------------------------------------
+
+NetNs::NetNs(std::string_view base) : name_(unique_name(base)) {
+  run_checked("ip netns add " + name_);
+  try {
+    run_checked(netns_prefix(*this) + "ip link set lo up");
+  } catch (...) {
+    run("ip netns del " + name_);
+    throw;
+  }
+}
+
+NetNs::~NetNs() {
+  run("ip netns del " + name_);
+}
+
+std::string netns_prefix(const NetNs& ns) {
+  return "nsenter --net=" + ns.path() + " ";
+}
+
+CommandResult run_in_netns(const NetNs& ns, const std::string& command) {
+  // Quote for sh -c: wrap in single quotes, escaping embedded ones.
+  std::string quoted = "'";
+  for (char c : command) {
+    if (c == '\'')
+      quoted += "'\\''";
+    else
+      quoted += c;
+  }
+  quoted += "'";
+  return run(netns_prefix(ns) + "sh -c " + quoted);
+}
+
+// ---- VethPair -------------------------------------------------------------------------
+
+VethPair::VethPair(std::string_view base, const NetNs& ns, const VethAddresses& addrs)
+    : host_(unique_ifname(base)), peer_(unique_ifname(base)) {
+  run_checked("ip link add " + host_ + " type veth peer name " + peer_);
+  try {
+    run_checked("ip link set " + peer_ + " netns " + ns.name());
+    const std::string in_ns = netns_prefix(ns);
+    if (!addrs.host_v4.empty()) run_checked("ip addr add " + addrs.host_v4 + " dev " + host_);
+    if (!addrs.host_v6.empty()) {
+      run_checked("ip -6 addr add " + addrs.host_v6 + " dev " + host_ + " nodad");
+    }
+    if (!addrs.peer_v4.empty()) {
+      run_checked(in_ns + "ip addr add " + addrs.peer_v4 + " dev " + peer_);
+    }
+    if (!addrs.peer_v6.empty()) {
+      run_checked(in_ns + "ip -6 addr add " + addrs.peer_v6 + " dev " + peer_ + " nodad");
+    }
+    run_checked("ip link set " + host_ + " up");
+    run_checked(in_ns + "ip link set " + peer_ + " up");
+  } catch (...) {
+    run("ip link del " + host_);
+    throw;
+  }
+}
+
+VethPair::~VethPair() {
+  run("ip link del " + host_);
+}
+
+int VethPair::host_ifindex() const {
+  std::ifstream f("/sys/class/net/" + host_ + "/ifindex");
+  int idx = 0;
+  f >> idx;
+  if (!f || idx <= 0) throw std::runtime_error("no ifindex for " + host_);
+  return idx;
+}
+
+// ---- cgroup v2 ------------------------------------------------------------------------
+
+std::string cgroup2_mount() {
+  std::ifstream mounts("/proc/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string dev, dir, type;
+    fields >> dev >> dir >> type;
+    if (type == "cgroup2") return dir;
+  }
+  throw std::runtime_error("no cgroup2 mount in /proc/mounts");
+}
+
+TestCgroup::TestCgroup(std::string_view base) : path_(cgroup2_mount() + "/" + unique_name(base)) {
+  if (::mkdir(path_.c_str(), 0755) != 0) {
+    throw std::runtime_error("mkdir " + path_ + ": " + std::strerror(errno));
+  }
+}
+
+TestCgroup::~TestCgroup() {
+  // A cgroup with live members cannot be removed: move them to the root first. Retry a few
+  // times because exiting processes can linger as members for a moment.
+  const std::string root_procs = cgroup2_mount() + "/cgroup.procs";
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    std::ifstream procs(path_ + "/cgroup.procs");
+    std::string pid;
+    while (procs >> pid) {
+      std::ofstream root(root_procs);
+      root << pid;
+    }
+    if (::rmdir(path_.c_str()) == 0 || errno == ENOENT) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::fprintf(stderr, "netns.hpp: could not remove cgroup %s: %s\n", path_.c_str(),
+               std::strerror(errno));
+}
+
+std::uint64_t TestCgroup::id() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) throw std::runtime_error("stat " + path_);
+  return st.st_ino;
+}
+
+void TestCgroup::add_pid(pid_t pid) const {
+  write_file(path_ + "/cgroup.procs", std::to_string(pid));
+}
+
+// ---- bpffs ----------------------------------------------------------------------------
+
+void ensure_bpffs() {
+  struct statfs fs {};
+  if (::statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return;
+  ::mkdir("/sys/fs/bpf", 0755);
+  if (::mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0) {
+    // A parallel test may have mounted it between our check and our mount.
+    if (::statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return;
+    throw std::runtime_error(std::string("mount bpffs at /sys/fs/bpf: ") + std::strerror(errno));
+  }
+}
+
+BpfPinDir::BpfPinDir(std::string_view base) {
+  ensure_bpffs();
+  path_ = "/sys/fs/bpf/" + unique_name(base);
+  if (::mkdir(path_.c_str(), 0700) != 0) {
+    throw std::runtime_error("mkdir " + path_ + ": " + std::strerror(errno));
+  }
+}
+
+BpfPinDir::~BpfPinDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);  // unlinking a pin drops the pin's reference
+  if (ec) std::fprintf(stderr, "netns.hpp: remove %s: %s\n", path_.c_str(), ec.message().c_str());
+}
+
+// ---- processes ------------------------------------------------------------------------
+
+BackgroundProcess::BackgroundProcess(const std::string& command) {
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::setpgid(pid_, pid_);  // also from the parent, so the kill below cannot race the child
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ <= 0) return;
+  ::kill(-pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+}
+
+int run_in_child(const TestCgroup* cgroup, std::string_view comm, const std::function<int()>& body,
+                 pid_t* child_pid, int timeout_ms) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::close(ready[0]);
+    std::string name(comm.substr(0, 15));
+    ::prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
+    char status = 0;
+    if (cgroup != nullptr) {
+      std::ofstream procs(cgroup->path() + "/cgroup.procs");
+      procs << ::getpid();
+      procs.flush();
+      if (!procs) status = 1;
+    }
+    ssize_t w = ::write(ready[1], &status, 1);
+    (void)w;
+    ::close(ready[1]);
+    if (status != 0) ::_exit(126);
+    int rc = body();
+    std::fflush(nullptr);
+    ::_exit(rc & 0xff);
+  }
+  ::close(ready[1]);
+  char status = 1;
+  ssize_t r = ::read(ready[0], &status, 1);
+  ::close(ready[0]);
+  if (child_pid != nullptr) *child_pid = pid;
+
+  int wstatus = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
+    if (w == pid) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &wstatus, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (r != 1 || status != 0) {
+    throw std::runtime_error("child could not join cgroup " +
+                             (cgroup ? cgroup->path() : std::string("(none)")));
+  }
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  return -1;
+}
+
+bool wait_until(const std::function<bool()>& predicate, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    if (predicate()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return predicate();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace meshd::test
