@@ -1,0 +1,262 @@
+#include "meshd/app/store.hpp"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace meshd::app {
+namespace {
+
+// Owns one prepared statement; finalised on every path out of a function.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() const { return s_; }
+  void bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
+  void bind_text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void bind_blob(int i, const void* p, std::size_t n) {
+    sqlite3_bind_blob(s_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
+  }
+  int step() { return sqlite3_step(s_); }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  std::int64_t col_int(int i) const { return sqlite3_column_int64(s_, i); }
+  double col_double(int i) const { return sqlite3_column_double(s_, i); }
+  std::string col_bytes(int i) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, i));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, i)))
+             : std::string();
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+std::unexpected<Error> db_error(sqlite3* db, const std::string& path, const std::string& what) {
+  int code = sqlite3_errcode(db);
+  std::string kind =
+      (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) ? "store_corrupt" : "store_error";
+  return fail(kind, "store " + path + ": " + what + ": " + sqlite3_errmsg(db));
+}
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('own_seq', 0), ('schema', 1);
+CREATE TABLE IF NOT EXISTS envelopes (
+  event_id BLOB PRIMARY KEY, origin TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
+  bytes BLOB NOT NULL, received_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS envelopes_expiry ON envelopes(expires_at);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+  prefix TEXT PRIMARY KEY, direction INTEGER NOT NULL, rule_id INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, score REAL NOT NULL);
+)sql";
+
+}  // namespace
+
+Result<Store> Store::open(const std::string& data_dir) {
+  if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return fail("store_error", "cannot create data dir " + data_dir + ": " + std::strerror(errno));
+  std::string path = data_dir + "/meshd.db";
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return fail("store_error", "cannot open store " + path + ": " + msg);
+  }
+  Store store(db, path);
+  sqlite3_busy_timeout(db, 2000);
+  // The first statement reads the header: a non-database file fails here with NOTADB.
+  if (auto r = store.exec("PRAGMA journal_mode=WAL"); !r) return std::unexpected(r.error());
+  {
+    Stmt check(db, "PRAGMA quick_check");
+    if (!check.ok() || check.step() != SQLITE_ROW)
+      return db_error(db, path, "integrity check could not run");
+    std::string verdict = check.col_bytes(0);
+    if (verdict != "ok")
+      return fail("store_corrupt", "store " + path + " failed its integrity check (" + verdict +
+                                       "); move it aside to start with an empty store");
+  }
+  if (auto r = store.exec("PRAGMA synchronous=NORMAL"); !r) return std::unexpected(r.error());
+  if (auto r = store.exec(kSchema); !r) return std::unexpected(r.error());
+  return store;
+}
+
+Store::Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+Store::Store(Store&& o) noexcept : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)) {}
+Store& Store::operator=(Store&& o) noexcept {
+  if (this != &o) {
+    sqlite3_close(db_);
+    db_ = std::exchange(o.db_, nullptr);
+    path_ = std::move(o.path_);
+  }
+  return *this;
+}
+Store::~Store() {
+  sqlite3_close(db_);
+}
+
+Result<void> Store::exec(const char* sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    auto e = db_error(db_, path_, err ? err : "exec failed");
+    sqlite3_free(err);
+    return e;
+  }
+  return {};
+}
+
+Result<std::uint64_t> Store::next_sequence() {
+  Stmt s(db_, "UPDATE meta SET value = value + 1 WHERE key = 'own_seq' RETURNING value");
+  if (!s.ok() || s.step() != SQLITE_ROW) return db_error(db_, path_, "advancing the sequence");
+  auto v = static_cast<std::uint64_t>(s.col_int(0));
+  if (s.step() != SQLITE_DONE) return db_error(db_, path_, "committing the sequence");
+  return v;
+}
+
+Result<std::uint64_t> Store::last_sequence() const {
+  Stmt s(db_, "SELECT value FROM meta WHERE key = 'own_seq'");
+  if (!s.ok() || s.step() != SQLITE_ROW) return db_error(db_, path_, "reading the sequence");
+  return static_cast<std::uint64_t>(s.col_int(0));
+}
+
+Result<void> Store::put_envelopes(std::span<const StoredEnvelope> envelopes) {
+  if (envelopes.empty()) return {};
+  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  Stmt s(db_,
+         "INSERT OR IGNORE INTO envelopes(event_id, origin, seq, kind, bytes, received_at, "
+         "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  bool ok = s.ok();
+  for (const auto& e : envelopes) {
+    if (!ok) break;
+    s.bind_blob(1, e.event_id.data(), e.event_id.size());
+    s.bind_text(2, e.origin);
+    s.bind(3, static_cast<std::int64_t>(e.seq));
+    s.bind(4, static_cast<std::int64_t>(e.kind));
+    s.bind_blob(5, e.bytes.data(), e.bytes.size());
+    s.bind(6, e.received_at);
+    s.bind(7, e.expires_at);
+    ok = s.step() == SQLITE_DONE;
+    s.reset();
+  }
+  if (!ok) {
+    auto e = db_error(db_, path_, "storing envelopes");
+    (void)exec("ROLLBACK");
+    return e;
+  }
+  return exec("COMMIT");
+}
+
+Result<std::vector<StoredEnvelope>> Store::load_envelopes() const {
+  Stmt s(db_,
+         "SELECT event_id, origin, seq, kind, bytes, received_at, expires_at FROM envelopes "
+         "ORDER BY origin, seq");
+  if (!s.ok()) return db_error(db_, path_, "loading envelopes");
+  std::vector<StoredEnvelope> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    StoredEnvelope e;
+    auto id = s.col_bytes(0);
+    if (id.size() != e.event_id.size())
+      return fail("store_corrupt", "store " + path_ + ": an envelope has a malformed event id");
+    std::memcpy(e.event_id.data(), id.data(), id.size());
+    e.origin = s.col_bytes(1);
+    e.seq = static_cast<std::uint64_t>(s.col_int(2));
+    e.kind = static_cast<int>(s.col_int(3));
+    e.bytes = s.col_bytes(4);
+    e.received_at = s.col_int(5);
+    e.expires_at = s.col_int(6);
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return db_error(db_, path_, "loading envelopes");
+  return out;
+}
+
+Result<std::size_t> Store::forget_expired(trust::TimeMs now) {
+  Stmt s(db_, "DELETE FROM envelopes WHERE expires_at < ?1");
+  if (!s.ok()) return db_error(db_, path_, "forgetting expired envelopes");
+  s.bind(1, now);
+  if (s.step() != SQLITE_DONE) return db_error(db_, path_, "forgetting expired envelopes");
+  return static_cast<std::size_t>(sqlite3_changes(db_));
+}
+
+Result<std::size_t> Store::envelope_count() const {
+  Stmt s(db_, "SELECT count(*) FROM envelopes");
+  if (!s.ok() || s.step() != SQLITE_ROW) return db_error(db_, path_, "counting envelopes");
+  return static_cast<std::size_t>(s.col_int(0));
+}
+
+Result<void> Store::put_blob(const std::string& key, const std::string& value) {
+  Stmt s(db_,
+         "INSERT INTO blobs(key, value) VALUES (?1, ?2) "
+         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  if (!s.ok()) return db_error(db_, path_, "storing " + key);
+  s.bind_text(1, key);
+  s.bind_blob(2, value.data(), value.size());
+  if (s.step() != SQLITE_DONE) return db_error(db_, path_, "storing " + key);
+  return {};
+}
+
+Result<std::optional<std::string>> Store::get_blob(const std::string& key) const {
+  Stmt s(db_, "SELECT value FROM blobs WHERE key = ?1");
+  if (!s.ok()) return db_error(db_, path_, "reading " + key);
+  s.bind_text(1, key);
+  int rc = s.step();
+  if (rc == SQLITE_DONE) return std::optional<std::string>{};
+  if (rc != SQLITE_ROW) return db_error(db_, path_, "reading " + key);
+  return std::optional<std::string>{s.col_bytes(0)};
+}
+
+Result<void> Store::replace_blocks(std::span<const StoredBlock> blocks) {
+  if (auto r = exec("BEGIN IMMEDIATE; DELETE FROM blocks;"); !r) return r;
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO blocks(prefix, direction, rule_id, expires_at, score) "
+         "VALUES (?1, ?2, ?3, ?4, ?5)");
+  bool ok = s.ok();
+  for (const auto& b : blocks) {
+    if (!ok) break;
+    s.bind_text(1, b.prefix);
+    s.bind(2, static_cast<std::int64_t>(b.direction));
+    s.bind(3, static_cast<std::int64_t>(b.rule_id));
+    s.bind(4, b.expires_at);
+    s.bind(5, b.score);
+    ok = s.step() == SQLITE_DONE;
+    s.reset();
+  }
+  if (!ok) {
+    auto e = db_error(db_, path_, "storing blocks");
+    (void)exec("ROLLBACK");
+    return e;
+  }
+  return exec("COMMIT");
+}
+
+Result<std::vector<StoredBlock>> Store::load_blocks() const {
+  Stmt s(db_, "SELECT prefix, direction, rule_id, expires_at, score FROM blocks ORDER BY prefix");
+  if (!s.ok()) return db_error(db_, path_, "loading blocks");
+  std::vector<StoredBlock> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    out.push_back(StoredBlock{s.col_bytes(0), static_cast<int>(s.col_int(1)),
+                              static_cast<std::uint64_t>(s.col_int(2)), s.col_int(3),
+                              s.col_double(4)});
+  }
+  if (rc != SQLITE_DONE) return db_error(db_, path_, "loading blocks");
+  return out;
+}
+
+}  // namespace meshd::app

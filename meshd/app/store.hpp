@@ -1,0 +1,84 @@
+// Durable node state in SQLite (WAL mode) under node.data_dir: the node's own sequence
+// counter, every envelope it has accepted or issued (to serve anti-entropy and to restore
+// the core after a restart), the trust ledger, and the enforced blocks.
+//
+// Crash safety: every write is one transaction. WAL with synchronous=NORMAL is durable
+// against a process crash (kill -9) because a commit has reached the WAL file in the OS page
+// cache before it returns; only a power loss can lose the last commits. The sequence counter
+// is advanced and committed BEFORE the claim using it is signed, so a crash can skip a
+// number but never reuse one.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "meshd/common/result.hpp"
+#include "trust/time.hpp"
+
+struct sqlite3;
+
+namespace meshd::app {
+
+struct StoredEnvelope {
+  std::array<std::uint8_t, 32> event_id{};
+  std::string origin;     // node id of the signer
+  std::uint64_t seq = 0;  // origin's sequence number
+  int kind = 0;           // core::EventKind as an integer
+  std::string bytes;      // the exact serialized Envelope
+  trust::TimeMs received_at = 0;
+  trust::TimeMs expires_at = 0;  // after this the envelope is no longer needed
+};
+
+struct StoredBlock {
+  std::string prefix;  // CIDR text
+  int direction = 3;
+  std::uint64_t rule_id = 0;
+  trust::TimeMs expires_at = 0;
+  double score = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if absent) `<data_dir>/meshd.db`; creates data_dir with mode 0700.
+  // A file that is not a healthy SQLite database is an error ("store_corrupt"), never
+  // silently replaced.
+  static Result<Store> open(const std::string& data_dir);
+
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  ~Store();
+
+  const std::string& path() const { return path_; }
+
+  // Reserves and durably records the next own sequence number (first is 1).
+  Result<std::uint64_t> next_sequence();
+  Result<std::uint64_t> last_sequence() const;
+
+  // Inserts envelopes in one transaction; an event id already stored is ignored.
+  Result<void> put_envelopes(std::span<const StoredEnvelope> envelopes);
+  Result<std::vector<StoredEnvelope>> load_envelopes() const;
+  // Deletes envelopes whose expires_at < now; returns how many.
+  Result<std::size_t> forget_expired(trust::TimeMs now);
+  Result<std::size_t> envelope_count() const;
+
+  // Small named blobs (trust ledger state, quarantines).
+  Result<void> put_blob(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> get_blob(const std::string& key) const;
+
+  // The enforced set, replaced as a whole in one transaction.
+  Result<void> replace_blocks(std::span<const StoredBlock> blocks);
+  Result<std::vector<StoredBlock>> load_blocks() const;
+
+ private:
+  Store(sqlite3* db, std::string path);
+  Result<void> exec(const char* sql) const;
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace meshd::app

@@ -1,0 +1,149 @@
+#include "meshd/app/store.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace meshd::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("meshd-store-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  Store open() {
+    auto s = Store::open(dir_.string());
+    EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message);
+    return std::move(*s);
+  }
+  static StoredEnvelope env(std::uint8_t id, std::string origin, std::uint64_t seq,
+                            trust::TimeMs exp) {
+    StoredEnvelope e;
+    e.event_id.fill(id);
+    e.origin = std::move(origin);
+    e.seq = seq;
+    e.kind = 1;
+    e.bytes = std::string("\x00\x01signed", 8) + std::to_string(id);
+    e.received_at = 1000;
+    e.expires_at = exp;
+    return e;
+  }
+  fs::path dir_;
+};
+
+TEST_F(StoreTest, CreatesDataDirOwnerOnlyAndUsesWal) {
+  auto s = open();
+  EXPECT_EQ(fs::status(dir_).permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_TRUE(fs::exists(dir_ / "meshd.db-wal"));
+}
+
+TEST_F(StoreTest, SequenceIsMonotonicAcrossReopen) {
+  {
+    auto s = open();
+    EXPECT_EQ(*s.next_sequence(), 1u);
+    EXPECT_EQ(*s.next_sequence(), 2u);
+  }
+  auto s = open();
+  EXPECT_EQ(*s.last_sequence(), 2u);
+  EXPECT_EQ(*s.next_sequence(), 3u);
+}
+
+TEST_F(StoreTest, EnvelopesRoundTripAndDuplicatesAreIgnored) {
+  auto s = open();
+  std::vector<StoredEnvelope> in{env(1, "a", 1, 5000), env(2, "a", 2, 9000), env(3, "b", 1, 9000)};
+  ASSERT_TRUE(s.put_envelopes(in));
+  ASSERT_TRUE(s.put_envelopes(std::span(in).first(1)));  // same event id again
+  auto out = s.load_envelopes();
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->size(), 3u);
+  EXPECT_EQ((*out)[1].bytes, in[1].bytes);
+  EXPECT_EQ((*out)[1].event_id, in[1].event_id);
+  EXPECT_EQ(*s.forget_expired(6000), 1u);
+  EXPECT_EQ(*s.envelope_count(), 2u);
+}
+
+TEST_F(StoreTest, BlobsAndBlocksRoundTrip) {
+  auto s = open();
+  ASSERT_TRUE(s.put_blob("ledger", std::string("\0bin\xff", 5)));
+  ASSERT_TRUE(s.put_blob("ledger", std::string("v2")));
+  EXPECT_EQ(**s.get_blob("ledger"), "v2");
+  EXPECT_FALSE(s.get_blob("missing")->has_value());
+  std::vector<StoredBlock> blocks{{"10.0.0.0/8", 3, 7, 1234, 0.9},
+                                  {"2001:db8::/32", 1, 8, 99, 0.5}};
+  ASSERT_TRUE(s.replace_blocks(blocks));
+  ASSERT_TRUE(s.replace_blocks(std::span(blocks).first(1)));
+  auto out = s.load_blocks();
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].prefix, "10.0.0.0/8");
+  EXPECT_EQ((*out)[0].rule_id, 7u);
+}
+
+TEST_F(StoreTest, GarbageFileIsAClearStartupErrorAndIsNotReplaced) {
+  fs::create_directories(dir_);
+  std::string garbage(8192, 'x');
+  std::ofstream(dir_ / "meshd.db") << garbage;
+  auto s = Store::open(dir_.string());
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, "store_corrupt");
+  EXPECT_NE(s.error().message.find("meshd.db"), std::string::npos);
+  std::ifstream in(dir_ / "meshd.db");
+  std::string after((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(after, garbage);
+}
+
+// A child process writes and is killed with SIGKILL in the middle of its work; whatever it
+// committed must be there, and sequence numbers must never be handed out twice.
+TEST_F(StoreTest, KillNineLosesNoCommittedWriteAndNeverReusesASequence) {
+  { auto s = open(); }
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(pipefd[0]);
+    auto s = Store::open(dir_.string());
+    if (!s) ::_exit(1);
+    for (std::uint8_t i = 1;; ++i) {
+      auto seq = s->next_sequence();
+      if (!seq) ::_exit(2);
+      StoredEnvelope e = env(i, "self", *seq, 1 << 30);
+      if (!s->put_envelopes(std::span(&e, 1))) ::_exit(3);
+      // Report only after the commit returned: the parent checks all reported writes.
+      std::uint64_t v = *seq;
+      if (::write(pipefd[1], &v, sizeof v) != sizeof v) ::_exit(4);
+      if (i == 200) ::pause();
+    }
+  }
+  ::close(pipefd[1]);
+  std::uint64_t last_reported = 0, v = 0;
+  for (int n = 0; n < 50 && ::read(pipefd[0], &v, sizeof v) == sizeof v; ++n) last_reported = v;
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  while (::read(pipefd[0], &v, sizeof v) == sizeof v) last_reported = v;
+  ::close(pipefd[0]);
+  ASSERT_GE(last_reported, 50u);
+
+  auto s = open();
+  auto envs = s.load_envelopes();
+  ASSERT_TRUE(envs);
+  std::uint64_t max_seq = 0;
+  for (const auto& e : *envs) max_seq = std::max(max_seq, e.seq);
+  EXPECT_GE(max_seq, last_reported);       // nothing reported as committed is lost
+  EXPECT_GE(*s.last_sequence(), max_seq);  // the counter is never behind a used number
+  EXPECT_GT(*s.next_sequence(), max_seq);  // so the next one is fresh
+}
+
+}  // namespace
+}  // namespace meshd::app
