@@ -1,0 +1,339 @@
+// The acceptance engine: one per node. Sans-I/O: every entry point takes `now`, returns the
+// block changes to apply (enforce / retime / lift) and never reads a clock, draws randomness
+// or does I/O. The daemon and the simulator link the same code.
+//
+// Contract (DESIGN.md "Trust and acceptance", mode `trust`):
+//  I1 no block overlapping a protected prefix is ever returned as enforce/retime;
+//  I2 one failure domain's claims never raise S above s_cap;
+//  I3 blocks enforced on one origin's sole support are paid from its trust-scaled token
+//     bucket; excess waits ("pending") and is re-considered when tokens refill;
+//  I4 every block carries expires_at <= since + ttl_max (ttl_single while single-domain)
+//     and is lifted by tick() at expiry;
+//  I5 equivocation, protected targets and gross overrun yield a MisbehaviourRecord and
+//     quarantine the origin, lifting what loses support in the same call;
+//  I6 every trust drop re-evaluates the origin's targets and lifts/retimes in the same call;
+//  I7 a trusted, confident claim on a cheap target is enforced by on_claim itself;
+//  I8 decide() is a pure function of (params, ledger, claims, usage, now).
+//
+// Time: the engine remembers the latest `now` it was given and treats an earlier one as that
+// latest time (a clock stepping back never un-expires or extends anything).
+// Decisions are per exact target prefix; a target's block direction is the union of the
+// directions of its active claims.
+// Thread-compatibility: not thread-safe; one owner drives it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "meshd/common/result.hpp"
+#include "trust/direction.hpp"
+#include "trust/ledger.hpp"
+#include "trust/params.hpp"
+#include "trust/prefix.hpp"
+#include "trust/time.hpp"
+#include "trust/types.hpp"
+#include "trust/usage.hpp"
+
+namespace meshd::trust {
+
+// A prefix this node must never block (I1). Any claim OVERLAPPING it is never enforced;
+// a claim TARGETING it (claim prefix contained in it) is misbehaviour when `fleet_wide`
+// (other nodes share the list, so they can verify the proof). Node-local entries (own
+// addresses, default gateway, DNS) only reject such claims.
+struct ProtectedPrefix {
+  Prefix prefix;
+  std::string reason;      // shown by explain, e.g. "kubernetes api", "own address"
+  bool fleet_wide = true;  // true: targeting it is provable misbehaviour
+};
+
+// Loopback and link-local, v4 and v6 (node-local). The engine always adds these in mode
+// `trust`; exposed so the daemon can print them.
+std::vector<ProtectedPrefix> builtin_protected();
+
+struct LocalContext {
+  Origin self;  // this node; its own claims have trust t_cap
+  std::vector<ProtectedPrefix> protected_prefixes;
+  const UsageSource* usage = nullptr;  // not owned; may be null (no usage term)
+};
+
+enum class ChangeCause : std::uint8_t {
+  evidence,           // claims arrived / changed the score
+  expiry,             // block or its supporting claims expired
+  retraction,         // an origin withdrew its claim
+  trust,              // an origin's trust changed (feedback, proof, decay)
+  operator_decision,  // operator block/unblock/allow/clear
+  protected_list,     // set_protected() made the target protected
+  params,             // set_params() changed the policy
+  budget,             // a pending block got budget tokens
+};
+std::string_view to_string(ChangeCause c);
+
+struct BlockChange {
+  enum class Kind : std::uint8_t { enforce, retime, lift };
+  Kind kind = Kind::enforce;
+  Prefix prefix;
+  Direction direction = Direction::both;  // enforce/retime: new; lift: what was enforced
+  TimeMs expires_at = 0;                  // enforce/retime: absolute expiry; lift: 0
+  double score = 0;                       // S at the time of the change
+  ChangeCause cause = ChangeCause::evidence;
+  bool operator==(const BlockChange&) const = default;
+};
+std::string_view to_string(BlockChange::Kind k);
+
+struct EnforcedBlock {
+  Prefix prefix;
+  Direction direction = Direction::both;
+  TimeMs since = 0;  // start of this continuous enforcement
+  TimeMs expires_at = 0;
+  double score = 0;
+  bool by_operator = false;
+};
+
+enum class MisbehaviourKind : std::uint8_t { equivocation, protected_target, budget_overrun };
+std::string_view to_string(MisbehaviourKind k);
+
+struct OffendingClaim {
+  ClaimFacts facts;
+  Digest digest{};
+};
+
+// Evidence that an origin misbehaved. The daemon attaches the signed envelopes of `claims`
+// (looked up by origin + seq + digest) to build a self-verifying MisbehaviourProof.
+struct MisbehaviourRecord {
+  MisbehaviourKind kind = MisbehaviourKind::equivocation;
+  Origin origin;
+  std::vector<OffendingClaim> claims;  // equivocation: both bodies; protected: the claim;
+                                       // overrun: the claims in the window
+  TimeMs detected_at = 0;
+  std::string reason;  // one sentence for logs and explain
+};
+
+enum class ClaimStatus : std::uint8_t {
+  accepted,     // stored; it counts towards its target's decision
+  duplicate,    // same (origin, seq, digest) already known: nothing changed
+  stale,        // the origin already has a newer claim on this target: ignored
+  retracted,    // the origin had already retracted this seq: ignored
+  rejected,     // invalid or from a quarantined origin: see Outcome::error
+  misbehaviour  // proof of misbehaviour: see Outcome::misbehaviour (origin quarantined)
+};
+std::string_view to_string(ClaimStatus s);
+
+struct Outcome {
+  ClaimStatus status = ClaimStatus::accepted;
+  std::optional<Error> error;                      // set when rejected
+  std::optional<MisbehaviourRecord> misbehaviour;  // set when misbehaviour
+  std::vector<BlockChange> changes;                // apply these, in order
+};
+
+enum class RetractionStatus : std::uint8_t {
+  applied,     // the claim was removed
+  remembered,  // claim not (yet) known: the retraction is kept so the claim is ignored later
+  duplicate,   // already retracted
+};
+struct RetractionOutcome {
+  RetractionStatus status = RetractionStatus::applied;
+  std::vector<BlockChange> changes;
+};
+
+// Authoritative, operator-key-signed decisions (verified by the daemon).
+struct OperatorDecision {
+  enum class Action : std::uint8_t {
+    block,    // enforce prefix regardless of evidence (never a protected prefix: I1)
+    unblock,  // lift now and drop the current claims on exactly this prefix
+    allow,    // never enforce anything overlapping prefix until expires_at
+    clear,    // remove an operator block/allow on exactly this prefix
+  };
+  Action action = Action::block;
+  Prefix prefix;
+  Direction direction = Direction::both;  // for block
+  TimeMs expires_at = 0;  // block/allow; 0 or beyond operator_ttl_max = now + operator_ttl_max
+  bool false_positive = false;  // unblock: the claims were wrong; lowers their origins' trust
+  std::string reason;
+};
+
+enum class Verdict : std::uint8_t {
+  enforce,           // S >= threshold (or quorum met / naive) and budget allows
+  below_threshold,   // S < C/(B+C)
+  protected_prefix,  // overlaps a protected prefix: never enforced (I1)
+  operator_allow,    // overlaps an operator allow
+  operator_block,    // operator block: enforced regardless of evidence
+  pending_budget,    // single-domain support, but the paying origin has no token (I3)
+  no_claims,         // no active claims
+  quorum_not_met,    // mode quorum: fewer than K distinct origins
+};
+std::string_view to_string(Verdict v);
+
+// Result of decide(): the pure decision for one target at `now`.
+struct Decision {
+  Verdict verdict = Verdict::no_claims;
+  bool enforce = false;
+  double score = 0;         // S
+  double cost = 0;          // C (infinity when protected)
+  double benefit = 0;       // B
+  double threshold = 1;     // C / (B + C)
+  std::size_t domains = 0;  // failure domains with positive support
+  std::size_t origins = 0;  // distinct origins with active claims
+  bool single_domain = false;
+  DurationMs ttl = 0;     // TTL the policy grants now (before the since-based caps)
+  TimeMs expires_at = 0;  // expiry if enforced at `now` (all caps applied)
+  Direction direction = Direction::both;
+};
+
+struct ClaimExplanation {
+  Origin origin;
+  std::uint64_t seq = 0;
+  std::string detector;
+  Severity severity = Severity::medium;
+  Direction direction = Direction::both;
+  double trust = 0;
+  double confidence = 0;
+  double contribution = 0;  // trust * confidence
+  bool quarantined = false;
+  TimeMs issued_at = 0;
+  TimeMs expires_at = 0;
+};
+
+struct DomainExplanation {
+  DomainId domain;
+  double max_contribution = 0;  // max t*c over the domain's origins
+  double support = 0;           // min(s_cap, max_contribution)
+  NodeId lead;                  // origin giving the max
+};
+
+struct BudgetExplanation {
+  bool applies = false;     // single-domain support: the lead origin pays
+  NodeId origin;            // who pays
+  double tokens = 0;        // tokens now
+  double capacity = 0;      // bucket size at its trust
+  double rate_per_min = 0;  // refill at its trust
+  bool pending = false;     // waiting for a token
+  TimeMs retry_at = 0;      // when a token is available (pending only)
+};
+
+struct Explanation {
+  Prefix prefix;
+  TimeMs now = 0;
+  std::string policy;  // "trust", "naive", "quorum:K"
+  Decision decision;
+  std::vector<ClaimExplanation> claims;    // sorted by contribution, highest first
+  std::vector<DomainExplanation> domains;  // sorted by support, highest first
+  std::uint64_t flows = 0;                 // usage input of the cost model
+  BudgetExplanation budget;
+  std::string protected_reason;        // non-empty: why it is protected/allowed
+  std::optional<Prefix> protected_by;  // the protected/allowed prefix it overlaps
+  bool enforced = false;               // currently enforced by this engine
+  TimeMs enforced_since = 0;
+  TimeMs enforced_until = 0;
+  bool by_operator = false;
+};
+
+// Human-readable multi-line rendering for `meshctl explain`.
+std::string format_explanation(const Explanation& e);
+
+// Counters for metrics export; monotonic except the gauges marked so.
+struct EngineStats {
+  std::uint64_t claims_received = 0;
+  std::uint64_t claims_accepted = 0;
+  std::uint64_t claims_duplicate = 0;
+  std::uint64_t claims_stale = 0;
+  std::uint64_t claims_retracted = 0;    // ignored because retracted earlier
+  std::uint64_t claims_rejected = 0;     // all reasons
+  std::uint64_t rejected_bad_input = 0;  // validate() failed
+  std::uint64_t rejected_future = 0;     // issued too far ahead
+  std::uint64_t rejected_expired = 0;    // already expired on arrival
+  std::uint64_t rejected_quarantined = 0;
+  std::uint64_t rejected_protected = 0;  // targets a protected prefix
+  std::uint64_t misbehaviour_detected = 0;
+  std::uint64_t proofs_applied = 0;
+  std::uint64_t retractions = 0;
+  std::uint64_t retractions_early = 0;
+  std::uint64_t operator_decisions = 0;
+  std::uint64_t blocks_enforced = 0;
+  std::uint64_t blocks_retimed = 0;
+  std::uint64_t blocks_lifted = 0;
+  std::uint64_t budget_deferrals = 0;  // times a block waited for a token
+  std::uint64_t trust_gains = 0;
+  std::uint64_t trust_losses = 0;
+  std::uint64_t clock_regressions = 0;  // calls with `now` earlier than the latest seen
+  // gauges
+  std::uint64_t active_claims = 0;
+  std::uint64_t active_blocks = 0;
+  std::uint64_t pending_blocks = 0;
+};
+
+class Engine {
+ public:
+  // Throws std::invalid_argument if params.validate() fails (a start-up error); use create()
+  // to get the error as a value.
+  Engine(const Params& params, LocalContext ctx, TimeMs now = 0);
+  static Result<Engine> create(const Params& params, LocalContext ctx, TimeMs now = 0);
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+  ~Engine();
+
+  // Makes a certified origin known at the prior (no effect if known; updates its domain).
+  void register_origin(const NodeId& node, const DomainId& domain, TimeMs now);
+
+  // A verified claim and the digest of its signed body. Unknown origins are registered at the
+  // prior. Returns what happened and the block changes to apply.
+  Outcome on_claim(const ClaimFacts& claim, const Digest& body_digest, TimeMs now);
+  // The origin withdraws its claim `claim_seq`. Retractions of unknown claims are remembered
+  // (for ttl_max) so the claim is ignored if it arrives later.
+  RetractionOutcome on_retraction(const NodeId& origin, std::uint64_t claim_seq, TimeMs now);
+  // Operator decision (authoritative). Error "protected" when blocking a protected prefix.
+  Result<std::vector<BlockChange>> on_operator_decision(const OperatorDecision& d, TimeMs now);
+
+  // Checks that a (signature-verified) record really proves misbehaviour under this node's
+  // params and fleet-wide protected list. Error "bad_proof" naming what does not hold.
+  Result<void> check_misbehaviour(const MisbehaviourRecord& r) const;
+  // Quarantines the origin (trust 0 for quarantine_ms) and lifts/retimes what loses support.
+  // Mode naive/quorum: no effect (they have no trust).
+  std::vector<BlockChange> apply_proof(const NodeId& origin, TimeMs now);
+
+  // Feedback: this node's own sensor saw malicious activity for addresses in `prefix`: every
+  // origin with an active claim on a target overlapping it gains trust (once per claim).
+  std::vector<BlockChange> on_local_corroboration(const Prefix& prefix, TimeMs now);
+  // Feedback: this node has strong benign evidence for `prefix`: origins claiming targets
+  // overlapping it lose trust (once per claim).
+  std::vector<BlockChange> on_local_contradiction(const Prefix& prefix, TimeMs now);
+
+  // Expiry of claims/blocks/quarantines/allows, budget retries, batched trust gains, decay.
+  // Call at (or after) next_deadline().
+  std::vector<BlockChange> tick(TimeMs now);
+  // Earliest time tick() has work; nullopt if none.
+  std::optional<TimeMs> next_deadline() const;
+
+  // Re-decides a target (e.g. after its usage changed) / every target with claims.
+  std::vector<BlockChange> reevaluate(const Prefix& prefix, TimeMs now);
+  std::vector<BlockChange> reevaluate_all(TimeMs now);
+
+  // Pure queries (I8): no state changes.
+  Decision decide(const Prefix& prefix, TimeMs now) const;
+  Explanation explain(const Prefix& prefix, TimeMs now) const;
+  // Explanations of every known target overlapping `prefix` (for `meshctl explain IP`),
+  // most specific first; includes `prefix` itself if known.
+  std::vector<Explanation> explain_overlapping(const Prefix& prefix, TimeMs now) const;
+
+  std::vector<EnforcedBlock> enforced() const;  // sorted by prefix
+  std::optional<EnforcedBlock> enforced(const Prefix& prefix) const;
+  const TrustLedger& ledger() const;
+  // Replaces the ledger (e.g. loaded from disk) and re-evaluates everything.
+  std::vector<BlockChange> restore_ledger(TrustLedger ledger, TimeMs now);
+
+  // Replaces the configured protected list (builtins are kept); lifts what became protected.
+  std::vector<BlockChange> set_protected(std::vector<ProtectedPrefix> list, TimeMs now);
+  // SIGHUP reload: validates, swaps params, re-evaluates every target.
+  Result<std::vector<BlockChange>> set_params(const Params& params, TimeMs now);
+  const Params& params() const;
+
+  const EngineStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshd::trust

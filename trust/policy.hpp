@@ -1,0 +1,33 @@
+// The pure formulas of DESIGN.md "Trust and acceptance": evidence, cost, benefit, threshold
+// and TTL. Stateless; the Engine composes them. Exposed so tests, the simulator and
+// `meshctl explain` use the very same arithmetic.
+#pragma once
+
+#include <span>
+
+#include "trust/params.hpp"
+#include "trust/prefix.hpp"
+#include "trust/time.hpp"
+#include "trust/types.hpp"
+
+namespace meshd::trust {
+
+// One failure domain's support: min(s_cap, max over its origins of t*c).
+double domain_support(double max_t_times_c, const Params& p);
+// Noisy-OR over per-domain supports: S = 1 - prod(1 - s_d). Each s_d is clamped to [0, 1].
+double noisy_or(std::span<const double> domain_supports);
+
+// Prefix breadth used by the cost model: v4 host bits (0 for /32, 32 for /0); v6 host bits
+// beyond a /64 (a /64 is one host's subnet), so 0..64.
+int effective_host_bits(const Prefix& p);
+// C(X) = cost_base + cost_usage * log2(1 + flows) + cost_breadth * effective_host_bits.
+// (Protected prefixes are infinite cost; the Engine handles them before calling this.)
+double cost(const Prefix& target, std::uint64_t flows, const Params& p);
+double benefit(Severity s, const Params& p);
+// Decision threshold C / (B + C); 1 when B <= 0 (nothing to gain: never enforce).
+double threshold(double cost, double benefit);
+// TTL for score S above threshold `thr`: ttl_min + (ttl_max - ttl_min) * (S - thr)/(1 - thr),
+// capped at ttl_max, and at ttl_single when `single_domain`.
+DurationMs ttl_for(double score, double thr, bool single_domain, const Params& p);
+
+}  // namespace meshd::trust
