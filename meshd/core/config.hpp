@@ -1,0 +1,95 @@
+// Gossip parameters of meshd/core, with documented defaults. The daemon maps YAML
+// `mesh.<name>` keys onto it; the simulator sets fields directly. Units are in the names.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "meshd/common/result.hpp"
+#include "trust/time.hpp"
+
+namespace meshd::core {
+
+struct Config {
+  // --- overlay ---
+  // Connections a node aims for, inbound + outbound (DESIGN.md "Gossip"). The core does not
+  // dial; drivers read it. The core accepts up to max_peers and disconnects beyond.
+  std::size_t target_degree = 8;
+  std::size_t max_peers = 64;
+
+  // --- dedup (seen-set of event ids, checked BEFORE opening) ---
+  // Two generations of flat hash sets: an id is remembered for between seen_ttl_ms/2 and
+  // seen_ttl_ms, and at most seen_capacity ids are kept (a full generation rotates early).
+  // After eviction a late copy is opened once more and recognised by (origin, seq).
+  std::size_t seen_capacity = 1 << 18;
+  trust::DurationMs seen_ttl_ms = 10 * trust::kMinute;
+
+  // --- store of known envelopes (serves anti-entropy) ---
+  // Bounded: beyond store_capacity the envelopes expiring first are forgotten. An event is
+  // kept until its own expiry (claims: issued_at + requested TTL capped at ttl_max of the
+  // engine) or store_retention_ms after issue for other kinds.
+  std::size_t store_capacity = 200'000;
+  trust::DurationMs store_retention_ms = 24 * trust::kHour;
+  trust::DurationMs claim_ttl_cap_ms = 24 * trust::kHour;
+
+  // --- anti-entropy ---
+  // Every period (uniformly jittered in [1 - jitter, 1 + jitter] x period) the node sends its
+  // full version vector to `anti_entropy_fanout` random peers; and always to a peer that
+  // comes up. A receiver requests what it lacks and answers with its own vector when the
+  // sender lacks something (at most once per reply_min_interval per peer: no ping-pong).
+  trust::DurationMs anti_entropy_period_ms = 2000;
+  double anti_entropy_jitter = 0.25;
+  std::size_t anti_entropy_fanout = 1;
+  trust::DurationMs vv_reply_min_interval_ms = 1000;
+  std::uint64_t max_range_span = 256;           // seqs per RangeRequest
+  std::size_t max_range_envelopes = 256;        // envelopes per RangeResponse
+  std::size_t max_requests_per_vector = 64;     // RangeRequests sent for one received vector
+  std::size_t max_outstanding_requests = 128;   // per peer; more are not sent until answered
+  trust::DurationMs request_timeout_ms = 5000;  // an unanswered request is forgotten
+  // Held seqs are tracked up to this far above the contiguous mark; an event further ahead
+  // slides the window (older gaps are given up: they are long expired for an honest origin).
+  std::uint64_t out_of_order_window = 4096;
+
+  // --- per-peer rate limit (token bucket over messages of any kind) ---
+  double peer_rate_per_s = 500;
+  double peer_burst = 2000;
+
+  // --- per-origin rate limit (token bucket over new events of one signer; operator
+  // decisions exempt). Excess waits in a bounded per-origin queue and is processed when
+  // tokens refill; beyond the queue it is dropped (counted) without marking the seq held,
+  // so anti-entropy fetches it again later: honest bursts converge, floods stay bounded.
+  double origin_rate_per_min = 600;
+  double origin_burst = 200;
+  std::size_t origin_queue_max = 256;
+  std::size_t deferred_total_max = 8192;
+
+  // --- peer scoring (transport level). A peer's penalty decays exponentially with
+  // score_half_life_ms; at penalty >= score_threshold it is disconnected and banned for
+  // ban_base_ms, doubling for each further ban of the same peer id up to ban_max_ms.
+  double penalty_invalid = 20;     // failed open: bad signature / unknown signer
+  double penalty_malformed = 10;   // undecodable envelope or message, bad range request,
+                                   // unsolicited range response
+  double penalty_rate_limit = 1;   // per message over the per-peer rate limit
+  double penalty_duplicate = 0.5;  // per useless duplicate beyond the tolerance
+  // Duplicates a peer may send per dup_window_ms: dup_tolerance + (new events this node
+  // learned in the window): with eager push an honest peer duplicates each event at most once.
+  double dup_tolerance = 64;
+  trust::DurationMs dup_window_ms = 10 * trust::kSecond;
+  double score_threshold = 100;
+  trust::DurationMs score_half_life_ms = trust::kMinute;
+  trust::DurationMs ban_base_ms = trust::kMinute;
+  trust::DurationMs ban_max_ms = trust::kHour;
+
+  // --- misbehaviour proofs ---
+  // A node that detects misbehaviour quarantines at once, but publishes its proof only after
+  // a uniform delay in [0, proof_jitter_ms], and not at all if a valid proof for the same
+  // origin arrives first: a handful of proofs per incident instead of one per detector.
+  trust::DurationMs proof_jitter_ms = 300;
+
+  static Config defaults() { return Config{}; }
+  // Ranges and relations (periods > 0, jitter in [0, 1), capacities > 0, ...). Error code
+  // "bad_config", message names the field and the reason.
+  Result<void> validate() const;
+};
+
+}  // namespace meshd::core

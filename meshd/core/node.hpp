@@ -1,0 +1,234 @@
+// meshd/core: the sans-I/O gossip state machine of one node (DESIGN.md "Gossip").
+//
+// Inputs are method calls that each take `now` (Unix ms or virtual ms, never read here);
+// outputs are appended to an `Actions` the driver owns, clears and reuses (so the
+// per-message path allocates nothing in steady state). Randomness comes from the injected
+// Rng, crypto and codec from the injected EventOpener, every acceptance decision from the
+// injected trust::Engine. No sockets, threads, clocks or Asio: meshd/app (Asio) and
+// simulations/ (virtual clock) drive the same code.
+//
+// Behaviour (the contract):
+//  - Dedup: every received envelope's event id is checked against a bounded, time-evicted
+//    seen-set BEFORE opening; each distinct envelope is opened at most once while remembered.
+//    A copy arriving after eviction is opened again and recognised by (origin, seq, digest).
+//  - Forwarding: every new, valid event (claim, retraction, operator decision, proof) is
+//    pushed to every peer except the one it came from, whether or not this node enforces it
+//    (forwarding is about validity, enforcement about trust). Not forwarded: events that fail
+//    to open, duplicates, the second body of an equivocation (a proof goes out instead),
+//    events of an origin this node has quarantined, and events over the origin's rate limit.
+//  - Decisions: claims, retractions, operator decisions and proofs go to trust::Engine; its
+//    block changes are returned in Actions::blocks, in order.
+//  - Misbehaviour: the core detects equivocation across all kinds ((origin, seq) held with a
+//    different body digest); the engine detects claim equivocation, protected targets and
+//    gross budget overruns. Either way the origin is quarantined here at once
+//    (Engine::apply_proof) and, after a jittered delay unless a valid proof arrives first, a
+//    ProofRequest is returned carrying the offending envelopes. The driver signs it as a
+//    `MisbehaviourProof` body with its own key and next seq and hands the envelope back via
+//    on_local_event(), which gossips it like any event. A received proof is verified from its
+//    evidence alone (see ProofBody) and, if valid, quarantines the accused and lifts the
+//    blocks that lose support. Invalid proofs are dropped (not forwarded, counted).
+//  - Anti-entropy: per-origin version vectors (max contiguous seq; seqs above a gap are held
+//    and counted once the gap fills) are sent to a peer on peer-up and periodically (jittered)
+//    to random peers; missing ranges are requested (bounded spans, bounded outstanding
+//    requests) and served from the store of known envelopes. Envelopes pulled this way are
+//    new events like any other: applied and pushed on. "Held" seqs include those this node
+//    deliberately never stores: quarantined origins' events.
+//  - Peer scoring: failed opens, malformed messages, per-peer rate-limit violations and
+//    useless duplicates add weighted penalties (Config) that decay over time; at the threshold
+//    the peer gets a Disconnect action with a ban deadline (exponential back-off per peer id).
+//    A peer that comes up while banned is disconnected at once.
+//  - Rate limits: per peer (messages, token bucket; excess dropped and penalised) and per
+//    origin (new events; excess queued, then dropped WITHOUT marking the seq held so
+//    anti-entropy can fetch it later: honest bursts still converge).
+//  - Persistence: newly accepted events are returned as Persist actions, envelopes leaving the
+//    store as Forget actions; after a restart the driver passes the stored envelopes to
+//    restore(), which rebuilds the store, the version vector and the engine's claims without
+//    sending anything.
+//
+// Not thread-safe: one owner drives a Node. The Node keeps references to the engine, opener
+// and rng, which must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "meshd/common/result.hpp"
+#include "meshd/core/config.hpp"
+#include "meshd/core/messages.hpp"
+#include "meshd/core/opener.hpp"
+#include "trust/engine.hpp"
+
+namespace meshd::core {
+
+inline constexpr TimeMs kNoDeadline = std::numeric_limits<TimeMs>::max();
+
+struct Send {
+  PeerId peer = 0;
+  Message message;
+};
+
+// An event newly accepted into the store: write it to durable storage (meshd/app Store).
+struct Persist {
+  EventId id{};
+  std::string origin;
+  std::uint64_t seq = 0;
+  EventKind kind = EventKind::claim;
+  Envelope envelope;
+  TimeMs expires_at = 0;  // the store may drop it after this
+};
+
+// Close the connection; refuse the peer (incoming and outgoing) until ban_until.
+struct Disconnect {
+  PeerId peer = 0;
+  std::string reason;  // e.g. "score -104.0 <= -100 (invalid signatures)"
+  TimeMs ban_until = 0;
+};
+
+// Publish a misbehaviour proof: build a MisbehaviourProof body {accused, kind, evidence,
+// detail}, sign it with the node key and its next seq, and pass the envelope to
+// on_local_event(). The core has already quarantined `accused` locally.
+struct ProofRequest {
+  trust::NodeId accused;
+  trust::MisbehaviourKind kind = trust::MisbehaviourKind::equivocation;
+  std::vector<Envelope> evidence;
+  std::string detail;
+};
+
+struct Actions {
+  std::vector<Send> sends;
+  std::vector<trust::BlockChange> blocks;  // apply in order (enforce / retime / lift)
+  std::vector<Persist> persist;
+  std::vector<EventId> forget;  // remove from durable storage
+  std::vector<Disconnect> disconnects;
+  std::vector<ProofRequest> proofs;
+  // Earliest time the driver must call tick() (absolute). Always set by every call to the
+  // node's current next deadline; kNoDeadline if nothing is scheduled.
+  TimeMs next_deadline = kNoDeadline;
+
+  // Empties every list, keeping capacity (reuse one Actions across calls).
+  void clear() {
+    sends.clear();
+    blocks.clear();
+    persist.clear();
+    forget.clear();
+    disconnects.clear();
+    proofs.clear();
+    next_deadline = kNoDeadline;
+  }
+  bool empty() const {
+    return sends.empty() && blocks.empty() && persist.empty() && forget.empty() &&
+           disconnects.empty() && proofs.empty();
+  }
+};
+
+// Monotonic counters (gauges marked) for metrics export.
+struct Stats {
+  std::uint64_t messages_received = 0;
+  std::uint64_t pushes_received = 0;
+  std::uint64_t events_new = 0;           // distinct valid events accepted (push, sync, local)
+  std::uint64_t duplicates = 0;           // envelope already seen / (origin, seq) already held
+  std::uint64_t useless_duplicates = 0;   // duplicates beyond a peer's tolerance (penalised)
+  std::uint64_t invalid = 0;              // open failed: bad signature / unknown signer / other
+  std::uint64_t malformed = 0;            // undecodable envelopes and malformed messages
+  std::uint64_t stale = 0;                // open failed: outside freshness window
+  std::uint64_t rejected = 0;             // opened but refused by the engine or the core
+  std::uint64_t forwarded = 0;            // Push sends
+  std::uint64_t rate_limited_peer = 0;    // messages dropped by the per-peer limit
+  std::uint64_t rate_limited_origin = 0;  // events queued by the per-origin limit
+  std::uint64_t origin_dropped = 0;       // queued events dropped (queue full)
+  std::uint64_t from_quarantined = 0;     // events of quarantined origins (dropped)
+  std::uint64_t out_of_window = 0;        // seq beyond the out-of-order window (window slid)
+  std::uint64_t equivocations = 0;        // detected here (core or engine)
+  std::uint64_t proofs_requested = 0;     // ProofRequest actions returned
+  std::uint64_t proofs_suppressed = 0;    // own proof not published: a valid one came first
+  std::uint64_t proofs_received = 0;
+  std::uint64_t proofs_valid = 0;
+  std::uint64_t proofs_invalid = 0;
+  std::uint64_t quarantines = 0;  // origins quarantined by this node (detected or proven)
+  std::uint64_t vectors_sent = 0;
+  std::uint64_t vectors_received = 0;
+  std::uint64_t requests_sent = 0;
+  std::uint64_t requests_received = 0;
+  std::uint64_t requests_served = 0;  // answered with at least one envelope
+  std::uint64_t envelopes_served = 0;
+  std::uint64_t responses_received = 0;
+  std::uint64_t events_from_sync = 0;  // new events that arrived in RangeResponses
+  std::uint64_t disconnects = 0;
+  std::uint64_t refused_banned = 0;  // peer came up while banned
+  std::uint64_t restored = 0;
+  std::uint64_t forgotten = 0;
+  // gauges
+  std::uint64_t peers = 0;
+  std::uint64_t seen_size = 0;
+  std::uint64_t store_size = 0;
+  std::uint64_t origins = 0;
+  std::uint64_t deferred = 0;
+};
+
+// Read-only view of one peer for `meshctl peers` and tests.
+struct PeerInfo {
+  PeerId peer = 0;
+  bool connected = false;
+  double penalty = 0;  // current (decayed) penalty; disconnect at >= score_threshold
+  TimeMs banned_until = 0;
+  std::uint32_t bans = 0;
+};
+
+class Node {
+ public:
+  // Throws std::invalid_argument if config.validate() fails (a start-up error).
+  Node(const Config& config, trust::Engine& engine, EventOpener& opener, Rng& rng);
+  ~Node();
+  Node(Node&&) noexcept;
+  Node& operator=(Node&&) noexcept;
+
+  // A connection to `peer` is established (authenticated by the transport). Sends our
+  // version vector. If the peer is banned or max_peers is reached: a Disconnect instead.
+  void on_peer_up(PeerId peer, TimeMs now, Actions& out);
+  // The connection is gone; its outstanding requests are dropped, its ban state is kept.
+  void on_peer_down(PeerId peer, TimeMs now, Actions& out);
+  // One message from a connected peer (messages from unknown peers are ignored, counted as
+  // malformed).
+  void on_message(PeerId peer, const Message& message, TimeMs now, Actions& out);
+  // An event this node signed (claim, retraction, operator decision entered here, or the
+  // proof built from a ProofRequest). Opened like any event (errors returned, nothing
+  // sent), applied, persisted and pushed to every peer.
+  Result<void> on_local_event(const Envelope& envelope, TimeMs now, Actions& out);
+  // Timers: anti-entropy, store expiry, seen-set rotation, deferred events, delayed proofs,
+  // the engine's expiry and budget work. Call at or after Actions::next_deadline.
+  void tick(TimeMs now, Actions& out);
+  // After a restart: the envelopes the driver persisted (any order). Opened (open_evidence:
+  // old events are fine, expired claims are rejected by the engine), applied, stored, marked
+  // seen and held. Nothing is sent or persisted; block changes are returned.
+  void restore(std::span<const Envelope> envelopes, TimeMs now, Actions& out);
+
+  // Convenience forms returning a fresh Actions (tests, low-rate callers).
+  Actions on_peer_up(PeerId peer, TimeMs now);
+  Actions on_peer_down(PeerId peer, TimeMs now);
+  Actions on_message(PeerId peer, const Message& message, TimeMs now);
+  Actions tick(TimeMs now);
+
+  // The node's next deadline (same as the last Actions::next_deadline).
+  TimeMs next_deadline() const;
+  const Stats& stats() const;
+  const Config& config() const;
+  // Max contiguous seq held for `origin` (0 if unknown).
+  std::uint64_t contiguous_seq(std::string_view origin) const;
+  // The full version vector (sorted by origin).
+  VersionVector version_vector();
+  std::vector<PeerInfo> peers(TimeMs now) const;
+  std::optional<PeerInfo> peer(PeerId peer, TimeMs now) const;
+  bool seen(const EventId& id) const;
+  std::size_t store_size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshd::core
