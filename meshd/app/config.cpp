@@ -1,0 +1,314 @@
+#include "meshd/app/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace meshd::app {
+namespace {
+
+// --- typed readers: one overload per field type, so the key table stays one line a key ---
+
+Result<void> wrong(const YAML::Node& v, const char* expected) {
+  std::string got = v.IsSequence() ? "a list" : v.IsMap() ? "a map" : "'" + v.Scalar() + "'";
+  return fail("bad_config", std::string("expected ") + expected + ", got " + got);
+}
+
+Result<void> read(const YAML::Node& v, std::string& out) {
+  if (!v.IsScalar() && !v.IsNull()) return wrong(v, "a string");
+  out = v.IsNull() ? "" : v.Scalar();
+  return {};
+}
+
+template <class Number>
+Result<void> read_number(const YAML::Node& v, Number& out, const char* what) {
+  if (!v.IsScalar()) return wrong(v, what);
+  try {
+    out = v.as<Number>();
+  } catch (const YAML::Exception&) {
+    return wrong(v, what);
+  }
+  return {};
+}
+Result<void> read(const YAML::Node& v, int& out) {
+  return read_number(v, out, "an integer");
+}
+Result<void> read(const YAML::Node& v, double& out) {
+  return read_number(v, out, "a number");
+}
+Result<void> read(const YAML::Node& v, bool& out) {
+  return read_number(v, out, "true or false");
+}
+
+Result<void> read(const YAML::Node& v, trust::Prefix& out) {
+  std::string text;
+  if (auto r = read(v, text); !r) return r;
+  auto p = trust::Prefix::parse(text);
+  if (!p) return fail("bad_config", p.error().message);
+  out = *p;
+  return {};
+}
+
+template <class T>
+Result<void> read(const YAML::Node& v, std::vector<T>& out) {
+  if (v.IsNull()) {
+    out.clear();
+    return {};
+  }
+  if (!v.IsSequence()) return wrong(v, "a list");
+  std::vector<T> items;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    T item{};
+    if (auto r = read(v[i], item); !r)
+      return fail("bad_config", "item " + std::to_string(i + 1) + ": " + r.error().message);
+    items.push_back(std::move(item));
+  }
+  out = std::move(items);
+  return {};
+}
+
+// --- printers: YAML text of a value ---
+
+std::string show(const std::string& s) {
+  return "\"" + s + "\"";
+}
+std::string show(int v) {
+  return std::to_string(v);
+}
+std::string show(bool v) {
+  return v ? "true" : "false";
+}
+std::string show(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+std::string show(const trust::Prefix& p) {
+  return show(p.to_string());
+}
+template <class T>
+std::string show(const std::vector<T>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + show(v[i]);
+  return out + "]";
+}
+
+#define MESHD_KEY(name, field, comment)                                    \
+  ConfigKey {                                                              \
+    name, comment, [](const AppConfig& c) { return show(c.field); },       \
+        [](AppConfig& c, const YAML::Node& v) { return read(v, c.field); } \
+  }
+
+const ConfigKey kKeys[] = {
+    MESHD_KEY("node.name", node.name,
+              "node id in the fleet; empty = host name (must match the cert)"),
+    MESHD_KEY("node.key", node.key, "Ed25519 secret key file (mode 0600; meshctl keys gen)"),
+    MESHD_KEY("node.cert", node.cert,
+              "this node's certificate, signed by the fleet CA (meshctl ca sign)"),
+    MESHD_KEY("node.ca", node.ca, "fleet CA public key; only certs it signed count"),
+    MESHD_KEY("node.data_dir", node.data_dir,
+              "state directory: SQLite store (sequence, claims, trust)"),
+    MESHD_KEY("mesh.listen", mesh.listen,
+              "address:port for peer connections; empty = no inbound peers"),
+    MESHD_KEY("mesh.peers", mesh.peers, "seeds: \"host:port\" or \"dns:NAME:PORT\" (re-resolved)"),
+    MESHD_KEY("mesh.target_peers", mesh.target_peers,
+              "connections kept, inbound + outbound (gossip degree D)"),
+    MESHD_KEY("mesh.max_peers", mesh.max_peers, "hard cap on peer connections"),
+    MESHD_KEY("mesh.max_frame_bytes", mesh.max_frame_bytes, "larger frames close the connection"),
+    MESHD_KEY("mesh.handshake_timeout_ms", mesh.handshake_timeout_ms,
+              "peers must finish the handshake within this"),
+    MESHD_KEY("mesh.idle_timeout_ms", mesh.idle_timeout_ms,
+              "silent connections are closed after this"),
+    MESHD_KEY("mesh.dns_refresh_ms", mesh.dns_refresh_ms, "how often dns: seeds are re-resolved"),
+    MESHD_KEY("mesh.peer_rate_frames_per_s", mesh.peer_rate_frames_per_s,
+              "per-peer receive limit; excess lowers the peer's score"),
+    MESHD_KEY(
+        "mesh.origin_rate_per_min", mesh.origin_rate_per_min,
+        "new events accepted from one origin per minute; excess waits, then is fetched later"),
+    MESHD_KEY("mesh.origin_burst", mesh.origin_burst,
+              "burst of new events accepted from one origin"),
+    MESHD_KEY("mesh.revoked_serials", mesh.revoked_serials,
+              "certificate serials refused at handshake"),
+    MESHD_KEY("control.socket", control_socket,
+              "Unix socket of the control API (mode 0600), used by meshctl"),
+    MESHD_KEY("metrics.listen", metrics_listen,
+              "address:port serving /metrics and /healthz; empty = off"),
+    MESHD_KEY("enforcement.backend", enforcement.backend,
+              "auto | bpf | nftables | dryrun (auto: bpf, else nftables, else dryrun)"),
+    MESHD_KEY("enforcement.interfaces", enforcement.interfaces,
+              "uplinks for XDP ingress and TC egress programs"),
+    MESHD_KEY("enforcement.cgroup", enforcement.cgroup,
+              "cgroup v2 path for connect hooks; empty = the cgroup v2 mount"),
+    MESHD_KEY("enforcement.pin_path", enforcement.pin_path,
+              "bpffs directory for pinned maps (one per node on a host)"),
+    MESHD_KEY("enforcement.nft_table", enforcement.nft_table,
+              "inet table owned by the nftables backend"),
+    MESHD_KEY("sensor.enabled", sensor.enabled, "attach the connect sensor and run detectors"),
+    MESHD_KEY("sensor.feeds", sensor.feeds,
+              "threat-feed files: IP/CIDR per line, ';' or '#' comments"),
+    MESHD_KEY("sensor.feed_confidence", sensor.feed_confidence,
+              "confidence of a claim from a feed match"),
+    MESHD_KEY("sensor.fanout_destinations", sensor.fanout_destinations,
+              "distinct destinations per cgroup per window that count as a scan"),
+    MESHD_KEY("sensor.fanout_ports", sensor.fanout_ports,
+              "distinct ports on one destination per window that count as a scan"),
+    MESHD_KEY("sensor.fanout_window_ms", sensor.fanout_window_ms, "window of the fan-out detector"),
+    MESHD_KEY("sensor.bad_ports", sensor.bad_ports,
+              "destination ports that are suspicious by themselves"),
+    MESHD_KEY("sensor.falco_listen", sensor.falco_listen,
+              "address:port accepting Falco alert JSON; empty = off"),
+    MESHD_KEY("protected", protected_prefixes,
+              "never blocked, whatever the claims (plus own addresses, gateway, DNS, peers, "
+              "loopback, link-local)"),
+    MESHD_KEY("log.format", log_format, "text | json"),
+    MESHD_KEY("log.level", log_level, "trace | debug | info | warn | error"),
+};
+#undef MESHD_KEY
+
+const ConfigKey* find_key(std::string_view key) {
+  for (const auto& k : kKeys)
+    if (k.key == key) return &k;
+  return nullptr;
+}
+
+bool one_of(const std::string& v, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (v == a) return true;
+  return false;
+}
+
+bool is_host_port(const std::string& v) {
+  auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) return false;
+  for (std::size_t i = colon + 1; i < v.size(); ++i)
+    if (v[i] < '0' || v[i] > '9') return false;
+  return std::stoul(v.substr(colon + 1)) <= 65535;
+}
+
+// Cross-field checks after all keys are read; each error names its key.
+Result<void> validate(const AppConfig& c) {
+  auto bad = [](std::string key, std::string why) { return fail("bad_config", key + ": " + why); };
+  if (!one_of(c.enforcement.backend, {"auto", "bpf", "nftables", "dryrun"}))
+    return bad("enforcement.backend",
+               "'" + c.enforcement.backend + "' is not auto, bpf, nftables or dryrun");
+  if (!one_of(c.log_format, {"text", "json"}))
+    return bad("log.format", "'" + c.log_format + "' is not text or json");
+  if (!one_of(c.log_level, {"trace", "debug", "info", "warn", "error"}))
+    return bad("log.level", "'" + c.log_level + "' is not trace, debug, info, warn or error");
+  if (!c.mesh.listen.empty() && !is_host_port(c.mesh.listen))
+    return bad("mesh.listen", "'" + c.mesh.listen + "' is not address:port");
+  if (!c.metrics_listen.empty() && !is_host_port(c.metrics_listen))
+    return bad("metrics.listen", "'" + c.metrics_listen + "' is not address:port");
+  if (!c.sensor.falco_listen.empty() && !is_host_port(c.sensor.falco_listen))
+    return bad("sensor.falco_listen", "'" + c.sensor.falco_listen + "' is not address:port");
+  for (const auto& p : c.mesh.peers) {
+    std::string rest = p.starts_with("dns:") ? p.substr(4) : p;
+    if (!is_host_port(rest))
+      return bad("mesh.peers", "'" + p + "' is not host:port or dns:NAME:PORT");
+  }
+  if (c.mesh.target_peers < 1 || c.mesh.max_peers < c.mesh.target_peers)
+    return bad("mesh.max_peers", "must be >= mesh.target_peers >= 1");
+  if (c.mesh.max_frame_bytes < 1024 || c.mesh.max_frame_bytes > (64 << 20))
+    return bad("mesh.max_frame_bytes", "must be between 1 KiB and 64 MiB");
+  if (c.node.data_dir.empty()) return bad("node.data_dir", "must not be empty");
+  if (c.control_socket.empty()) return bad("control.socket", "must not be empty");
+  if (c.sensor.feed_confidence <= 0 || c.sensor.feed_confidence > 1)
+    return bad("sensor.feed_confidence", "must be in (0, 1]");
+  for (int port : c.sensor.bad_ports)
+    if (port < 1 || port > 65535)
+      return bad("sensor.bad_ports", std::to_string(port) + " is not a port");
+  if (auto r = c.policy.validate(); !r) return bad("policy", r.error().message);
+  return {};
+}
+
+// Walks a mapping and applies each leaf through the key table; `prefix` is the dotted path.
+Result<void> apply_map(AppConfig& c, const YAML::Node& map, const std::string& prefix) {
+  for (const auto& kv : map) {
+    std::string key = prefix + kv.first.Scalar();
+    const YAML::Node& value = kv.second;
+    if (key == "policy") {
+      if (!value.IsMap() && !value.IsNull()) return fail("bad_config", "policy: expected a map");
+      if (value.IsNull()) continue;
+      for (const auto& p : value) {
+        std::string name = p.first.Scalar();
+        if (!p.second.IsScalar())
+          return fail("bad_config", "policy." + name + ": expected a single value");
+        if (auto r = trust::set_param(c.policy, name, p.second.Scalar()); !r)
+          return fail("bad_config", "policy." + name + ": " + r.error().message);
+      }
+      continue;
+    }
+    if (const ConfigKey* k = find_key(key)) {
+      if (auto r = k->set(c, value); !r) return fail("bad_config", key + ": " + r.error().message);
+      continue;
+    }
+    if (value.IsMap()) {
+      bool is_section = false;
+      for (const auto& k : kKeys) is_section |= k.key.starts_with(key + ".");
+      if (is_section) {
+        if (auto r = apply_map(c, value, key + "."); !r) return r;
+        continue;
+      }
+    }
+    return fail("bad_config", key + ": unknown key (see meshd --print-default-config)");
+  }
+  return {};
+}
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() {
+  return kKeys;
+}
+
+Result<AppConfig> parse_config(std::string_view yaml_text, std::string_view source) {
+  const std::string src(source);
+  AppConfig c;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    return fail("bad_config",
+                src + ": not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) return c;  // an empty file means all defaults
+  if (!root.IsMap()) return fail("bad_config", src + ": top level must be a map of sections");
+  if (auto r = apply_map(c, root, ""); !r)
+    return fail("bad_config", src + ": " + r.error().message);
+  if (auto r = validate(c); !r) return fail("bad_config", src + ": " + r.error().message);
+  return c;
+}
+
+Result<AppConfig> load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return fail("bad_config", "cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+std::string default_config_yaml() {
+  const AppConfig c;
+  std::string out = "# meshd configuration: every key with its default.\n";
+  std::string section;
+  for (const auto& k : kKeys) {
+    auto dot = k.key.find('.');
+    std::string sec = dot == std::string_view::npos ? "" : std::string(k.key.substr(0, dot));
+    std::string leaf(dot == std::string_view::npos ? k.key : k.key.substr(dot + 1));
+    if (sec != section) {
+      section = sec;
+      if (!sec.empty()) out += sec + ":\n";
+    }
+    out +=
+        (sec.empty() ? "" : "  ") + leaf + ": " + k.get(c) + "  # " + std::string(k.comment) + "\n";
+  }
+  out += "policy:\n";
+  for (const auto& p : trust::param_table()) {
+    out += "  " + std::string(p.name) + ": " + p.get(c.policy) + "  # [" + std::string(p.unit) +
+           "] " + std::string(p.description) + "\n";
+  }
+  return out;
+}
+
+}  // namespace meshd::app

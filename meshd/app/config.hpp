@@ -1,0 +1,92 @@
+// meshd's configuration: one YAML file, every key with a default, so the embedded default is a
+// standalone node (local sensor, best available enforcement, no peers). Keys are listed once,
+// in config_keys(), which drives parsing, `--print-default-config` and error messages alike.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "meshd/common/result.hpp"
+#include "trust/params.hpp"
+#include "trust/prefix.hpp"
+
+namespace YAML {
+class Node;
+}
+
+namespace meshd::app {
+
+struct NodeConfig {
+  std::string name;  // empty: the host name
+  std::string key = "/var/lib/meshd/node.key";
+  std::string cert = "/var/lib/meshd/node.cert";
+  std::string ca = "/etc/meshd/ca.pub";
+  std::string data_dir = "/var/lib/meshd";
+};
+
+struct MeshConfig {
+  std::string listen = "0.0.0.0:7946";  // empty: do not accept peers
+  std::vector<std::string> peers;       // "host:port" or "dns:NAME:PORT"
+  int target_peers = 8;                 // connections kept, inbound + outbound (D)
+  int max_peers = 32;                   // hard cap on connections
+  int max_frame_bytes = 1 << 20;
+  int handshake_timeout_ms = 5000;
+  int idle_timeout_ms = 60000;
+  int dns_refresh_ms = 30000;
+  double peer_rate_frames_per_s = 2000;  // per-peer receive limit (sustained)
+  double origin_rate_per_min = 600;      // new events accepted per origin (sustained)
+  double origin_burst = 200;             // and in a burst
+  std::vector<std::string> revoked_serials;
+};
+
+struct EnforcementConfig {
+  std::string backend = "auto";  // auto | bpf | nftables | dryrun
+  std::vector<std::string> interfaces;
+  std::string cgroup;  // empty: the cgroup v2 mount from /proc/mounts
+  std::string pin_path = "/sys/fs/bpf/meshd";
+  std::string nft_table = "meshd";
+};
+
+struct SensorConfig {
+  bool enabled = true;
+  std::vector<std::string> feeds;  // threat-feed files (IP/CIDR lists, Spamhaus DROP style)
+  double feed_confidence = 0.9;
+  int fanout_destinations = 100;  // distinct destinations per cgroup per window
+  int fanout_ports = 50;          // distinct ports to one destination per window
+  int fanout_window_ms = 60000;
+  std::vector<int> bad_ports{4444, 6667, 1337, 31337};
+  std::string falco_listen;  // empty: no Falco alert endpoint
+};
+
+struct AppConfig {
+  NodeConfig node;
+  MeshConfig mesh;
+  std::string control_socket = "/run/meshd/meshd.sock";
+  std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
+  EnforcementConfig enforcement;
+  SensorConfig sensor;
+  std::vector<trust::Prefix> protected_prefixes;
+  trust::Params policy;
+  std::string log_format = "text";  // text | json
+  std::string log_level = "info";   // trace | debug | info | warn | error
+};
+
+// Reads and validates a config file. Errors ("bad_config") name the file, the key and why;
+// unknown keys are errors (a typo must not silently fall back to a default).
+Result<AppConfig> load_config_file(const std::string& path);
+Result<AppConfig> parse_config(std::string_view yaml_text, std::string_view source_name);
+// Every key with its default value and a one-line comment, as valid YAML.
+std::string default_config_yaml();
+
+// One row per non-policy key (policy.* keys come from trust::param_table()).
+struct ConfigKey {
+  std::string_view key;                                      // dotted, e.g. "mesh.listen"
+  std::string_view comment;                                  // one line
+  std::string (*get)(const AppConfig&);                      // as YAML text
+  Result<void> (*set)(AppConfig&, const YAML::Node& value);  // parse + check
+};
+std::span<const ConfigKey> config_keys();
+
+}  // namespace meshd::app
