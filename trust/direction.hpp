@@ -11,14 +11,21 @@ namespace meshd::trust {
 // values can travel in the wire format and in the BPF map value flags.
 enum class Direction : std::uint8_t { egress = 1, ingress = 2, both = 3 };
 
-constexpr bool covers_egress(Direction d) { return static_cast<std::uint8_t>(d) & 1; }
-constexpr bool covers_ingress(Direction d) { return static_cast<std::uint8_t>(d) & 2; }
+constexpr bool covers_egress(Direction d) {
+  return static_cast<std::uint8_t>(d) & 1;
+}
+constexpr bool covers_ingress(Direction d) {
+  return static_cast<std::uint8_t>(d) & 2;
+}
 
 constexpr std::string_view to_string(Direction d) {
   switch (d) {
-    case Direction::egress: return "egress";
-    case Direction::ingress: return "ingress";
-    case Direction::both: return "both";
+    case Direction::egress:
+      return "egress";
+    case Direction::ingress:
+      return "ingress";
+    case Direction::both:
+      return "both";
   }
   return "invalid";
 }

@@ -192,6 +192,7 @@ struct ClaimExplanation {
   double confidence = 0;
   double contribution = 0;  // trust * confidence
   bool quarantined = false;
+  bool spent = false;  // already used by a block that ran out of time: counts no more
   TimeMs issued_at = 0;
   TimeMs expires_at = 0;
 };

@@ -40,6 +40,10 @@ struct Params {
   DurationMs half_life_ms = 24 * kHour;   // evidence decays towards the prior with this half-life
   DurationMs quarantine_ms = 24 * kHour;  // trust pinned to 0 this long after a misbehaviour proof
   double post_quarantine_neg = 20.0;      // negative evidence an origin leaves quarantine with
+  double weight_local = 1.0;              // gain weight of a local sensor corroboration (strong)
+  double weight_domain = 0.25;            // gain weight of corroboration by another failure domain
+  double weight_false_positive = 2.0;     // loss weight of an operator false-positive unblock
+  double weight_contradiction = 1.0;      // loss weight of strong local benign evidence
   DurationMs feedback_flush_ms = 1000;    // trust gains are batched and applied this often
   DurationMs trust_refresh_ms = 10 * kMinute;  // decay of idle origins is applied this often
 

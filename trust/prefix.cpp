@@ -6,10 +6,13 @@
 namespace meshd::trust {
 namespace {
 
-bool bit_set(const std::array<std::uint8_t, 16>& a, int i) { return (a[i / 8] >> (7 - i % 8)) & 1; }
+bool bit_set(const std::array<std::uint8_t, 16>& a, int i) {
+  return (a[i / 8] >> (7 - i % 8)) & 1;
+}
 
 void mask_host_bits(Prefix& p) {
-  for (int i = p.len; i < 128; ++i) p.addr[i / 8] &= static_cast<std::uint8_t>(~(1u << (7 - i % 8)));
+  for (int i = p.len; i < 128; ++i)
+    p.addr[i / 8] &= static_cast<std::uint8_t>(~(1u << (7 - i % 8)));
 }
 
 std::optional<unsigned> parse_uint(std::string_view s, int base, unsigned max) {
@@ -96,7 +99,8 @@ Result<Prefix> parse_impl(std::string_view text, bool masking) {
   Prefix p;
   if (addr_part.find(':') != std::string_view::npos) {
     p.family = Family::v6;
-    if (!parse_v6(addr_part, p.addr)) return fail("bad_prefix", quoted + " is not a valid IPv6 address");
+    if (!parse_v6(addr_part, p.addr))
+      return fail("bad_prefix", quoted + " is not a valid IPv6 address");
   } else {
     p.family = Family::v4;
     if (!parse_v4(addr_part, p.addr.data()))
@@ -106,21 +110,25 @@ Result<Prefix> parse_impl(std::string_view text, bool masking) {
   if (slash != std::string_view::npos) {
     auto len = parse_uint(text.substr(slash + 1), 10, static_cast<unsigned>(p.max_len()));
     if (!len)
-      return fail("bad_prefix", quoted + ": prefix length must be 0.." + std::to_string(p.max_len()));
+      return fail("bad_prefix",
+                  quoted + ": prefix length must be 0.." + std::to_string(p.max_len()));
     p.len = static_cast<std::uint8_t>(*len);
   }
   Prefix masked = p;
   mask_host_bits(masked);
   if (!masking && masked != p)
-    return fail("bad_prefix",
-                quoted + " has host bits set; the network is " + masked.to_string());
+    return fail("bad_prefix", quoted + " has host bits set; the network is " + masked.to_string());
   return masked;
 }
 
 }  // namespace
 
-Result<Prefix> Prefix::parse(std::string_view text) { return parse_impl(text, false); }
-Result<Prefix> Prefix::parse_masking(std::string_view text) { return parse_impl(text, true); }
+Result<Prefix> Prefix::parse(std::string_view text) {
+  return parse_impl(text, false);
+}
+Result<Prefix> Prefix::parse_masking(std::string_view text) {
+  return parse_impl(text, true);
+}
 
 Prefix Prefix::v4(std::uint32_t a, std::uint8_t len) {
   Prefix p;

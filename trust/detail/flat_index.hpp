@@ -1,0 +1,97 @@
+// Internal: an open-addressing hash set of 32-bit record indexes. The keys live in the
+// records themselves (claims, targets), so a slot costs 4 bytes instead of a node per entry:
+// that is what keeps the engine under ~200 bytes per active claim.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace meshd::trust::detail {
+
+class FlatIndex {
+ public:
+  static constexpr std::uint32_t kNone = 0xffffffffu;
+
+  // Returns the stored index whose key equals the probe, or kNone.
+  // `hash` is the probe key's hash; `eq(idx)` compares record idx with the probe key.
+  template <class Eq>
+  std::uint32_t find(std::uint64_t hash, Eq&& eq) const {
+    if (slots_.empty()) return kNone;
+    std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      std::uint32_t s = slots_[i];
+      if (s == kEmpty) return kNone;
+      if (s != kTomb && eq(s)) return s;
+    }
+  }
+
+  // Inserts idx (whose key must not be present). `hash_of(idx)` rehashes stored records.
+  template <class HashOf>
+  void insert(std::uint64_t hash, std::uint32_t idx, HashOf&& hash_of) {
+    if ((used_ + 1) * 10 > slots_.size() * 7) grow(hash_of);
+    std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == kEmpty || slots_[i] == kTomb) {
+        if (slots_[i] == kEmpty) ++used_;
+        slots_[i] = idx;
+        ++size_;
+        return;
+      }
+    }
+  }
+
+  // Removes idx (found by its own key's hash). Returns false if absent.
+  bool erase(std::uint64_t hash, std::uint32_t idx) {
+    if (slots_.empty()) return false;
+    std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == kEmpty) return false;
+      if (slots_[i] == idx) {
+        slots_[i] = kTomb;
+        --size_;
+        return true;
+      }
+    }
+  }
+
+  std::size_t size() const { return size_; }
+  std::size_t bytes() const { return slots_.capacity() * sizeof(std::uint32_t); }
+
+ private:
+  static constexpr std::uint32_t kEmpty = 0xffffffffu;
+  static constexpr std::uint32_t kTomb = 0xfffffffeu;
+
+  template <class HashOf>
+  void grow(HashOf&& hash_of) {
+    std::size_t cap = slots_.empty() ? 16 : slots_.size();
+    while ((size_ + 1) * 10 > cap * 5) cap *= 2;  // after rehash at most 50% full
+    std::vector<std::uint32_t> old(cap, kEmpty);
+    old.swap(slots_);
+    used_ = size_;
+    std::size_t mask = slots_.size() - 1;
+    for (std::uint32_t s : old) {
+      if (s == kEmpty || s == kTomb) continue;
+      for (std::size_t i = hash_of(s) & mask;; i = (i + 1) & mask) {
+        if (slots_[i] == kEmpty) {
+          slots_[i] = s;
+          break;
+        }
+      }
+    }
+  }
+
+  std::vector<std::uint32_t> slots_;
+  std::size_t size_ = 0;  // live entries
+  std::size_t used_ = 0;  // live + tombstones
+};
+
+inline std::uint64_t mix64(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+}  // namespace meshd::trust::detail

@@ -1,0 +1,247 @@
+// explain(): the inputs and result of the decision function, and its text rendering.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "trust/detail/engine_impl.hpp"
+#include "trust/policy.hpp"
+
+namespace meshd::trust {
+
+using detail::kNone;
+
+std::string_view to_string(ChangeCause c) {
+  switch (c) {
+    case ChangeCause::evidence:
+      return "evidence";
+    case ChangeCause::expiry:
+      return "expiry";
+    case ChangeCause::retraction:
+      return "retraction";
+    case ChangeCause::trust:
+      return "trust";
+    case ChangeCause::operator_decision:
+      return "operator";
+    case ChangeCause::protected_list:
+      return "protected";
+    case ChangeCause::params:
+      return "params";
+    case ChangeCause::budget:
+      return "budget";
+  }
+  return "invalid";
+}
+
+std::string_view to_string(BlockChange::Kind k) {
+  switch (k) {
+    case BlockChange::Kind::enforce:
+      return "enforce";
+    case BlockChange::Kind::retime:
+      return "retime";
+    case BlockChange::Kind::lift:
+      return "lift";
+  }
+  return "invalid";
+}
+
+std::string_view to_string(MisbehaviourKind k) {
+  switch (k) {
+    case MisbehaviourKind::equivocation:
+      return "equivocation";
+    case MisbehaviourKind::protected_target:
+      return "protected_target";
+    case MisbehaviourKind::budget_overrun:
+      return "budget_overrun";
+  }
+  return "invalid";
+}
+
+std::string_view to_string(ClaimStatus s) {
+  switch (s) {
+    case ClaimStatus::accepted:
+      return "accepted";
+    case ClaimStatus::duplicate:
+      return "duplicate";
+    case ClaimStatus::stale:
+      return "stale";
+    case ClaimStatus::retracted:
+      return "retracted";
+    case ClaimStatus::rejected:
+      return "rejected";
+    case ClaimStatus::misbehaviour:
+      return "misbehaviour";
+  }
+  return "invalid";
+}
+
+std::string_view to_string(Verdict v) {
+  switch (v) {
+    case Verdict::enforce:
+      return "enforce";
+    case Verdict::below_threshold:
+      return "below_threshold";
+    case Verdict::protected_prefix:
+      return "protected";
+    case Verdict::operator_allow:
+      return "operator_allow";
+    case Verdict::operator_block:
+      return "operator_block";
+    case Verdict::pending_budget:
+      return "pending_budget";
+    case Verdict::no_claims:
+      return "no_claims";
+    case Verdict::quorum_not_met:
+      return "quorum_not_met";
+  }
+  return "invalid";
+}
+
+Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) const {
+  Explanation x;
+  x.prefix = p;
+  x.now = now;
+  x.policy = policy_to_string(params);
+  detail::Eval e = evaluate(t, p, now);
+  x.decision = e.d;
+  x.flows = e.flows;
+  if (e.prot) {
+    x.protected_reason = e.prot->reason;
+    x.protected_by = e.prot->prefix;
+  } else if (e.allow) {
+    x.protected_reason = "operator allow" + (e.allow->reason.empty() ? "" : ": " + e.allow->reason);
+    x.protected_by = e.allow->prefix;
+  }
+  if (t == kNone) return x;
+  const auto& T = targets[t];
+  x.enforced = T.flags & detail::kEnforced;
+  x.enforced_since = x.enforced ? T.since : 0;
+  x.enforced_until = x.enforced ? T.expires_at : 0;
+  x.by_operator = T.flags & detail::kOperator;
+
+  const bool trust_mode = params.mode == PolicyMode::trust;
+  for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
+    const auto& cr = claims[c];
+    if (cr.expires_at <= now) continue;
+    const auto& o = origins[cr.origin];
+    ClaimExplanation ce;
+    ce.origin = Origin{o.node, domains[o.domain]};
+    ce.seq = cr.seq;
+    ce.detector = cr.detector < detectors.size() ? detectors[cr.detector] : "other";
+    ce.severity = cr.severity;
+    ce.direction = cr.direction;
+    ce.trust = o.trust;
+    ce.confidence = cr.confidence;
+    ce.spent = trust_mode && cr.epoch != T.epoch;
+    ce.contribution = ce.spent ? 0.0 : o.trust * static_cast<double>(cr.confidence);
+    ce.quarantined = o.quarantine_until > now;
+    ce.issued_at = cr.issued_at;
+    ce.expires_at = cr.expires_at;
+    x.claims.push_back(std::move(ce));
+    if (!trust_mode || !(x.claims.back().contribution > 0)) continue;
+    const auto& back = x.claims.back();
+    auto it = std::find_if(x.domains.begin(), x.domains.end(), [&](const DomainExplanation& d) {
+      return d.domain == back.origin.domain;
+    });
+    if (it == x.domains.end()) {
+      x.domains.push_back(DomainExplanation{back.origin.domain, back.contribution, 0, o.node});
+    } else if (back.contribution > it->max_contribution ||
+               (back.contribution == it->max_contribution && o.node < it->lead)) {
+      it->max_contribution = back.contribution;
+      it->lead = o.node;
+    }
+  }
+  for (auto& d : x.domains) d.support = domain_support(d.max_contribution, params);
+  std::sort(x.claims.begin(), x.claims.end(), [](const auto& a, const auto& b) {
+    return a.contribution != b.contribution ? a.contribution > b.contribution
+                                            : a.origin.node < b.origin.node;
+  });
+  std::sort(x.domains.begin(), x.domains.end(), [](const auto& a, const auto& b) {
+    return a.support != b.support ? a.support > b.support : a.domain < b.domain;
+  });
+
+  if (trust_mode && x.decision.single_domain && !x.domains.empty()) {
+    std::uint32_t oi = e.payer;
+    if (oi == kNone) {
+      auto it = origin_index.find(x.domains.front().lead);
+      oi = it == origin_index.end() ? kNone : it->second;
+    }
+    if (oi != kNone) {
+      const auto& o = origins[oi];
+      x.budget.applies = !o.self;
+      x.budget.origin = o.node;
+      x.budget.tokens = tokens_at(o, now);
+      x.budget.capacity = capacity(o);
+      x.budget.rate_per_min = rate_per_ms(o) * static_cast<double>(kMinute);
+      x.budget.pending = x.decision.verdict == Verdict::pending_budget;
+      x.budget.retry_at = x.budget.pending ? e.retry_at : 0;
+    }
+  }
+  return x;
+}
+
+namespace {
+
+std::string num(double v, int prec = 3) {
+  if (std::isinf(v)) return "inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+std::string dur(TimeMs ms) {
+  if (ms < 0) return "-" + dur(-ms);
+  char buf[64];
+  if (ms < kMinute)
+    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  else if (ms < kHour)
+    std::snprintf(buf, sizeof buf, "%.1fm", static_cast<double>(ms) / 60000.0);
+  else
+    std::snprintf(buf, sizeof buf, "%.1fh", static_cast<double>(ms) / 3600000.0);
+  return buf;
+}
+
+}  // namespace
+
+std::string format_explanation(const Explanation& x) {
+  const Decision& d = x.decision;
+  std::string s;
+  s += "target " + x.prefix.to_string() + "  (policy " + x.policy + ")\n";
+  s += "decision: " + std::string(to_string(d.verdict));
+  if (d.enforce)
+    s += ", enforce " + std::string(to_string(d.direction)) + " for " + dur(d.expires_at - x.now);
+  s += "\n";
+  s += "  S = " + num(d.score) + "   threshold C/(B+C) = " + num(d.threshold) +
+       "   C = " + num(d.cost) + " (flows " + std::to_string(x.flows) +
+       ")   B = " + num(d.benefit) + "\n";
+  s += "  domains = " + std::to_string(d.domains) + (d.single_domain ? " (single domain)" : "") +
+       "   origins = " + std::to_string(d.origins) + "   ttl = " + dur(d.ttl) + "\n";
+  if (!x.protected_reason.empty())
+    s += "  protected: " + (x.protected_by ? x.protected_by->to_string() + " " : "") + "(" +
+         x.protected_reason + ")\n";
+  if (x.enforced)
+    s += std::string("  enforced") + (x.by_operator ? " by operator" : "") + " since " +
+         dur(x.now - x.enforced_since) + " ago, expires in " + dur(x.enforced_until - x.now) + "\n";
+  if (x.budget.applies)
+    s += "  budget: " + x.budget.origin + " pays; tokens " + num(x.budget.tokens, 2) + "/" +
+         num(x.budget.capacity, 2) + ", refill " + num(x.budget.rate_per_min, 2) + "/min" +
+         (x.budget.pending ? ", PENDING until +" + dur(x.budget.retry_at - x.now) : "") + "\n";
+  if (!x.domains.empty()) {
+    s += "  per domain (support = min(s_cap, max t*c)):\n";
+    for (const auto& dm : x.domains)
+      s += "    " + (dm.domain.empty() ? std::string("(none)") : dm.domain) + ": " +
+           num(dm.support) + "  (max t*c " + num(dm.max_contribution) + " from " + dm.lead + ")\n";
+  }
+  if (!x.claims.empty()) {
+    s += "  claims:\n";
+    for (const auto& c : x.claims)
+      s += "    " + c.origin.node + "#" + std::to_string(c.seq) + " [" +
+           (c.origin.domain.empty() ? std::string("(none)") : c.origin.domain) + "] trust " +
+           num(c.trust) + " x conf " + num(c.confidence) + " = " + num(c.contribution) + "  " +
+           std::string(to_string(c.severity)) + " " + std::string(to_string(c.direction)) +
+           " via " + c.detector + ", expires in " + dur(c.expires_at - x.now) +
+           (c.spent ? " (spent)" : "") + (c.quarantined ? " (quarantined)" : "") + "\n";
+  }
+  return s;
+}
+
+}  // namespace meshd::trust
