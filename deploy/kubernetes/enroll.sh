@@ -127,12 +127,14 @@ while IFS='|' read -r -u 3 pod node waiting running; do
   pexec() { k -n "$ns" exec "$pod" -c "$container" -- "$@" </dev/null; }
   pexec_stdin() { k -n "$ns" exec -i "$pod" -c "$container" -- "$@"; }
 
-  if ((!renew)) && pexec test -s "$state/node.cert" 2>/dev/null; then
+  # A certificate that does not match the node's current key (the node was re-keyed)
+  # counts as not enrolled.
+  if ((!renew)) && pexec meshctl enroll status --dir "$state" >/dev/null 2>&1; then
     echo "enroll: $node: already enrolled (use --renew to re-sign)"
     skipped=$((skipped + 1))
     continue
   fi
-  if ! pexec cat "$state/node.pub" >"$work/$node.pub" || [[ ! -s "$work/$node.pub" ]]; then
+  if ! pexec meshctl enroll pub --dir "$state" >"$work/$node.pub" || [[ ! -s "$work/$node.pub" ]]; then
     echo "enroll: $node: cannot read $state/node.pub from pod $pod" >&2
     failed=$((failed + 1))
     continue
@@ -143,15 +145,14 @@ while IFS='|' read -r -u 3 pod node waiting running; do
     continue
   fi
   if ! "$meshctl_bin" ca sign --ca "$ca_dir" --pub "$work/$node.pub" --name "$node" \
-    --domain "$domain" --days "$days" --out "$work/$node.cert"; then
+    --domain "$domain" --days "$days" --out "$work/$node.cert" >/dev/null; then
     echo "enroll: $node: meshctl ca sign failed" >&2
     failed=$((failed + 1))
     continue
   fi
-  # Written to a temporary name and renamed, so the waiting init container never reads a
-  # partial certificate.
-  if ! pexec_stdin sh -c "cat >$state/node.cert.tmp && mv -f $state/node.cert.tmp $state/node.cert" \
-    <"$work/$node.cert"; then
+  # meshctl on the node refuses a certificate for another key and writes it atomically,
+  # so the waiting init container never reads a partial certificate. No shell needed.
+  if ! pexec_stdin meshctl enroll install --dir "$state" <"$work/$node.cert" >/dev/null; then
     echo "enroll: $node: writing $state/node.cert through pod $pod failed" >&2
     failed=$((failed + 1))
     continue

@@ -321,8 +321,17 @@ TEST_P(EveryVariant, EachNodeMakesItsOwnKeyAndWaitsForItsCertificate) {
     }
     return all;
   };
-  EXPECT_NE(script("keygen").find("meshctl keys gen --out /var/lib/meshd"), std::string::npos);
-  EXPECT_NE(script("wait-for-cert").find("/var/lib/meshd/node.cert"), std::string::npos);
+  EXPECT_EQ(script("keygen"), "meshctl enroll keygen --dir /var/lib/meshd ");
+  EXPECT_TRUE(script("wait-for-cert").starts_with("meshctl enroll wait --dir /var/lib/meshd "));
+  // The CA the init container waits for is the one the daemon is configured with.
+  EXPECT_NE(script("wait-for-cert")
+                .find("--ca " +
+                      fs::path(v.config["node"]["ca"].as<std::string>()).parent_path().string()),
+            std::string::npos);
+  // Neither needs a shell: the from-scratch image has none.
+  for (const char* name : {"keygen", "wait-for-cert"}) {
+    EXPECT_EQ(script(name).find("/bin/sh"), std::string::npos) << name;
+  }
   // No Secret with key material anywhere in the manifests.
   for (const auto& doc : v.rendered.docs) {
     EXPECT_NE(doc["kind"].as<std::string>(), "Secret");

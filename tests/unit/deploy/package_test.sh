@@ -28,6 +28,7 @@ fail=0
 check() { # check DESCRIPTION COMMAND...
   if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
 }
+# shellcheck disable=SC2317 # called through check
 quiet() { "$@" >/dev/null 2>&1; }
 
 cpack --config "$build/CPackConfig.cmake" -G DEB -B "$tmp/out" >"$tmp/cpack.log" 2>&1 ||
