@@ -129,6 +129,7 @@ struct Actions {
 // Monotonic counters (gauges marked) for metrics export.
 struct Stats {
   std::uint64_t messages_received = 0;
+  std::uint64_t messages_ignored = 0;  // from a peer not (or no longer) connected
   std::uint64_t pushes_received = 0;
   std::uint64_t events_new = 0;           // distinct valid events accepted (push, sync, local)
   std::uint64_t duplicates = 0;           // envelope already seen / (origin, seq) already held
@@ -145,6 +146,7 @@ struct Stats {
   std::uint64_t out_of_window = 0;        // seq beyond the out-of-order window (window slid)
   std::uint64_t equivocations = 0;        // detected here (core or engine)
   std::uint64_t proofs_requested = 0;     // ProofRequest actions returned
+  std::uint64_t proofs_unbuildable = 0;   // detected, but an offending envelope is not stored
   std::uint64_t proofs_suppressed = 0;    // own proof not published: a valid one came first
   std::uint64_t proofs_received = 0;
   std::uint64_t proofs_valid = 0;
@@ -192,8 +194,8 @@ class Node {
   void on_peer_up(PeerId peer, TimeMs now, Actions& out);
   // The connection is gone; its outstanding requests are dropped, its ban state is kept.
   void on_peer_down(PeerId peer, TimeMs now, Actions& out);
-  // One message from a connected peer (messages from unknown peers are ignored, counted as
-  // malformed).
+  // One message from a connected peer (messages from peers not connected are ignored and
+  // counted in messages_ignored: in-flight messages after a disconnect are normal).
   void on_message(PeerId peer, const Message& message, TimeMs now, Actions& out);
   // An event this node signed (claim, retraction, operator decision entered here, or the
   // proof built from a ProofRequest). Opened like any event (errors returned, nothing

@@ -1,0 +1,217 @@
+// Internal state of meshd::core::Node, shared by node*.cpp. Not a public header.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "meshd/core/detail/id_set.hpp"
+#include "meshd/core/node.hpp"
+
+namespace meshd::core::detail {
+
+enum class Source : std::uint8_t { push, sync, local, restore };
+
+inline constexpr TimeMs kUnset = INT64_MIN;
+
+struct StoredEvent {
+  std::uint64_t seq = 0;
+  TimeMs expires_at = 0;
+  Envelope envelope;
+  EventKind kind = EventKind::claim;
+};
+
+// A valid event over its origin's rate limit, waiting for a token.
+struct Deferred {
+  EventId id{};
+  Envelope envelope;
+  SignedEvent event;
+  PeerId from = 0;
+  bool has_from = false;
+  Source source = Source::push;
+};
+
+// Rarely used per-origin state, allocated on first use to keep OriginState small (a node
+// tracks every origin of the fleet).
+struct OriginExtra {
+  std::deque<Deferred> deferred;
+  std::optional<ProofRequest> pending_proof;  // own proof waiting for its jittered time
+  TimeMs proof_due = 0;
+};
+
+struct OriginState {
+  std::string id;
+  std::uint64_t contiguous = 0;      // every seq in [1, contiguous] is held
+  std::vector<std::uint64_t> above;  // held seqs > contiguous + 1, ascending
+  std::vector<StoredEvent> store;    // ascending seq
+  double tokens = 0;                 // per-origin rate limit bucket
+  TimeMs tokens_at = kUnset;
+  std::uint64_t requested_until = 0;  // an outstanding sync request covers up to this seq
+  TimeMs requested_at = 0;
+  TimeMs proved_until = 0;       // a valid proof against this origin is known until then
+  TimeMs quarantined_until = 0;  // this core quarantined the origin (engine) until then
+  std::unique_ptr<OriginExtra> extra;
+};
+
+inline constexpr std::uint32_t kNoOrigin = UINT32_MAX;
+
+struct Outstanding {
+  std::uint32_t origin = kNoOrigin;  // kNoOrigin: an origin this node had never heard of
+  std::uint64_t from = 0;
+  std::uint64_t to = 0;
+  TimeMs sent_at = 0;
+};
+
+struct PeerState {
+  PeerId id = 0;
+  bool connected = false;
+  double penalty = 0;
+  TimeMs penalty_at = 0;
+  double tokens = 0;
+  TimeMs tokens_at = kUnset;
+  std::uint32_t bans = 0;
+  TimeMs banned_until = 0;
+  TimeMs dup_window_start = 0;
+  std::uint64_t dup_news_base = 0;  // stats.events_new at the start of the PREVIOUS window
+  std::uint64_t dup_news_mark = 0;  // stats.events_new at the start of this window
+  double dups = 0;                  // duplicates pushed in the window
+  TimeMs last_vv_reply = INT64_MIN / 2;
+  std::deque<Outstanding> outstanding;
+  // Penalty totals by cause, for the disconnect reason.
+  double by_invalid = 0, by_malformed = 0, by_rate = 0, by_dup = 0;
+};
+
+struct ExpiryEntry {
+  TimeMs at = 0;
+  std::uint32_t origin = 0;
+  std::uint64_t seq = 0;
+  bool operator>(const ExpiryEntry& o) const { return at > o.at; }
+};
+
+enum class Cause : std::uint8_t { invalid, malformed, rate, duplicate };
+
+// Appends a send, constructing the message in place (also avoids a GCC 12 false
+// -Wmaybe-uninitialized on moving a temporary variant).
+template <class M>
+void emit(Actions& out, PeerId peer, M&& m) {
+  Send& s = out.sends.emplace_back();
+  s.peer = peer;
+  s.message.template emplace<std::decay_t<M>>(std::forward<M>(m));
+}
+
+}  // namespace meshd::core::detail
+
+namespace meshd::core {
+
+using detail::Cause;
+using detail::Deferred;
+using detail::emit;
+using detail::ExpiryEntry;
+using detail::kNoOrigin;
+using detail::kUnset;
+using detail::OriginExtra;
+using detail::OriginState;
+using detail::Outstanding;
+using detail::PeerState;
+using detail::Source;
+using detail::StoredEvent;
+
+struct Node::Impl {
+  Impl(const Config& c, trust::Engine& e, EventOpener& o, Rng& r)
+      : config(c), engine(e), opener(o), rng(r), seen(c.seen_capacity, c.seen_ttl_ms) {}
+
+  Config config;
+  trust::Engine& engine;
+  EventOpener& opener;
+  Rng& rng;
+
+  detail::SeenSet seen;
+  std::unordered_map<std::string, std::uint32_t> origin_index;
+  std::vector<OriginState> origins;
+  std::vector<PeerState> peers;
+  std::vector<ExpiryEntry> expiry;  // min-heap on `at`
+  std::size_t stored = 0;
+  std::vector<std::uint32_t> deferred_origins;  // origins with a non-empty deferred queue
+  std::size_t deferred_total = 0;
+  std::vector<std::uint32_t> proof_origins;  // origins with a pending own proof
+  TimeMs next_anti_entropy = kNoDeadline;
+  std::shared_ptr<const std::vector<VersionEntry>> vv_cache;
+  bool vv_dirty = true;
+  Stats stats;
+  TimeMs next_deadline = kNoDeadline;
+  std::vector<PeerState*> scratch_peers;
+  std::size_t nonzero_origins = 0;  // origins with contiguous > 0 (entries of our vector)
+
+  // node.cpp: events
+  void ingest(PeerState* from, const Envelope& env, Source src, TimeMs now, Actions& out);
+  void process(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
+               Source src, TimeMs now, Actions& out);
+  void apply(PeerState* from, const EventId& id, const Envelope& env, const SignedEvent& ev,
+             std::uint32_t oi, Source src, TimeMs now, Actions& out);
+  void accept(PeerState* from, const EventId& id, const Envelope& env, const SignedEvent& ev,
+              std::uint32_t oi, Source src, TimeMs now, Actions& out);
+  void forward(PeerState* from, const Envelope& env, Actions& out);
+  std::uint32_t intern(const std::string& origin);
+  const OriginState* find_origin(std::string_view origin) const;
+  void finish(TimeMs now, Actions& out);
+  TimeMs compute_deadline() const;
+
+  // node_store.cpp: held seqs, store, per-origin rate limit
+  bool held(const OriginState& o, std::uint64_t seq) const;
+  void mark_held(OriginState& o, std::uint64_t seq);
+  void slide_window(OriginState& o, std::uint64_t seq);
+  const StoredEvent* find_stored(const OriginState& o, std::uint64_t seq) const;
+  TimeMs store(std::uint32_t oi, const SignedEvent& ev, const Envelope& env, TimeMs now,
+               Actions& out);
+  void expire_store(TimeMs now, Actions& out);
+  void evict_top(Actions& out);
+  bool take_origin_token(OriginState& o, TimeMs now);
+  void defer(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
+             std::uint32_t oi, Source src, TimeMs now);
+  void run_deferred(TimeMs now, Actions& out);
+
+  // node_sync.cpp: anti-entropy
+  const std::shared_ptr<const std::vector<VersionEntry>>& vector_snapshot();
+  void send_vector(PeerState& p, Actions& out);
+  void anti_entropy_round(TimeMs now, Actions& out);
+  void schedule_anti_entropy(TimeMs now);
+  void on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Actions& out);
+  void on_request(PeerState& p, const RangeRequest& rq, TimeMs now, Actions& out);
+  void on_response(PeerState& p, const RangeResponse& rs, TimeMs now, Actions& out);
+  bool request(PeerState& p, std::uint32_t oi, const std::string& origin, std::uint64_t from,
+               std::uint64_t to, TimeMs now, Actions& out);
+  std::size_t request_gaps(PeerState& p, const std::string& origin, std::uint64_t theirs,
+                           TimeMs now, Actions& out);
+  void release_requests(PeerState& p);
+
+  // node_peers.cpp: peers, scoring, per-peer limits
+  PeerState* find_peer(PeerId id);
+  const PeerState* find_peer(PeerId id) const;
+  PeerState& peer_slot(PeerId id);
+  void penalize(PeerState& p, double amount, Cause cause, TimeMs now, Actions& out);
+  double decayed_penalty(const PeerState& p, TimeMs now) const;
+  bool take_peer_token(PeerState& p, TimeMs now);
+  void note_duplicate(PeerState& p, Source src, TimeMs now, Actions& out);
+  void open_failed(PeerState* from, const Error& e, TimeMs now, Actions& out);
+  void prune_peers(TimeMs now);
+  PeerInfo info(const PeerState& p, TimeMs now) const;
+
+  // node_proof.cpp: misbehaviour
+  Result<trust::Origin> verify_proof(const ProofBody& proof, TimeMs now);
+  void on_proof(PeerState* from, const EventId& id, const Envelope& env, const SignedEvent& ev,
+                std::uint32_t oi, Source src, TimeMs now, Actions& out);
+  void detected(std::uint32_t accused, trust::MisbehaviourKind kind, std::vector<Envelope> evidence,
+                std::string detail, bool engine_quarantined, TimeMs now, Actions& out);
+  void on_engine_misbehaviour(const trust::MisbehaviourRecord& rec, const Envelope& current,
+                              const SignedEvent& ev, TimeMs now, Actions& out);
+  void run_proofs(TimeMs now, Actions& out);
+  void quarantine(std::uint32_t oi, TimeMs now, Actions& out);
+};
+
+}  // namespace meshd::core

@@ -1,0 +1,415 @@
+// meshd/core Node: public entry points and the event path (dedup -> open -> decide ->
+// store -> forward). Anti-entropy is in node_sync.cpp, peers and scoring in node_peers.cpp,
+// the store and rate limits in node_store.cpp, misbehaviour proofs in node_proof.cpp.
+#include "meshd/core/node.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+#include "meshd/core/detail/node_impl.hpp"
+
+namespace meshd::core {
+namespace {
+
+void append(std::vector<trust::BlockChange>& to, std::vector<trust::BlockChange>&& from) {
+  if (from.empty()) return;
+  if (to.empty()) {
+    to = std::move(from);
+    return;
+  }
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+// The opener promises that the variant matches `kind`; a broken opener must not crash us.
+bool body_matches(const SignedEvent& ev) {
+  switch (ev.kind) {
+    case EventKind::claim:
+      return std::holds_alternative<trust::ClaimFacts>(ev.body);
+    case EventKind::retraction:
+      return std::holds_alternative<RetractionBody>(ev.body);
+    case EventKind::operator_decision:
+      return std::holds_alternative<trust::OperatorDecision>(ev.body);
+    case EventKind::misbehaviour_proof:
+      return std::holds_alternative<ProofBody>(ev.body);
+  }
+  return false;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- public entry points
+
+Node::Node(const Config& config, trust::Engine& engine, EventOpener& opener, Rng& rng) {
+  if (auto ok = config.validate(); !ok) throw std::invalid_argument(ok.error().message);
+  impl_ = std::make_unique<Impl>(config, engine, opener, rng);
+}
+Node::~Node() = default;
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&&) noexcept = default;
+
+void Node::on_message(PeerId peer, const Message& message, TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  ++I.stats.messages_received;
+  PeerState* p = I.find_peer(peer);
+  if (p == nullptr || !p->connected) {
+    ++I.stats.messages_ignored;
+  } else if (!I.take_peer_token(*p, now)) {
+    ++I.stats.rate_limited_peer;
+    I.penalize(*p, I.config.penalty_rate_limit, Cause::rate, now, out);
+  } else if (const auto* push = std::get_if<Push>(&message)) {
+    ++I.stats.pushes_received;
+    if (!push->envelope) {
+      ++I.stats.malformed;
+      I.penalize(*p, I.config.penalty_malformed, Cause::malformed, now, out);
+    } else {
+      I.ingest(p, push->envelope, Source::push, now, out);
+    }
+  } else if (const auto* vv = std::get_if<VersionVector>(&message)) {
+    I.on_vector(*p, *vv, now, out);
+  } else if (const auto* rq = std::get_if<RangeRequest>(&message)) {
+    I.on_request(*p, *rq, now, out);
+  } else if (const auto* rs = std::get_if<RangeResponse>(&message)) {
+    I.on_response(*p, *rs, now, out);
+  }
+  I.finish(now, out);
+}
+
+Result<void> Node::on_local_event(const Envelope& envelope, TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  if (!envelope) {
+    I.finish(now, out);
+    return fail(std::string(open_error::malformed), "local event: the envelope is null");
+  }
+  const EventId id = I.opener.event_id(*envelope);
+  if (I.seen.contains(id)) {  // already known (e.g. the driver retried): nothing to do
+    I.finish(now, out);
+    return {};
+  }
+  auto ev = I.opener.open(*envelope, now);
+  if (!ev) {
+    I.finish(now, out);
+    return std::unexpected(ev.error());
+  }
+  if (!body_matches(*ev) || ev->seq == 0) {
+    I.finish(now, out);
+    return fail(std::string(open_error::malformed),
+                "local event: the opener returned a body that does not match its kind or seq 0");
+  }
+  I.seen.insert(id, now);
+  I.process(nullptr, id, envelope, std::move(*ev), Source::local, now, out);
+  I.finish(now, out);
+  return {};
+}
+
+void Node::tick(TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  I.seen.expire(now);
+  I.expire_store(now, out);
+  append(out.blocks, I.engine.tick(now));
+  I.run_deferred(now, out);
+  I.run_proofs(now, out);
+  if (now >= I.next_anti_entropy) I.anti_entropy_round(now, out);
+  I.prune_peers(now);
+  I.finish(now, out);
+}
+
+void Node::restore(std::span<const Envelope> envelopes, TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  struct Item {
+    EventId id;
+    Envelope env;
+    SignedEvent ev;
+  };
+  std::vector<Item> items;
+  items.reserve(envelopes.size());
+  for (const Envelope& env : envelopes) {
+    if (!env) continue;
+    const EventId id = I.opener.event_id(*env);
+    if (!I.seen.insert(id, now)) continue;
+    auto ev = I.opener.open_evidence(*env, now);
+    if (!ev || !body_matches(*ev) || ev->seq == 0) {
+      ++I.stats.invalid;
+      continue;
+    }
+    items.push_back(Item{id, env, std::move(*ev)});
+  }
+  // Per origin in seq order, so version vectors come out contiguous and the engine sees each
+  // origin's history in the order it was issued.
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    if (a.ev.origin.node != b.ev.origin.node) return a.ev.origin.node < b.ev.origin.node;
+    return a.ev.seq < b.ev.seq;
+  });
+  for (Item& it : items)
+    I.process(nullptr, it.id, it.env, std::move(it.ev), Source::restore, now, out);
+  I.finish(now, out);
+}
+
+Actions Node::on_peer_up(PeerId peer, TimeMs now) {
+  Actions a;
+  on_peer_up(peer, now, a);
+  return a;
+}
+Actions Node::on_peer_down(PeerId peer, TimeMs now) {
+  Actions a;
+  on_peer_down(peer, now, a);
+  return a;
+}
+Actions Node::on_message(PeerId peer, const Message& message, TimeMs now) {
+  Actions a;
+  on_message(peer, message, now, a);
+  return a;
+}
+Actions Node::tick(TimeMs now) {
+  Actions a;
+  tick(now, a);
+  return a;
+}
+
+TimeMs Node::next_deadline() const {
+  return impl_->next_deadline;
+}
+const Stats& Node::stats() const {
+  return impl_->stats;
+}
+const Config& Node::config() const {
+  return impl_->config;
+}
+
+std::uint64_t Node::contiguous_seq(std::string_view origin) const {
+  const OriginState* o = impl_->find_origin(origin);
+  return o ? o->contiguous : 0;
+}
+
+VersionVector Node::version_vector() {
+  auto copy = *impl_->vector_snapshot();
+  std::sort(copy.begin(), copy.end(),
+            [](const VersionEntry& a, const VersionEntry& b) { return a.origin < b.origin; });
+  return VersionVector{std::make_shared<const std::vector<VersionEntry>>(std::move(copy))};
+}
+
+std::vector<PeerInfo> Node::peers(TimeMs now) const {
+  std::vector<PeerInfo> v;
+  for (const PeerState& p : impl_->peers) v.push_back(impl_->info(p, now));
+  return v;
+}
+
+std::optional<PeerInfo> Node::peer(PeerId peer, TimeMs now) const {
+  const PeerState* p = impl_->find_peer(peer);
+  if (p == nullptr) return std::nullopt;
+  return impl_->info(*p, now);
+}
+
+bool Node::seen(const EventId& id) const {
+  return impl_->seen.contains(id);
+}
+std::size_t Node::store_size() const {
+  return impl_->stored;
+}
+
+// ---------------------------------------------------------------- the event path
+
+void Node::Impl::ingest(PeerState* from, const Envelope& env, Source src, TimeMs now,
+                        Actions& out) {
+  const EventId id = opener.event_id(*env);
+  // Dedup BEFORE opening: opening is the expensive part (decode + Ed25519).
+  if (!seen.insert(id, now)) {
+    ++stats.duplicates;
+    if (from != nullptr) note_duplicate(*from, src, now, out);
+    return;
+  }
+  auto ev = opener.open(*env, now);
+  if (!ev) {
+    open_failed(from, ev.error(), now, out);
+    return;
+  }
+  if (!body_matches(*ev) || ev->seq == 0 || ev->origin.node.empty()) {
+    open_failed(from,
+                Error{std::string(open_error::malformed),
+                      "opener returned an event without origin, with seq 0 or a body that does "
+                      "not match its kind"},
+                now, out);
+    return;
+  }
+  process(from, id, env, std::move(*ev), src, now, out);
+}
+
+void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
+                         Source src, TimeMs now, Actions& out) {
+  const std::uint32_t oi = intern(ev.origin.node);
+  OriginState& o = origins[oi];
+  if (held(o, ev.seq)) {
+    // A different envelope for a seq we hold: the same body signed again (a duplicate), or
+    // a second body under the same seq (equivocation, provable with both envelopes).
+    const StoredEvent* s = find_stored(o, ev.seq);
+    if (s != nullptr && *s->envelope != *env) {
+      auto other = opener.open_evidence(*s->envelope, now);
+      if (other && other->origin.node == ev.origin.node && other->seq == ev.seq &&
+          other->body_digest != ev.body_digest) {
+        ++stats.equivocations;
+        detected(oi, trust::MisbehaviourKind::equivocation, {s->envelope, env},
+                 "two different bodies signed by " + ev.origin.node + " under seq " +
+                     std::to_string(ev.seq),
+                 false, now, out);
+        return;
+      }
+    }
+    ++stats.duplicates;
+    if (from != nullptr) note_duplicate(*from, src, now, out);
+    return;
+  }
+  if (ev.seq > o.contiguous + config.out_of_order_window) {
+    ++stats.out_of_window;
+    slide_window(o, ev.seq);
+  }
+  // A proven misbehaver's events are dropped here, not relayed: they have no influence and
+  // relaying them only spends the fleet's bandwidth. Operators are never quarantined.
+  if (ev.kind != EventKind::operator_decision &&
+      (o.quarantined_until > now || engine.ledger().quarantined(ev.origin.node, now))) {
+    ++stats.from_quarantined;
+    mark_held(o, ev.seq);
+    return;
+  }
+  if ((src == Source::push || src == Source::sync) && ev.kind != EventKind::operator_decision) {
+    const bool queued = o.extra && !o.extra->deferred.empty();
+    if (queued || !take_origin_token(o, now)) {
+      defer(from, id, env, std::move(ev), oi, src, now);
+      return;
+    }
+  }
+  apply(from, id, env, ev, oi, src, now, out);
+}
+
+void Node::Impl::apply(PeerState* from, const EventId& id, const Envelope& env,
+                       const SignedEvent& ev, std::uint32_t oi, Source src, TimeMs now,
+                       Actions& out) {
+  switch (ev.kind) {
+    case EventKind::claim: {
+      trust::Outcome r = engine.on_claim(std::get<trust::ClaimFacts>(ev.body), ev.body_digest, now);
+      append(out.blocks, std::move(r.changes));
+      switch (r.status) {
+        case trust::ClaimStatus::misbehaviour:
+          mark_held(origins[oi], ev.seq);
+          if (r.misbehaviour) on_engine_misbehaviour(*r.misbehaviour, env, ev, now, out);
+          return;
+        case trust::ClaimStatus::duplicate:
+          mark_held(origins[oi], ev.seq);
+          ++stats.duplicates;
+          return;
+        case trust::ClaimStatus::rejected:
+          ++stats.rejected;
+          if (engine.ledger().quarantined(ev.origin.node, now)) {
+            mark_held(origins[oi], ev.seq);
+            return;
+          }
+          // Refused by THIS node's policy (e.g. a node-local protected prefix, expiry): still
+          // a valid signed event that other nodes decide on for themselves.
+          break;
+        default:
+          break;
+      }
+      break;
+    }
+    case EventKind::retraction: {
+      const auto& r = std::get<RetractionBody>(ev.body);
+      if (r.claim_seq != 0) {
+        append(out.blocks, engine.on_retraction(ev.origin.node, r.claim_seq, now).changes);
+      }
+      if (r.prefix) {
+        // trust::Engine retracts by seq only: find this origin's stored claims on the prefix.
+        std::vector<std::uint64_t> seqs;
+        for (const StoredEvent& s : origins[oi].store) {
+          if (s.kind != EventKind::claim) continue;
+          auto c = opener.open_evidence(*s.envelope, now);
+          if (c && std::get_if<trust::ClaimFacts>(&c->body) &&
+              std::get<trust::ClaimFacts>(c->body).prefix == *r.prefix) {
+            seqs.push_back(s.seq);
+          }
+        }
+        for (std::uint64_t seq : seqs) {
+          append(out.blocks, engine.on_retraction(ev.origin.node, seq, now).changes);
+        }
+      }
+      break;
+    }
+    case EventKind::operator_decision: {
+      auto r = engine.on_operator_decision(std::get<trust::OperatorDecision>(ev.body), now);
+      if (r) {
+        append(out.blocks, std::move(*r));
+      } else {
+        ++stats.rejected;  // e.g. a block on a prefix protected here; other nodes decide
+      }
+      break;
+    }
+    case EventKind::misbehaviour_proof:
+      on_proof(from, id, env, ev, oi, src, now, out);
+      return;
+  }
+  accept(from, id, env, ev, oi, src, now, out);
+}
+
+void Node::Impl::accept(PeerState* from, const EventId& id, const Envelope& env,
+                        const SignedEvent& ev, std::uint32_t oi, Source src, TimeMs now,
+                        Actions& out) {
+  mark_held(origins[oi], ev.seq);
+  const TimeMs expires = store(oi, ev, env, now, out);
+  ++stats.events_new;
+  if (src == Source::sync) ++stats.events_from_sync;
+  if (src == Source::restore) {
+    ++stats.restored;
+    return;
+  }
+  out.persist.push_back(Persist{id, origins[oi].id, ev.seq, ev.kind, env, expires});
+  forward(from, env, out);
+}
+
+void Node::Impl::forward(PeerState* from, const Envelope& env, Actions& out) {
+  for (PeerState& p : peers) {
+    if (!p.connected || &p == from) continue;
+    emit(out, p.id, Push{env});
+    ++stats.forwarded;
+  }
+}
+
+std::uint32_t Node::Impl::intern(const std::string& origin) {
+  auto [it, fresh] = origin_index.try_emplace(origin, static_cast<std::uint32_t>(origins.size()));
+  if (fresh) {
+    origins.emplace_back();
+    origins.back().id = origin;
+  }
+  return it->second;
+}
+
+const OriginState* Node::Impl::find_origin(std::string_view origin) const {
+  auto it = origin_index.find(std::string(origin));
+  return it == origin_index.end() ? nullptr : &origins[it->second];
+}
+
+void Node::Impl::finish(TimeMs now, Actions& out) {
+  (void)now;
+  std::uint64_t connected = 0;
+  for (const PeerState& p : peers) connected += p.connected ? 1 : 0;
+  stats.peers = connected;
+  stats.seen_size = seen.size();
+  stats.store_size = stored;
+  stats.origins = origins.size();
+  stats.deferred = deferred_total;
+  next_deadline = compute_deadline();
+  out.next_deadline = next_deadline;
+}
+
+TimeMs Node::Impl::compute_deadline() const {
+  TimeMs d = std::min(next_anti_entropy, seen.next_rotation());
+  if (!expiry.empty()) d = std::min(d, expiry.front().at);
+  if (auto e = engine.next_deadline()) d = std::min(d, *e);
+  const double rate = config.origin_rate_per_min / 60000.0;
+  for (std::uint32_t oi : deferred_origins) {
+    const OriginState& o = origins[oi];
+    const double missing = std::max(0.0, 1.0 - o.tokens);
+    d = std::min(d, o.tokens_at + static_cast<TimeMs>(missing / rate) + 1);
+  }
+  for (std::uint32_t oi : proof_origins) d = std::min(d, origins[oi].extra->proof_due);
+  return d;
+}
+
+}  // namespace meshd::core

@@ -1,0 +1,160 @@
+// Held seqs (the version vector), the bounded store of envelopes and the per-origin rate
+// limit with its queue of deferred events.
+#include <algorithm>
+#include <utility>
+
+#include "meshd/core/detail/node_impl.hpp"
+
+namespace meshd::core {
+
+bool Node::Impl::held(const OriginState& o, std::uint64_t seq) const {
+  return seq <= o.contiguous || std::binary_search(o.above.begin(), o.above.end(), seq);
+}
+
+void Node::Impl::mark_held(OriginState& o, std::uint64_t seq) {
+  if (seq <= o.contiguous) return;
+  if (seq != o.contiguous + 1) {
+    auto it = std::lower_bound(o.above.begin(), o.above.end(), seq);
+    if (it == o.above.end() || *it != seq) o.above.insert(it, seq);
+    return;
+  }
+  if (o.contiguous == 0) ++nonzero_origins;
+  o.contiguous = seq;
+  std::size_t k = 0;
+  while (k < o.above.size() && o.above[k] == o.contiguous + 1) {
+    ++o.contiguous;
+    ++k;
+  }
+  o.above.erase(o.above.begin(), o.above.begin() + static_cast<std::ptrdiff_t>(k));
+  vv_dirty = true;
+}
+
+void Node::Impl::slide_window(OriginState& o, std::uint64_t seq) {
+  // Give up on gaps more than out_of_order_window below the newest seq: an honest origin's
+  // events that old are long expired (and not served by anyone), an adversary only hurts its
+  // own sequence space.
+  const std::uint64_t floor = seq - config.out_of_order_window;
+  if (floor <= o.contiguous) return;
+  if (o.contiguous == 0) ++nonzero_origins;
+  o.contiguous = floor;
+  auto it = std::upper_bound(o.above.begin(), o.above.end(), floor);
+  o.above.erase(o.above.begin(), it);
+  std::size_t k = 0;
+  while (k < o.above.size() && o.above[k] == o.contiguous + 1) {
+    ++o.contiguous;
+    ++k;
+  }
+  o.above.erase(o.above.begin(), o.above.begin() + static_cast<std::ptrdiff_t>(k));
+  vv_dirty = true;
+}
+
+const StoredEvent* Node::Impl::find_stored(const OriginState& o, std::uint64_t seq) const {
+  auto it = std::lower_bound(o.store.begin(), o.store.end(), seq,
+                             [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
+  return (it != o.store.end() && it->seq == seq) ? &*it : nullptr;
+}
+
+TimeMs Node::Impl::store(std::uint32_t oi, const SignedEvent& ev, const Envelope& env, TimeMs now,
+                         Actions& out) {
+  TimeMs life = config.store_retention_ms;
+  if (const auto* c = std::get_if<trust::ClaimFacts>(&ev.body)) {
+    life = std::clamp<DurationMs>(c->requested_ttl, 0, config.claim_ttl_cap_ms);
+  }
+  // issued_at is the origin's clock: bound it by ours so a wild value cannot pin an envelope
+  // in the store for ever or expire it before it could be served.
+  const TimeMs issued = std::clamp<TimeMs>(ev.issued_at, now - life, now);
+  const TimeMs expires = issued + life;
+  OriginState& o = origins[oi];
+  auto it = std::lower_bound(o.store.begin(), o.store.end(), ev.seq,
+                             [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
+  o.store.insert(it, StoredEvent{ev.seq, expires, env, ev.kind});
+  expiry.push_back(ExpiryEntry{expires, oi, ev.seq});
+  std::push_heap(expiry.begin(), expiry.end(), std::greater<>{});
+  ++stored;
+  while (stored > config.store_capacity) evict_top(out);
+  return expires;
+}
+
+void Node::Impl::evict_top(Actions& out) {
+  std::pop_heap(expiry.begin(), expiry.end(), std::greater<>{});
+  const ExpiryEntry e = expiry.back();
+  expiry.pop_back();
+  OriginState& o = origins[e.origin];
+  auto it = std::lower_bound(o.store.begin(), o.store.end(), e.seq,
+                             [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
+  if (it == o.store.end() || it->seq != e.seq) return;
+  out.forget.push_back(opener.event_id(*it->envelope));
+  o.store.erase(it);
+  --stored;
+  ++stats.forgotten;
+}
+
+void Node::Impl::expire_store(TimeMs now, Actions& out) {
+  while (!expiry.empty() && expiry.front().at <= now) evict_top(out);
+}
+
+bool Node::Impl::take_origin_token(OriginState& o, TimeMs now) {
+  const double rate = config.origin_rate_per_min / 60000.0;  // tokens per ms
+  if (o.tokens_at == kUnset) {
+    o.tokens = config.origin_burst;
+    o.tokens_at = now;
+  } else if (now > o.tokens_at) {
+    o.tokens =
+        std::min(config.origin_burst, o.tokens + static_cast<double>(now - o.tokens_at) * rate);
+    o.tokens_at = now;
+  }
+  if (o.tokens < 1) return false;
+  o.tokens -= 1;
+  return true;
+}
+
+void Node::Impl::defer(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
+                       std::uint32_t oi, Source src, TimeMs now) {
+  (void)now;
+  OriginState& o = origins[oi];
+  if (!o.extra) o.extra = std::make_unique<OriginExtra>();
+  auto& q = o.extra->deferred;
+  if (q.size() >= config.origin_queue_max || deferred_total >= config.deferred_total_max) {
+    // Dropped without marking the seq held, and forgotten by the seen-set, so a later copy
+    // (anti-entropy) is considered again: honest bursts converge, floods cost one open per
+    // copy and stay bounded by the per-peer limit.
+    ++stats.origin_dropped;
+    seen.erase(id);
+    return;
+  }
+  if (q.empty()) deferred_origins.push_back(oi);
+  q.push_back(Deferred{id, env, std::move(ev), from ? from->id : 0, from != nullptr, src});
+  ++deferred_total;
+  ++stats.rate_limited_origin;
+}
+
+void Node::Impl::run_deferred(TimeMs now, Actions& out) {
+  for (std::size_t k = 0; k < deferred_origins.size();) {
+    const std::uint32_t oi = deferred_origins[k];
+    while (!origins[oi].extra->deferred.empty() && take_origin_token(origins[oi], now)) {
+      Deferred d = std::move(origins[oi].extra->deferred.front());
+      origins[oi].extra->deferred.pop_front();
+      --deferred_total;
+      OriginState& o = origins[oi];
+      if (held(o, d.event.seq)) {
+        ++stats.duplicates;
+        continue;
+      }
+      if (o.quarantined_until > now || engine.ledger().quarantined(o.id, now)) {
+        ++stats.from_quarantined;
+        mark_held(o, d.event.seq);
+        continue;
+      }
+      PeerState* from = d.has_from ? find_peer(d.from) : nullptr;
+      apply(from, d.id, d.envelope, d.event, oi, d.source, now, out);
+    }
+    if (origins[oi].extra->deferred.empty()) {
+      deferred_origins[k] = deferred_origins.back();
+      deferred_origins.pop_back();
+    } else {
+      ++k;
+    }
+  }
+}
+
+}  // namespace meshd::core
