@@ -26,15 +26,19 @@ std::size_t len_slot(const Prefix& p) {
 }  // namespace
 
 std::vector<ProtectedPrefix> builtin_protected() {
-  std::vector<ProtectedPrefix> out;
-  for (auto [text, why] : {std::pair{"127.0.0.0/8", "loopback"},
-                           {"::1/128", "loopback"},
-                           {"169.254.0.0/16", "link-local"},
-                           {"fe80::/10", "link-local"},
-                           {"0.0.0.0/32", "unspecified address"},
-                           {"::/128", "unspecified address"}})
-    out.push_back(ProtectedPrefix{*Prefix::parse(text), std::string("builtin: ") + why, true});
-  return out;
+  // Parsed once: the simulator constructs thousands of engines.
+  static const std::vector<ProtectedPrefix> list = [] {
+    std::vector<ProtectedPrefix> out;
+    for (auto [text, why] : {std::pair{"127.0.0.0/8", "loopback"},
+                             {"::1/128", "loopback"},
+                             {"169.254.0.0/16", "link-local"},
+                             {"fe80::/10", "link-local"},
+                             {"0.0.0.0/32", "unspecified address"},
+                             {"::/128", "unspecified address"}})
+      out.push_back(ProtectedPrefix{*Prefix::parse(text), std::string("builtin: ") + why, true});
+    return out;
+  }();
+  return list;
 }
 
 Engine::Impl::Impl(const Params& p, LocalContext c, TimeMs now)
@@ -476,14 +480,16 @@ void Engine::Impl::process_deadline(const detail::Deadline& d, TimeMs now,
       if (d.id >= targets.size()) return;
       auto& T = targets[d.id];
       if (!(T.flags & detail::kTargetLive)) return;
+      bool op_ended = false;
       if (T.flags & detail::kOperator) {
         auto it = op_blocks.find(d.id);
         if (it != op_blocks.end() && it->second.expires_at <= now) {
           op_blocks.erase(it);
           T.flags &= static_cast<std::uint8_t>(~detail::kOperator);
+          op_ended = true;  // the claims decide again (they may enforce it themselves)
         }
       }
-      if ((T.flags & detail::kEnforced) && T.expires_at <= now)
+      if (op_ended || ((T.flags & detail::kEnforced) && T.expires_at <= now))
         settle(d.id, now, ChangeCause::expiry, out);
       else
         maybe_free_target(d.id);

@@ -43,12 +43,12 @@ class FakeUsage : public UsageSource {
 inline constexpr TimeMs T0 = 1'700'000'000'000;  // a realistic Unix ms
 
 inline ClaimFacts claim(const std::string& node, const std::string& domain, std::uint64_t seq,
-                        const char* prefix, double conf = 0.9, TimeMs issued = T0,
+                        const Prefix& prefix, double conf = 0.9, TimeMs issued = T0,
                         Severity sev = Severity::high, DurationMs ttl = kHour) {
   ClaimFacts c;
   c.origin = Origin{node, domain};
   c.seq = seq;
-  c.prefix = P(prefix);
+  c.prefix = prefix;
   c.direction = Direction::egress;
   c.detector = "test";
   c.severity = sev;
@@ -58,11 +58,20 @@ inline ClaimFacts claim(const std::string& node, const std::string& domain, std:
   return c;
 }
 
-inline OperatorDecision op(OperatorDecision::Action a, const char* prefix) {
+inline ClaimFacts claim(const std::string& node, const std::string& domain, std::uint64_t seq,
+                        const char* prefix, double conf = 0.9, TimeMs issued = T0,
+                        Severity sev = Severity::high, DurationMs ttl = kHour) {
+  return claim(node, domain, seq, P(prefix), conf, issued, sev, ttl);
+}
+
+inline OperatorDecision op(OperatorDecision::Action a, const Prefix& prefix) {
   OperatorDecision d;
   d.action = a;
-  d.prefix = P(prefix);
+  d.prefix = prefix;
   return d;
+}
+inline OperatorDecision op(OperatorDecision::Action a, const char* prefix) {
+  return op(a, P(prefix));
 }
 
 inline LocalContext context(const UsageSource* usage = nullptr,
