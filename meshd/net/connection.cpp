@@ -1,0 +1,487 @@
+// One peer connection: connect (outbound), handshake, then three coroutines — reader,
+// writer, idle watchdog — on the transport's io_context thread.
+#include <utility>  // before Asio (Boost 1.74)
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "meshd/net/transport_impl.hpp"
+#include "proto/frame.hpp"
+
+namespace meshd::net {
+namespace {
+
+using asio::redirect_error;
+using asio::use_awaitable;
+using boost::system::error_code;
+
+// Hello frames carry one cert; anything bigger before authentication is an attack.
+constexpr std::size_t max_handshake_frame = 16 * 1024;
+constexpr std::size_t read_chunk = 64 * 1024;
+// A write gathers at most this much so one large backlog does not starve the reader.
+constexpr std::size_t max_write_batch_bytes = 1024 * 1024;
+constexpr std::size_t max_write_batch_frames = 256;
+
+// First byte of a serialized Frame whose oneof field `field` (length-delimited) is set.
+constexpr std::uint8_t frame_tag(int field) {
+  return static_cast<std::uint8_t>((field << 3) | 2);
+}
+constexpr std::uint8_t tag_ping = frame_tag(v1::Frame::kPingFieldNumber);
+constexpr std::uint8_t tag_pong = frame_tag(v1::Frame::kPongFieldNumber);
+constexpr std::uint8_t tag_hello = frame_tag(v1::Frame::kHelloFieldNumber);
+constexpr std::uint8_t tag_hello_auth = frame_tag(v1::Frame::kHelloAuthFieldNumber);
+constexpr std::uint8_t tag_goodbye = frame_tag(v1::Frame::kGoodbyeFieldNumber);
+
+void put_be32(std::uint8_t* p, std::size_t v) {
+  p[0] = static_cast<std::uint8_t>((v >> 24) & 0xff);
+  p[1] = static_cast<std::uint8_t>((v >> 16) & 0xff);
+  p[2] = static_cast<std::uint8_t>((v >> 8) & 0xff);
+  p[3] = static_cast<std::uint8_t>(v & 0xff);
+}
+
+std::chrono::nanoseconds mono_now() {
+  return std::chrono::steady_clock::now().time_since_epoch();
+}
+
+long long ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<TransportImpl> transport, tcp::socket socket, PeerId id,
+                       std::optional<tcp::endpoint> dialed)
+    : t_(std::move(transport)),
+      socket_(std::move(socket)),
+      id_(id),
+      dialed_(dialed),
+      deadline_(t_->io()),
+      idle_timer_(t_->io()),
+      write_signal_(t_->io()),
+      limiter_(t_->limits().receive_rate) {
+  if (dialed_) {
+    remote_ = *dialed_;
+  } else {
+    error_code ec;
+    remote_ = socket_.remote_endpoint(ec);
+  }
+}
+
+void Connection::spawn(std::shared_ptr<Connection> conn) {
+  asio::co_spawn(conn->t_->io(), run(conn), asio::detached);
+}
+
+PeerInfo Connection::info() const {
+  PeerInfo p;
+  p.id = id_;
+  p.node_id = cert_.node_id();
+  p.failure_domain = cert_.failure_domain();
+  p.cert_serial = cert_.serial();
+  p.remote = remote_;
+  p.outbound = outbound();
+  p.connected_since_ms = connected_since_ms_;
+  p.bytes_in = bytes_in_;
+  p.bytes_out = bytes_out_;
+  p.frames_in = frames_in_;
+  p.frames_out = frames_out_;
+  p.rate_limit_drops = rate_drops_;
+  p.send_queue_bytes = queued_bytes_;
+  return p;
+}
+
+asio::awaitable<void> Connection::run(std::shared_ptr<Connection> self) {
+  // One deadline covers connect + handshake; on expiry the socket is closed, which aborts
+  // whatever operation is pending.
+  self->deadline_.expires_after(self->t_->limits().handshake_timeout);
+  self->deadline_.async_wait([weak = self->weak_from_this()](error_code ec) {
+    if (ec) return;
+    if (auto c = weak.lock(); c && c->state_ == State::handshaking) {
+      c->timed_out_ = true;
+      error_code ignored;
+      c->socket_.close(ignored);
+    }
+  });
+
+  if (self->dialed_) {
+    error_code ec;
+    co_await self->socket_.async_connect(*self->dialed_, redirect_error(use_awaitable, ec));
+    if (ec) {
+      self->t_->stats().connect_failures++;
+      self->close(self->timed_out_ ? "connect timed out" : "connect failed: " + ec.message());
+      co_return;
+    }
+  }
+  if (!co_await self->handshake()) co_return;
+
+  auto ex = self->t_->io().get_executor();
+  asio::co_spawn(ex, write_loop(self), asio::detached);
+  asio::co_spawn(ex, idle_loop(self), asio::detached);
+  co_await read_loop(self);
+}
+
+asio::awaitable<bool> Connection::handshake() {
+  auto self = shared_from_this();
+  Handshake hs(outbound() ? HandshakeRole::initiator : HandshakeRole::responder, t_->identity());
+  // GCC 12 mis-handles temporaries built inside a co_await expression (double destruction),
+  // so the failure is collected in a named local and refused once at the end.
+  std::optional<HandshakeError> failure;
+  bool tell_peer = false;
+  do {
+    if (!co_await write_plain_frame(hs.hello())) {
+      failure = HandshakeError{timed_out_ ? HandshakeFailure::timeout : HandshakeFailure::io_error,
+                               "cannot send Hello"};
+      break;
+    }
+    auto peer_hello = co_await read_plain_frame();
+    if (!peer_hello) {
+      failure = peer_hello.error();
+      break;
+    }
+    // From here on the peer is reading our frames: tell it why it is refused.
+    tell_peer = true;
+    auto cert = hs.on_peer_hello(proto::as_bytes(*peer_hello), wall_now_ms(),
+                                 [t = t_.get()](std::uint64_t s) { return t->is_revoked(s); });
+    if (!cert) {
+      failure = cert.error();
+      break;
+    }
+    if (t_->is_banned(cert->node_id(), std::chrono::steady_clock::now())) {
+      failure =
+          HandshakeError{HandshakeFailure::banned, "node '" + cert->node_id() + "' is banned"};
+      break;
+    }
+    cert_ = *cert;
+    auto auth = hs.auth();
+    if (!auth) {
+      failure = auth.error();
+      break;
+    }
+    tell_peer = false;
+    if (!co_await write_plain_frame(*auth)) {
+      failure = HandshakeError{timed_out_ ? HandshakeFailure::timeout : HandshakeFailure::io_error,
+                               "cannot send HelloAuth to node '" + cert_.node_id() + "'"};
+      break;
+    }
+    auto peer_auth = co_await read_plain_frame();
+    if (!peer_auth) {
+      failure = peer_auth.error();
+      break;
+    }
+    // A bad HelloAuth: the peer may already consider the session up, so a plaintext
+    // Goodbye would only look like a decrypt failure to it; just close.
+    auto session = hs.on_peer_auth(proto::as_bytes(*peer_auth));
+    if (!session) {
+      failure = session.error();
+      break;
+    }
+    if (state_ != State::handshaking) co_return false;  // closed meanwhile (stop())
+    session_.emplace(std::move(*session));
+  } while (false);
+  if (failure) {
+    co_await refuse(*failure, tell_peer);
+    co_return false;
+  }
+  deadline_.cancel();
+  state_ = State::up;
+  up_since_ = std::chrono::steady_clock::now();
+  last_rx_ = up_since_;
+  connected_since_ms_ = wall_now_ms();
+  co_return t_->on_established(self) && state_ == State::up;
+}
+
+asio::awaitable<HandshakeResult<std::string>> Connection::read_plain_frame() {
+  auto io_failure = [this](const error_code& ec) {
+    if (timed_out_) {
+      return HandshakeError{HandshakeFailure::timeout,
+                            "handshake not finished within " +
+                                std::to_string(t_->limits().handshake_timeout.count()) + " ms"};
+    }
+    return HandshakeError{HandshakeFailure::io_error,
+                          ec == asio::error::eof
+                              ? "peer closed the connection during the handshake"
+                              : "read failed during the handshake: " + ec.message()};
+  };
+  std::array<std::uint8_t, 4> header{};
+  error_code ec;
+  co_await asio::async_read(socket_, asio::buffer(header), redirect_error(use_awaitable, ec));
+  if (ec) co_return std::unexpected(io_failure(ec));
+  const std::size_t len = (std::size_t{header[0]} << 24) | (std::size_t{header[1]} << 16) |
+                          (std::size_t{header[2]} << 8) | std::size_t{header[3]};
+  if (len > max_handshake_frame) {
+    t_->stats().oversize_frames++;
+    co_return std::unexpected(HandshakeError{
+        HandshakeFailure::malformed, "handshake frame length " + std::to_string(len) +
+                                         " exceeds the " + std::to_string(max_handshake_frame) +
+                                         "-byte limit (garbage or not a meshd peer)"});
+  }
+  std::string payload(len, '\0');
+  co_await asio::async_read(socket_, asio::buffer(payload), redirect_error(use_awaitable, ec));
+  if (ec) co_return std::unexpected(io_failure(ec));
+  bytes_in_ += header.size() + len;
+  t_->stats().bytes_in += header.size() + len;
+  co_return payload;
+}
+
+asio::awaitable<bool> Connection::write_plain_frame(const std::string& payload) {
+  std::array<std::uint8_t, 4> header{};
+  put_be32(header.data(), payload.size());
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(header), asio::buffer(payload)};
+  error_code ec;
+  co_await asio::async_write(socket_, buffers, redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  bytes_out_ += header.size() + payload.size();
+  t_->stats().bytes_out += header.size() + payload.size();
+  co_return true;
+}
+
+asio::awaitable<void> Connection::refuse(const HandshakeError& error, bool tell_peer) {
+  auto self = shared_from_this();
+  if (tell_peer && socket_.is_open() && !timed_out_) {
+    // Best effort, still under the handshake deadline: the peer's operator sees why.
+    v1::Frame bye;
+    bye.mutable_goodbye()->set_reason("refused: " + std::string(to_string(error.reason)));
+    const std::string payload = bye.SerializeAsString();
+    co_await write_plain_frame(payload);
+  }
+  close(error.message, error.reason);
+}
+
+asio::awaitable<void> Connection::read_loop(std::shared_ptr<Connection> self) {
+  proto::FrameDecoder decoder(self->t_->limits().max_frame_size);
+  std::vector<std::uint8_t> chunk(read_chunk);
+  std::vector<std::uint8_t> plain;
+  TransportStats& stats = self->t_->stats();
+  while (self->state_ == State::up || self->state_ == State::closing) {
+    error_code ec;
+    const std::size_t n = co_await self->socket_.async_read_some(asio::buffer(chunk),
+                                                                 redirect_error(use_awaitable, ec));
+    if (ec) {
+      self->close(ec == asio::error::eof ? "peer closed the connection"
+                                         : "read failed: " + ec.message());
+      co_return;
+    }
+    self->last_rx_ = std::chrono::steady_clock::now();
+    const auto now = mono_now();
+    self->bytes_in_ += n;
+    stats.bytes_in += n;
+    decoder.feed({chunk.data(), n});
+    while (self->state_ != State::closed) {
+      auto next = decoder.next();
+      if (!next) {
+        stats.oversize_frames++;
+        self->close(next.error().message);
+        co_return;
+      }
+      if (!*next) break;
+      const std::vector<std::uint8_t>& cipher = **next;
+      const bool allowed = self->limiter_.allow(cipher.size(), now);
+      // Decrypt even a frame over budget: the stream position must advance.
+      if (auto ok = self->session_->rx.unseal(cipher, plain); !ok) {
+        stats.decrypt_failures++;
+        self->close(ok.error().message);
+        co_return;
+      }
+      if (!allowed) {
+        self->rate_drops_++;
+        stats.rate_limit_drops++;
+        continue;
+      }
+      self->frames_in_++;
+      stats.frames_in++;
+      self->handle_frame(plain);
+    }
+  }
+}
+
+void Connection::handle_frame(std::span<const std::uint8_t> plain) {
+  if (state_ != State::up) return;  // closing: the daemon was told the peer is down
+  const std::uint8_t first = plain.empty() ? 0 : plain[0];
+  if (first == tag_ping || first == tag_pong || first == tag_goodbye || first == tag_hello ||
+      first == tag_hello_auth) {
+    v1::Frame frame;
+    if (frame.ParseFromArray(plain.data(), static_cast<int>(plain.size()))) {
+      switch (frame.payload_case()) {
+        case v1::Frame::kPing: {
+          v1::Frame pong;
+          pong.mutable_pong()->set_nonce(frame.ping().nonce());
+          send_control(pong);
+          return;
+        }
+        case v1::Frame::kPong:
+          return;
+        case v1::Frame::kGoodbye:
+          close("peer said goodbye: " + frame.goodbye().reason());
+          return;
+        case v1::Frame::kHello:
+        case v1::Frame::kHelloAuth:
+          t_->stats().protocol_errors++;
+          close("protocol error: handshake message after the handshake");
+          return;
+        default:
+          break;
+      }
+    }
+  }
+  // Everything else (including undecodable bytes, which the daemon counts against the
+  // peer) goes to the daemon.
+  t_->deliver_frame(id_, plain);
+}
+
+void Connection::enqueue_sealed(std::span<const std::uint8_t> payload) {
+  std::vector<std::uint8_t> buf;
+  buf.reserve(4 + payload.size() + stream_overhead);
+  buf.resize(4);
+  session_->tx.seal(payload, buf);
+  put_be32(buf.data(), buf.size() - 4);
+  queued_bytes_ += buf.size();
+  queue_.push_back(std::move(buf));
+  frames_out_++;
+  t_->stats().frames_out++;
+  write_signal_.cancel();  // wakes the writer if it is waiting
+}
+
+Result<void> Connection::send(std::span<const std::uint8_t> payload) {
+  if (state_ != State::up) {
+    return fail("unknown_peer", "peer " + std::to_string(id_) + " is not connected");
+  }
+  const std::size_t limit = t_->limits().max_frame_size;
+  if (payload.size() + stream_overhead > limit) {
+    return fail("frame_too_large", "frame payload of " + std::to_string(payload.size()) +
+                                       " bytes exceeds the " + std::to_string(limit) +
+                                       "-byte frame limit (including " +
+                                       std::to_string(stream_overhead) + " bytes of MAC)");
+  }
+  enqueue_sealed(payload);
+  const std::size_t max_queue = t_->limits().max_send_queue_bytes;
+  if (queued_bytes_ > max_queue) {
+    t_->stats().send_queue_overflows++;
+    const std::string reason = "send queue overflow: " + std::to_string(queued_bytes_) +
+                               " bytes queued, limit " + std::to_string(max_queue);
+    close(reason);
+    return fail("send_queue_overflow", "peer " + std::to_string(id_) + " dropped: " + reason);
+  }
+  return {};
+}
+
+void Connection::send_control(const v1::Frame& frame) {
+  if (state_ != State::up && state_ != State::closing) return;
+  const std::string bytes = frame.SerializeAsString();
+  enqueue_sealed(proto::as_bytes(bytes));
+}
+
+asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
+  std::vector<std::vector<std::uint8_t>> inflight;
+  std::vector<asio::const_buffer> buffers;
+  TransportStats& stats = self->t_->stats();
+  while (self->state_ != State::closed) {
+    if (self->queue_.empty()) {
+      if (self->state_ == State::closing) {
+        self->close(self->close_reason_);
+        co_return;
+      }
+      self->write_signal_.expires_at(SteadyTime::max());
+      error_code ec;
+      co_await self->write_signal_.async_wait(redirect_error(use_awaitable, ec));
+      continue;
+    }
+    inflight.clear();
+    buffers.clear();
+    std::size_t batch = 0;
+    while (!self->queue_.empty() && inflight.size() < max_write_batch_frames &&
+           batch < max_write_batch_bytes) {
+      batch += self->queue_.front().size();
+      inflight.push_back(std::move(self->queue_.front()));
+      self->queue_.pop_front();
+    }
+    self->queued_bytes_ -= batch;
+    for (const auto& b : inflight) buffers.push_back(asio::buffer(b));
+    error_code ec;
+    co_await asio::async_write(self->socket_, buffers, redirect_error(use_awaitable, ec));
+    if (ec) {
+      self->close("write failed: " + ec.message());
+      co_return;
+    }
+    self->bytes_out_ += batch;
+    stats.bytes_out += batch;
+  }
+}
+
+asio::awaitable<void> Connection::idle_loop(std::shared_ptr<Connection> self) {
+  const auto idle = self->t_->limits().idle_timeout;
+  const auto interval =
+      std::max<std::chrono::steady_clock::duration>(idle / 3, std::chrono::milliseconds(10));
+  TransportStats& stats = self->t_->stats();
+  while (self->state_ == State::up) {
+    self->idle_timer_.expires_after(interval);
+    error_code ec;
+    co_await self->idle_timer_.async_wait(redirect_error(use_awaitable, ec));
+    if (self->state_ != State::up) co_return;
+    const auto silence = std::chrono::steady_clock::now() - self->last_rx_;
+    if (silence >= idle) {
+      stats.idle_timeouts++;
+      self->close("idle timeout: nothing received for " + std::to_string(ms(silence)) + " ms");
+      co_return;
+    }
+    if (self->cert_.not_after_ms() < wall_now_ms()) {
+      stats.certs_expired_while_connected++;
+      self->close_gracefully("cert of node '" + self->cert_.node_id() + "' expired");
+      co_return;
+    }
+    if (silence >= interval) {
+      v1::Frame ping;
+      ping.mutable_ping()->set_nonce(++self->ping_nonce_);
+      self->send_control(ping);
+      stats.pings_sent++;
+    }
+  }
+}
+
+void Connection::close_gracefully(const std::string& reason) {
+  if (state_ != State::up) {
+    close(reason);
+    return;
+  }
+  state_ = State::closing;
+  close_reason_ = reason;
+  v1::Frame bye;
+  bye.mutable_goodbye()->set_reason(reason);
+  send_control(bye);
+  deadline_.expires_after(t_->limits().handshake_timeout);
+  deadline_.async_wait([weak = weak_from_this()](error_code ec) {
+    if (ec) return;
+    if (auto c = weak.lock()) c->close(c->close_reason_);
+  });
+  idle_timer_.cancel();
+  retire(std::nullopt, reason);
+}
+
+void Connection::close(const std::string& reason, std::optional<HandshakeFailure> failure) {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  deadline_.cancel();
+  idle_timer_.cancel();
+  write_signal_.cancel();
+  queue_.clear();
+  queued_bytes_ = 0;
+  retire(failure, reason);
+}
+
+void Connection::retire(std::optional<HandshakeFailure> failure, const std::string& reason) {
+  if (retired_) return;
+  retired_ = true;
+  // Both may otherwise lose their last owner inside on_retired.
+  auto keep = shared_from_this();
+  auto transport = t_;
+  transport->on_retired(*this, failure, reason);
+}
+
+}  // namespace meshd::net

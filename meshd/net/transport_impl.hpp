@@ -1,0 +1,187 @@
+// Internals of meshd/net/transport.hpp: the shared state (TransportImpl) and one TCP
+// connection (Connection). Not a public header.
+//
+// Lifetime: coroutines hold shared_ptrs to their Connection and to TransportImpl, so both
+// outlive every pending operation; `stopped_` turns the Transport's callbacks off when the
+// public Transport object goes away.
+#pragma once
+
+#include <utility>  // before Asio (Boost 1.74)
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "meshd/net/handshake.hpp"
+#include "meshd/net/seeds.hpp"
+#include "meshd/net/transport.hpp"
+
+namespace meshd::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+trust::TimeMs wall_now_ms();
+std::string to_string(const tcp::endpoint& ep);
+
+class Connection;
+
+// A dialable address learned from a seed.
+struct Candidate {
+  std::size_t seed = 0;          // index into TransportImpl::seeds_
+  std::uint64_t generation = 0;  // resolution round that last listed it
+  unsigned failures = 0;         // consecutive failed attempts (back-off exponent)
+  SteadyTime next_attempt{};     // not before
+  PeerId conn = 0;               // live connection dialed to it (0 = none)
+  std::string node_id;           // learned from a completed handshake
+  bool self = false;             // it is us: never dial again
+};
+
+class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
+ public:
+  TransportImpl(asio::io_context& io, LocalIdentity identity, TransportLimits limits,
+                TransportCallbacks callbacks);
+
+  void start();  // spawns the resolver and dialer loops
+  void stop();
+
+  Result<tcp::endpoint> listen(const tcp::endpoint& endpoint);
+  Result<void> add_seed(std::string_view text);
+  Result<void> send(PeerId peer, std::span<const std::uint8_t> payload);
+  void disconnect(PeerId peer, std::string_view reason, std::chrono::milliseconds ban_for);
+  void set_revoked_serials(std::unordered_set<std::uint64_t> serials);
+  std::vector<PeerInfo> peers() const;
+
+  // --- used by Connection ---
+  asio::io_context& io() { return io_; }
+  const LocalIdentity& identity() const { return identity_; }
+  const TransportLimits& limits() const { return limits_; }
+  TransportStats& stats() { return stats_; }
+  bool stopped() const { return stopped_; }
+  bool is_revoked(std::uint64_t serial) const { return revoked_.contains(serial); }
+  bool is_banned(const std::string& node_id, SteadyTime now) const;
+  // The handshake succeeded; returns false if the connection must be closed (duplicate,
+  // stopped). Reports on_peer_up when true.
+  bool on_established(const std::shared_ptr<Connection>& conn);
+  // The connection failed its handshake (reason set) or was closed after being up.
+  void on_retired(Connection& conn, std::optional<HandshakeFailure> failure,
+                  const std::string& reason);
+  void deliver_frame(PeerId id, std::span<const std::uint8_t> payload);
+
+ private:
+  static asio::awaitable<void> accept_loop(std::shared_ptr<TransportImpl> self,
+                                           std::shared_ptr<tcp::acceptor> acceptor);
+  static asio::awaitable<void> resolve_loop(std::shared_ptr<TransportImpl> self);
+  static asio::awaitable<void> dial_loop(std::shared_ptr<TransportImpl> self);
+  SteadyTime dial_round(SteadyTime now);  // dials what it should; returns the next wake-up
+  void dial(const tcp::endpoint& endpoint, Candidate& candidate);
+  void kick_dialer();
+  void close_peer(PeerId id, const std::string& reason);
+  std::size_t live_count() const;
+
+  asio::io_context& io_;
+  LocalIdentity identity_;
+  TransportLimits limits_;
+  TransportCallbacks callbacks_;
+  TransportStats stats_;
+  bool stopped_ = false;
+  bool started_ = false;
+  PeerId next_id_ = 1;
+
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
+  std::unordered_map<PeerId, std::shared_ptr<Connection>> conns_;  // handshaking or up
+  std::unordered_map<std::string, PeerId> by_node_;                // up only
+  std::unordered_map<std::string, SteadyTime> bans_;               // node id -> until
+  std::unordered_set<std::uint64_t> revoked_;
+
+  std::vector<Seed> seeds_;
+  bool seeds_changed_ = false;
+  std::uint64_t generation_ = 0;
+  std::map<tcp::endpoint, Candidate> candidates_;
+  asio::steady_timer resolve_timer_;
+  asio::steady_timer dial_timer_;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  enum class State { handshaking, up, closing, closed };
+
+  Connection(std::shared_ptr<TransportImpl> transport, tcp::socket socket, PeerId id,
+             std::optional<tcp::endpoint> dialed);
+
+  // Inbound: handshake, then serve. Outbound: connect to `dialed` first. Spawn it with
+  // spawn(), which keeps the connection alive while it runs.
+  static void spawn(std::shared_ptr<Connection> conn);
+
+  PeerId id() const { return id_; }
+  State state() const { return state_; }
+  bool outbound() const { return dialed_.has_value(); }
+  const std::optional<tcp::endpoint>& dialed() const { return dialed_; }
+  const v1::NodeCert& cert() const { return cert_; }
+  PeerInfo info() const;
+  // Reported to the daemon with on_peer_up (so on_peer_down is owed).
+  bool announced() const { return announced_; }
+  void set_announced() { announced_ = true; }
+  std::chrono::steady_clock::duration up_for() const {
+    return std::chrono::steady_clock::now() - up_since_;
+  }
+
+  // Seals and queues one frame payload (state up only). `send_queue_overflow` drops the peer.
+  Result<void> send(std::span<const std::uint8_t> payload);
+  // Graceful: the peer is reported down now; a Goodbye is flushed, then the socket closes
+  // (at the latest after the handshake timeout).
+  void close_gracefully(const std::string& reason);
+  // Immediate close. `failure` set = a handshake failure to count and report.
+  void close(const std::string& reason, std::optional<HandshakeFailure> failure = std::nullopt);
+
+ private:
+  // Each coroutine takes `self` so the connection outlives it.
+  static asio::awaitable<void> run(std::shared_ptr<Connection> self);
+  asio::awaitable<bool> handshake();  // true = up and announced
+  asio::awaitable<HandshakeResult<std::string>> read_plain_frame();
+  asio::awaitable<bool> write_plain_frame(const std::string& payload);
+  asio::awaitable<void> refuse(const HandshakeError& error, bool tell_peer);
+  static asio::awaitable<void> read_loop(std::shared_ptr<Connection> self);
+  static asio::awaitable<void> write_loop(std::shared_ptr<Connection> self);
+  static asio::awaitable<void> idle_loop(std::shared_ptr<Connection> self);
+  void handle_frame(std::span<const std::uint8_t> plain);
+  void enqueue_sealed(std::span<const std::uint8_t> payload);
+  void send_control(const v1::Frame& frame);
+  void retire(std::optional<HandshakeFailure> failure, const std::string& reason);
+
+  std::shared_ptr<TransportImpl> t_;
+  tcp::socket socket_;
+  PeerId id_;
+  std::optional<tcp::endpoint> dialed_;
+  tcp::endpoint remote_;
+  State state_ = State::handshaking;
+  bool retired_ = false;
+  bool announced_ = false;
+  bool timed_out_ = false;
+  std::string close_reason_;  // for a graceful close in progress
+  SteadyTime up_since_{};
+
+  asio::steady_timer deadline_;  // handshake deadline, then graceful-close deadline
+  asio::steady_timer idle_timer_;
+  asio::steady_timer write_signal_;
+
+  v1::NodeCert cert_;
+  std::optional<Session> session_;
+  FrameRateLimiter limiter_;
+  SteadyTime last_rx_{};
+  trust::TimeMs connected_since_ms_ = 0;
+
+  std::deque<std::vector<std::uint8_t>> queue_;  // sealed frames with their length prefix
+  std::size_t queued_bytes_ = 0;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0, frames_in_ = 0, frames_out_ = 0;
+  std::uint64_t rate_drops_ = 0;
+  std::uint64_t ping_nonce_ = 0;
+};
+
+}  // namespace meshd::net

@@ -1,0 +1,624 @@
+// Transports talking real TCP over 127.0.0.1 on one io_context (no root).
+#include <gtest/gtest.h>
+
+#include <utility>  // before Asio (Boost 1.74)
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "meshd/net/transport.hpp"
+#include "tests/unit/net/net_test_support.hpp"
+
+namespace meshd::net {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using testing::CertSpec;
+using testing::make_node;
+using testing::run_for;
+using testing::run_until;
+using testing::TestCa;
+
+std::vector<std::uint8_t> ping_like_payload(std::uint32_t i, std::size_t size) {
+  // Starts with the Envelope tag (field 1) so the transport passes it through; content is
+  // a counter pattern the receiver checks.
+  std::vector<std::uint8_t> p(size);
+  for (std::size_t k = 0; k < size; ++k) p[k] = static_cast<std::uint8_t>((i * 31 + k) & 0xff);
+  if (!p.empty()) p[0] = 0x0a;
+  return p;
+}
+
+// A Transport plus everything its callbacks reported.
+struct Node {
+  std::unique_ptr<Transport> t;
+  tcp::endpoint ep;
+  std::map<PeerId, std::string> up;  // peer id -> node id (currently up)
+  std::vector<std::string> ups;      // every peer_up node id, in order
+  std::vector<std::pair<PeerId, std::string>> downs;
+  std::vector<std::pair<PeerId, std::vector<std::uint8_t>>> frames;
+
+  Node(asio::io_context& io, LocalIdentity id, TransportLimits limits = {}) {
+    TransportCallbacks cb;
+    cb.on_peer_up = [this](PeerId p, const v1::NodeCert& c) {
+      up[p] = c.node_id();
+      ups.push_back(c.node_id());
+    };
+    cb.on_frame = [this](PeerId p, std::span<const std::uint8_t> f) {
+      frames.emplace_back(p, std::vector<std::uint8_t>(f.begin(), f.end()));
+    };
+    cb.on_peer_down = [this](PeerId p, std::string_view reason) {
+      up.erase(p);
+      downs.emplace_back(p, std::string(reason));
+    };
+    t = std::make_unique<Transport>(io, std::move(id), limits, std::move(cb));
+  }
+  void listen() {
+    auto r = t->listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    ASSERT_TRUE(r) << r.error().message;
+    ep = *r;
+  }
+  std::string seed() const { return "127.0.0.1:" + std::to_string(ep.port()); }
+  PeerId peer_id(const std::string& node) const {
+    for (auto& [id, n] : up)
+      if (n == node) return id;
+    return 0;
+  }
+  std::uint64_t failed(HandshakeFailure f) const {
+    return t->stats().handshakes_failed[static_cast<std::size_t>(f)];
+  }
+};
+
+TransportLimits fast_limits() {
+  TransportLimits l;
+  l.handshake_timeout = 1000ms;
+  l.idle_timeout = 5000ms;
+  return l;
+}
+
+// A hand-driven peer on a plain socket: sends raw bytes, or runs the real handshake and then
+// misbehaves after it.
+struct RawPeer {
+  tcp::socket socket;
+  explicit RawPeer(asio::io_context& io) : socket(io) {}
+
+  asio::awaitable<bool> connect(tcp::endpoint ep) {
+    boost::system::error_code ec;
+    co_await socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+  }
+  asio::awaitable<bool> write(const std::vector<std::uint8_t>& bytes) {
+    boost::system::error_code ec;
+    co_await asio::async_write(socket, asio::buffer(bytes),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+  }
+  asio::awaitable<bool> write_frame(std::string_view payload) {
+    std::vector<std::uint8_t> b(4 + payload.size());
+    const auto n = payload.size();
+    b[0] = n >> 24;
+    b[1] = (n >> 16) & 0xff;
+    b[2] = (n >> 8) & 0xff;
+    b[3] = n & 0xff;
+    std::copy(payload.begin(), payload.end(), b.begin() + 4);
+    co_return co_await write(b);
+  }
+  // One frame payload, or nullopt when the other side closed.
+  asio::awaitable<std::optional<std::string>> read_frame() {
+    std::array<std::uint8_t, 4> h{};
+    boost::system::error_code ec;
+    co_await asio::async_read(socket, asio::buffer(h),
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    std::string p((std::size_t{h[0]} << 24) | (h[1] << 16) | (h[2] << 8) | h[3], '\0');
+    co_await asio::async_read(socket, asio::buffer(p),
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    co_return p;
+  }
+  // Reads until the other side closes; returns how many frames arrived before that.
+  asio::awaitable<int> drain_until_closed() {
+    int n = 0;
+    while (co_await read_frame()) ++n;
+    co_return n;
+  }
+  // The real initiator handshake with `id`; the session on success.
+  asio::awaitable<std::optional<Session>> handshake(const LocalIdentity& id) {
+    Handshake hs(HandshakeRole::initiator, id);
+    if (!co_await write_frame(hs.hello())) co_return std::nullopt;
+    auto hello = co_await read_frame();
+    if (!hello) co_return std::nullopt;
+    if (!hs.on_peer_hello(proto::as_bytes(*hello), testing::now_ms(), {})) co_return std::nullopt;
+    auto auth = hs.auth();
+    if (!auth || !co_await write_frame(*auth)) co_return std::nullopt;
+    auto peer_auth = co_await read_frame();
+    if (!peer_auth) co_return std::nullopt;
+    auto s = hs.on_peer_auth(proto::as_bytes(*peer_auth));
+    if (!s) co_return std::nullopt;
+    co_return std::move(*s);
+  }
+};
+
+// Spawns `script` and returns a flag set when it finishes.
+std::shared_ptr<bool> spawn(asio::io_context& io, std::function<asio::awaitable<void>()> script) {
+  auto done = std::make_shared<bool>(false);
+  asio::co_spawn(
+      io,
+      [script = std::move(script), done]() -> asio::awaitable<void> {
+        co_await script();
+        *done = true;
+      },
+      asio::detached);
+  return done;
+}
+
+TEST(Transport, HandshakeThenManyAndLargeFramesFlowBothWays) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.max_frame_size = 256 * 1024;
+  Node a(io, make_node(ca, "node-a", CertSpec{.domain = "zone-a", .serial = 11}), limits);
+  Node b(io, make_node(ca, "node-b", CertSpec{.domain = "zone-b", .serial = 12}), limits);
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && b.up.size() == 1; }));
+  EXPECT_EQ(a.up.begin()->second, "node-b");
+  EXPECT_EQ(b.up.begin()->second, "node-a");
+
+  const PeerId a_to_b = a.peer_id("node-b");
+  const PeerId b_to_a = b.peer_id("node-a");
+  constexpr int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(a.t->send(a_to_b, ping_like_payload(i, 100 + i % 300)));
+    ASSERT_TRUE(b.t->send(b_to_a, ping_like_payload(i + 7, 50 + i % 200)));
+  }
+  // Largest payload that fits, a few times each way.
+  const std::size_t biggest = limits.max_frame_size - stream_overhead;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a.t->send(a_to_b, ping_like_payload(n + i, biggest)));
+    ASSERT_TRUE(b.t->send(b_to_a, ping_like_payload(n + i + 7, biggest)));
+  }
+  ASSERT_TRUE(run_until(io, [&] { return a.frames.size() == n + 3 && b.frames.size() == n + 3; }))
+      << a.frames.size() << " " << b.frames.size();
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(b.frames[i].second, ping_like_payload(i, 100 + i % 300)) << i;
+    ASSERT_EQ(a.frames[i].second, ping_like_payload(i + 7, 50 + i % 200)) << i;
+  }
+  EXPECT_EQ(b.frames[n + 2].second.size(), biggest);
+  EXPECT_EQ(a.frames[n].second, ping_like_payload(n + 7, biggest));
+
+  // One byte more does not fit.
+  auto too_big = a.t->send(a_to_b, ping_like_payload(0, biggest + 1));
+  ASSERT_FALSE(too_big);
+  EXPECT_EQ(too_big.error().code, "frame_too_large");
+
+  auto peers = a.t->peers();
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].node_id, "node-b");
+  EXPECT_EQ(peers[0].failure_domain, "zone-b");
+  EXPECT_EQ(peers[0].cert_serial, 12u);
+  EXPECT_FALSE(peers[0].outbound);
+  EXPECT_EQ(peers[0].frames_in, static_cast<std::uint64_t>(n + 3));
+  EXPECT_GE(peers[0].frames_out, static_cast<std::uint64_t>(n + 3));
+  EXPECT_GT(peers[0].bytes_in, 3 * biggest);
+  EXPECT_GT(peers[0].connected_since_ms, 0);
+  EXPECT_TRUE(b.t->peers()[0].outbound);
+  EXPECT_EQ(a.t->stats().handshakes_ok, 1u);
+  EXPECT_EQ(a.t->stats().handshakes_failed_total(), 0u);
+
+  // Unknown peer ids are an error, not a crash.
+  auto unknown = a.t->send(999, ping_like_payload(0, 10));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, "unknown_peer");
+}
+
+TEST(Transport, RefusesCertFromAnotherCa) {
+  asio::io_context io;
+  TestCa ca, other;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node m(io, make_node(other, other, "mallory"), fast_limits());
+  a.listen();
+  ASSERT_TRUE(m.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.failed(HandshakeFailure::cert_bad_signature) >= 1; }));
+  run_for(io, 100ms);
+  EXPECT_TRUE(a.ups.empty());
+  EXPECT_TRUE(m.ups.empty());
+  EXPECT_EQ(a.t->stats().handshakes_ok, 0u);
+}
+
+TEST(Transport, RefusesExpiredCert) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node old(io,
+           make_node(ca, "old",
+                     CertSpec{.not_before = testing::now_ms() - 20'000,
+                              .not_after = testing::now_ms() - 10'000}),
+           fast_limits());
+  a.listen();
+  ASSERT_TRUE(old.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.failed(HandshakeFailure::cert_expired) >= 1; }));
+  // The refused side learns why from the Goodbye.
+  ASSERT_TRUE(run_until(io, [&] { return old.failed(HandshakeFailure::peer_refused) >= 1; }));
+  EXPECT_TRUE(a.ups.empty());
+  EXPECT_TRUE(old.ups.empty());
+}
+
+TEST(Transport, RefusesRevokedSerialAndDropsPeerRevokedWhileConnected) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a", CertSpec{.serial = 1}), fast_limits());
+  Node b(io, make_node(ca, "node-b", CertSpec{.serial = 2}), fast_limits());
+  Node c(io, make_node(ca, "node-c", CertSpec{.serial = 3}), fast_limits());
+  a.listen();
+  a.t->set_revoked_serials({3});
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(c.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.up.size() == 1 && a.failed(HandshakeFailure::cert_revoked) >= 1; }));
+  EXPECT_EQ(a.up.begin()->second, "node-b");
+  EXPECT_TRUE(c.ups.empty());
+
+  a.t->set_revoked_serials({2, 3});
+  ASSERT_TRUE(run_until(io, [&] { return a.up.empty() && b.up.empty(); }));
+  EXPECT_EQ(a.t->stats().revoked_while_connected, 1u);
+  ASSERT_FALSE(b.downs.empty());
+  EXPECT_NE(b.downs[0].second.find("revoked"), std::string::npos) << b.downs[0].second;
+}
+
+TEST(Transport, GarbageBytesAreDroppedAndServerKeepsServing) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  a.listen();
+  RawPeer raw(io);
+  int frames_before_close = -1;
+  auto done = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await raw.connect(a.ep)) co_return;
+    std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    std::vector<std::uint8_t> bytes(junk.begin(), junk.end());
+    co_await raw.write(bytes);
+    frames_before_close = co_await raw.drain_until_closed();
+  });
+  ASSERT_TRUE(run_until(io, [&] { return *done; }));
+  // Our Hello may or may not arrive: closing with unread garbage sends a TCP reset.
+  EXPECT_LE(frames_before_close, 1);
+  EXPECT_EQ(a.failed(HandshakeFailure::malformed), 1u);
+
+  // A short garbage frame that fits the size limit but is not a Hello.
+  RawPeer raw2(io);
+  auto done2 = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await raw2.connect(a.ep)) co_return;
+    co_await raw2.write_frame("\x01\x02\x03\xff\xfe garbage");
+    co_await raw2.drain_until_closed();
+  });
+  ASSERT_TRUE(run_until(io, [&] { return *done2; }));
+  EXPECT_EQ(a.failed(HandshakeFailure::malformed), 2u);
+
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && b.up.size() == 1; }));
+}
+
+TEST(Transport, OversizedLengthPrefixIsDroppedBeforeAndAfterAuth) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.max_frame_size = 64 * 1024;
+  Node a(io, make_node(ca, "node-a"), limits);
+  a.listen();
+
+  // Before authentication: 4 GiB announced.
+  RawPeer raw(io);
+  auto done = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await raw.connect(a.ep)) co_return;
+    std::vector<std::uint8_t> prefix{0xff, 0xff, 0xff, 0xff, 0x00};
+    co_await raw.write(prefix);
+    co_await raw.drain_until_closed();
+  });
+  ASSERT_TRUE(run_until(io, [&] { return *done; }));
+  EXPECT_EQ(a.t->stats().oversize_frames, 1u);
+
+  // After a real handshake: one byte above the frame limit.
+  auto peer_id = make_node(ca, "node-p");
+  RawPeer p(io);
+  bool handshake_ok = false;
+  auto done2 = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await p.connect(a.ep)) co_return;
+    auto s = co_await p.handshake(peer_id);
+    handshake_ok = s.has_value();
+    const std::size_t n = limits.max_frame_size + 1;
+    std::vector<std::uint8_t> prefix{
+        static_cast<std::uint8_t>(n >> 24), static_cast<std::uint8_t>(n >> 16),
+        static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+    co_await p.write(prefix);
+    co_await p.drain_until_closed();
+  });
+  ASSERT_TRUE(run_until(io, [&] { return *done2; }));
+  EXPECT_TRUE(handshake_ok);
+  EXPECT_EQ(a.t->stats().oversize_frames, 2u);
+  ASSERT_TRUE(run_until(io, [&] { return a.downs.size() == 1; }));
+  EXPECT_NE(a.downs[0].second.find("65537"), std::string::npos) << a.downs[0].second;
+}
+
+TEST(Transport, ForgedCiphertextIsADecryptFailure) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  a.listen();
+  auto peer_id = make_node(ca, "node-p");
+  RawPeer p(io);
+  auto done = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await p.connect(a.ep)) co_return;
+    auto s = co_await p.handshake(peer_id);
+    if (!s) co_return;
+    // One good frame, then a frame sealed under the right stream but tampered.
+    std::vector<std::uint8_t> good, bad;
+    s->tx.seal(ping_like_payload(1, 40), good);
+    s->tx.seal(ping_like_payload(2, 40), bad);
+    bad[10] ^= 0x40;
+    const std::string good_frame(good.begin(), good.end());
+    const std::string bad_frame(bad.begin(), bad.end());
+    co_await p.write_frame(good_frame);
+    co_await p.write_frame(bad_frame);
+    co_await p.drain_until_closed();
+  });
+  ASSERT_TRUE(run_until(io, [&] { return *done; }));
+  EXPECT_EQ(a.t->stats().decrypt_failures, 1u);
+  ASSERT_EQ(a.frames.size(), 1u);  // the good one only
+  EXPECT_EQ(a.frames[0].second, ping_like_payload(1, 40));
+  ASSERT_TRUE(run_until(io, [&] { return a.downs.size() == 1; }));
+}
+
+TEST(Transport, HalfOpenConnectionIsDroppedAfterHandshakeTimeout) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.handshake_timeout = 300ms;
+  Node a(io, make_node(ca, "node-a"), limits);
+  a.listen();
+  RawPeer raw(io);
+  auto started = std::chrono::steady_clock::now();
+  auto done = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await raw.connect(a.ep)) co_return;
+    co_await raw.drain_until_closed();  // sends nothing at all
+  });
+  ASSERT_TRUE(run_until(
+      io, [&] { return *done; }, 3000ms));
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 250ms);
+  EXPECT_EQ(a.failed(HandshakeFailure::timeout), 1u);
+}
+
+TEST(Transport, SilentPeerIsDroppedAfterIdleTimeoutWhileLivePeersStay) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.idle_timeout = 300ms;
+  Node a(io, make_node(ca, "node-a"), limits);
+  Node b(io, make_node(ca, "node-b"), limits);
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+
+  // A peer that completes the handshake, then never answers (a half-open connection).
+  auto peer_id = make_node(ca, "node-p");
+  RawPeer p(io);
+  int pings_seen = -1;
+  auto done = spawn(io, [&]() -> asio::awaitable<void> {
+    if (!co_await p.connect(a.ep)) co_return;
+    if (!co_await p.handshake(peer_id)) co_return;
+    pings_seen = co_await p.drain_until_closed();
+  });
+  ASSERT_TRUE(run_until(
+      io, [&] { return *done; }, 3000ms));
+  EXPECT_GE(pings_seen, 1);
+  EXPECT_EQ(a.t->stats().idle_timeouts, 1u);
+  EXPECT_GE(a.t->stats().pings_sent, 1u);
+
+  // node-b answers pings, so it stays up for many idle periods.
+  run_for(io, 1200ms);
+  EXPECT_EQ(a.up.size(), 1u);
+  EXPECT_EQ(a.up.begin()->second, "node-b");
+  EXPECT_EQ(b.downs.size(), 0u);
+}
+
+TEST(Transport, ReconnectsAfterPeerRestart) {
+  asio::io_context io;
+  TestCa ca;
+  auto a = std::make_unique<Node>(io, make_node(ca, "node-a"), fast_limits());
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  a->listen();
+  const auto port = a->ep.port();
+  ASSERT_TRUE(b.t->add_seed(a->seed()));
+  ASSERT_TRUE(run_until(io, [&] { return b.up.size() == 1; }));
+
+  a.reset();  // node-a goes away
+  ASSERT_TRUE(run_until(io, [&] { return b.up.empty(); }));
+  run_for(io, 300ms);  // b retries against a closed port meanwhile
+
+  // node-a comes back on the same port with a fresh transport.
+  a = std::make_unique<Node>(io, make_node(ca, "node-a"), fast_limits());
+  auto r = a->t->listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(run_until(
+      io, [&] { return b.up.size() == 1 && a->up.size() == 1; }, 5000ms));
+  EXPECT_EQ(b.ups.size(), 2u);
+  EXPECT_GE(b.t->stats().connect_failures, 1u);
+}
+
+TEST(Transport, DnsSeedResolvesLocalhost) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed("dns:localhost:" + std::to_string(a.ep.port())));
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && b.up.size() == 1; }));
+  EXPECT_EQ(b.up.begin()->second, "node-a");
+  EXPECT_FALSE(b.t->add_seed("dns:localhost"));
+}
+
+TEST(Transport, RefusesItselfAndDoesNotRedial) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  a.listen();
+  ASSERT_TRUE(a.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.failed(HandshakeFailure::self_connection) >= 1; }));
+  run_for(io, 800ms);
+  EXPECT_EQ(a.t->stats().connections_dialed, 1u);
+  EXPECT_TRUE(a.ups.empty());
+}
+
+TEST(Transport, MutualDialsKeepExactlyOneConnection) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  a.listen();
+  b.listen();
+  ASSERT_TRUE(a.t->add_seed(b.seed()));
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && b.up.size() == 1; }));
+  run_for(io, 500ms);  // duplicates settle
+  ASSERT_EQ(a.t->peers().size(), 1u);
+  ASSERT_EQ(b.t->peers().size(), 1u);
+  // The surviving connection was initiated by the smaller node id, node-a.
+  EXPECT_TRUE(a.t->peers()[0].outbound);
+  EXPECT_FALSE(b.t->peers()[0].outbound);
+  // And it carries frames.
+  ASSERT_TRUE(b.t->send(b.peer_id("node-a"), ping_like_payload(5, 64)));
+  ASSERT_TRUE(run_until(io, [&] { return a.frames.size() == 1; }));
+}
+
+TEST(Transport, DisconnectWithBanRefusesTheNodeUntilItExpires) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.backoff = {50ms, 200ms};
+  Node a(io, make_node(ca, "node-a"), limits);
+  Node b(io, make_node(ca, "node-b"), limits);
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && b.up.size() == 1; }));
+  a.t->disconnect(a.peer_id("node-b"), "score below threshold", 1500ms);
+  EXPECT_TRUE(a.t->peers().empty());  // down at once for the daemon
+  ASSERT_TRUE(run_until(io, [&] { return !b.downs.empty(); }));
+  EXPECT_NE(b.downs[0].second.find("score below threshold"), std::string::npos)
+      << b.downs[0].second;
+  // b keeps retrying and is refused while banned.
+  ASSERT_TRUE(run_until(io, [&] { return a.failed(HandshakeFailure::banned) >= 1; }));
+  EXPECT_EQ(a.ups.size(), 1u);
+  // After the ban, b gets back in.
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.up.size() == 1; }, 4000ms));
+  EXPECT_EQ(a.ups.size(), 2u);
+}
+
+TEST(Transport, ReceiveRateLimitDropsFramesOverBudget) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.receive_rate = {.frames_per_s = 5, .frames_burst = 20, .bytes_per_s = 0, .bytes_burst = 0};
+  Node a(io, make_node(ca, "node-a"), limits);
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return b.up.size() == 1 && a.up.size() == 1; }));
+  for (int i = 0; i < 200; ++i)
+    ASSERT_TRUE(b.t->send(b.peer_id("node-a"), ping_like_payload(i, 32)));
+  ASSERT_TRUE(
+      run_until(io, [&] { return a.t->stats().rate_limit_drops + a.frames.size() >= 200; }));
+  EXPECT_GE(a.frames.size(), 20u);
+  EXPECT_LE(a.frames.size(), 30u);
+  EXPECT_GE(a.t->stats().rate_limit_drops, 170u);
+  EXPECT_EQ(a.t->peers()[0].rate_limit_drops, a.t->stats().rate_limit_drops);
+  EXPECT_EQ(a.up.size(), 1u);  // drops, not a disconnect
+}
+
+TEST(Transport, SendQueueOverflowDropsThePeer) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.max_send_queue_bytes = 64 * 1024;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node b(io, make_node(ca, "node-b"), limits);
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return b.up.size() == 1 && a.up.size() == 1; }));
+  const PeerId id = b.peer_id("node-a");
+  Result<void> r;
+  int sent = 0;
+  // Without running the io_context nothing drains: the queue must overflow.
+  while ((r = b.t->send(id, ping_like_payload(sent, 1000)))) ++sent;
+  EXPECT_EQ(r.error().code, "send_queue_overflow");
+  EXPECT_GE(sent, 60);
+  EXPECT_EQ(b.t->stats().send_queue_overflows, 1u);
+  EXPECT_TRUE(b.t->peers().empty());
+  ASSERT_TRUE(run_until(io, [&] { return b.downs.size() == 1 && a.up.empty(); }));
+}
+
+TEST(Transport, MaxPeersRefusesExtraInbound) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.max_peers = 1;
+  Node a(io, make_node(ca, "node-a"), limits);
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  Node c(io, make_node(ca, "node-c"), fast_limits());
+  a.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1; }));
+  ASSERT_TRUE(c.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.t->stats().refused_max_peers >= 1; }));
+  EXPECT_EQ(a.up.size(), 1u);
+  EXPECT_TRUE(c.ups.empty());
+}
+
+TEST(Transport, DialerStopsAtTargetPeers) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.target_peers = 2;
+  std::vector<std::unique_ptr<Node>> servers;
+  for (int i = 0; i < 4; ++i) {
+    servers.push_back(
+        std::make_unique<Node>(io, make_node(ca, "srv-" + std::to_string(i)), fast_limits()));
+    servers.back()->listen();
+  }
+  Node d(io, make_node(ca, "dialer"), limits);
+  for (auto& s : servers) ASSERT_TRUE(d.t->add_seed(s->seed()));
+  ASSERT_TRUE(run_until(io, [&] { return d.up.size() == 2; }));
+  run_for(io, 500ms);
+  EXPECT_EQ(d.up.size(), 2u);
+  EXPECT_EQ(d.t->stats().connections_dialed, 2u);
+}
+
+TEST(Transport, MakeIdentityChecksTheCertMatchesTheKey) {
+  TestCa ca;
+  auto node = make_node(ca, "node-a");
+  auto ok = make_identity(std::move(node.key), node.cert, ca.public_key(), testing::now_ms());
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->node_cert.node_id(), "node-a");
+  auto other = make_node(ca, "node-b");
+  auto bad =
+      make_identity(proto::SecretKey::generate(), other.cert, ca.public_key(), testing::now_ms());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, "identity_mismatch");
+  TestCa wrong;
+  auto foreign =
+      make_identity(std::move(other.key), other.cert, wrong.public_key(), testing::now_ms());
+  ASSERT_FALSE(foreign);
+  EXPECT_EQ(foreign.error().code, "cert_bad_signature");
+}
+
+}  // namespace
+}  // namespace meshd::net
