@@ -1,0 +1,104 @@
+/* Kernel/user shared definitions of meshd's data plane: the ONE place where map keys,
+ * map values, ring-buffer records, counter indices and constants are defined. Included by
+ * bpf/meshd.bpf.c (clang -target bpf) and by sensor/bpf_*.cpp (g++), which static_asserts
+ * every size and offset below. Fixed-width types only, explicit padding, no bitfields.
+ *
+ * Byte order: addresses are in network order (as on the wire), ports in host order.
+ */
+#ifndef MESHD_BPF_SHARED_H
+#define MESHD_BPF_SHARED_H
+
+#include <linux/types.h>
+
+/* Capacity of each block trie (v4 and v6). BPF_F_NO_PREALLOC: memory is used per entry. */
+#define MESHD_BLOCK_MAX_ENTRIES 1000000
+/* Ring buffer for connect events, bytes (power of two, multiple of the page size). */
+#define MESHD_EVENTS_RINGBUF_BYTES (1u << 20)
+
+/* Map names as they appear in the object, in bpftool and as pin file names under the pin
+ * path (BPF object names are at most 15 characters). */
+#define MESHD_MAP_BLOCK_V4 "meshd_block_v4"
+#define MESHD_MAP_BLOCK_V6 "meshd_block_v6"
+#define MESHD_MAP_COUNTERS "meshd_counters"
+#define MESHD_MAP_EVENTS "meshd_events"
+
+/* Direction flags of a block entry: same bit values as meshd::trust::Direction. */
+#define MESHD_DIR_EGRESS 1u  /* traffic to the prefix: connect/sendmsg hooks, TC egress */
+#define MESHD_DIR_INGRESS 2u /* traffic from the prefix: XDP ingress */
+#define MESHD_DIR_MASK 3u
+
+/* An LPM match that does not apply (expired, or other direction) makes the programs look
+ * again for a shorter covering entry, at most this many times: nested blocks such as a
+ * live /16 around an expired /24 still take effect. Deeper nesting is not followed. */
+#define MESHD_MAX_NESTED_LOOKUPS 8
+
+/* VLAN handling, the same in XDP and TC: up to this many 802.1Q (0x8100) / 802.1ad
+ * (0x88A8) tags are skipped and the inner IPv4/IPv6 header is matched, so tagged traffic
+ * cannot bypass a block. Frames with more tags are passed and counted as unparsed. */
+#define MESHD_MAX_VLAN_TAGS 2
+
+/* LPM trie keys (layout required by BPF_MAP_TYPE_LPM_TRIE: prefix length, then data). */
+struct meshd_v4_key {
+  __u32 prefixlen; /* 0..32 */
+  __u8 addr[4];    /* network order, host bits zero */
+};
+
+struct meshd_v6_key {
+  __u32 prefixlen; /* 0..128 */
+  __u8 addr[16];   /* network order, host bits zero */
+};
+
+/* One block entry. An entry blocks while bpf_ktime_get_boot_ns() < expiry_boot_ns; after
+ * that the programs ignore it (so a dead daemon leaves no permanent block) until user space
+ * prunes it. */
+struct meshd_block_value {
+  __u64 expiry_boot_ns; /* CLOCK_BOOTTIME ns */
+  __u64 rule_id;        /* the daemon's rule id, reported in events */
+  __u32 direction;      /* MESHD_DIR_* bits */
+  __u32 prefixlen;      /* copy of the key's prefixlen: lets the programs look for a
+                           shorter covering entry when this one does not apply */
+};
+
+/* Per-CPU counter slots, one per hook (index of the meshd_counters array). */
+enum meshd_hook {
+  MESHD_HOOK_CONNECT4 = 0,
+  MESHD_HOOK_CONNECT6 = 1,
+  MESHD_HOOK_SENDMSG4 = 2,
+  MESHD_HOOK_SENDMSG6 = 3,
+  MESHD_HOOK_TC_EGRESS = 4,
+  MESHD_HOOK_XDP_INGRESS = 5,
+  MESHD_HOOK_COUNT = 6,
+};
+
+struct meshd_hook_counters {
+  __u64 seen;        /* calls (connects, sendmsgs, packets) */
+  __u64 blocked;     /* denied (EPERM) or dropped */
+  __u64 expired;     /* matched only entries whose expiry had passed: allowed */
+  __u64 unparsed;    /* packets passed without lookup: truncated or malformed IP, too many
+                        VLAN tags (non-IP frames such as ARP are passed uncounted) */
+  __u64 events_lost; /* ring buffer full: the event was not emitted (verdict still applied) */
+};
+
+/* Verdict and protocol values of an event. */
+#define MESHD_VERDICT_ALLOWED 0
+#define MESHD_VERDICT_DENIED 1
+
+/* One connect()/sendmsg() seen by a cgroup hook, as written to the ring buffer. */
+struct meshd_connect_event {
+  __u64 ts_boot_ns; /* bpf_ktime_get_boot_ns() at the hook */
+  __u64 cgroup_id;  /* bpf_get_current_cgroup_id(): inode of the cgroup v2 directory */
+  __u64 rule_id;    /* matching block's rule id when denied, else 0 */
+  __u32 pid;        /* thread id */
+  __u32 tgid;       /* process id */
+  __u32 uid;
+  __u16 port;    /* destination port, host order */
+  __u8 family;   /* 4 or 6 (an IPv4-mapped IPv6 destination is reported as 4) */
+  __u8 protocol; /* IPPROTO_TCP / IPPROTO_UDP / other as the socket says */
+  __u8 verdict;  /* MESHD_VERDICT_* */
+  __u8 hook;     /* enum meshd_hook */
+  __u8 pad[6];
+  __u8 addr[16]; /* destination, network order; v4 uses [0,4) */
+  char comm[16]; /* task comm, NUL-terminated */
+};
+
+#endif /* MESHD_BPF_SHARED_H */
