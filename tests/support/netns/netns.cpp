@@ -1,10 +1,14 @@
 #include "tests/support/netns/netns.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -125,6 +129,22 @@ CommandResult run_in_netns(const NetNs& ns, const std::string& command) {
   }
   quoted += "'";
   return run(netns_prefix(ns) + "sh -c " + quoted);
+}
+
+TestSubnet unique_subnet() {
+  static std::atomic<unsigned> subnet_counter{0};
+  // 2^20 /30 subnets in 100.64.0.0/10; 16 per process before an index repeats.
+  const unsigned index =
+      ((static_cast<unsigned>(::getpid()) << 4) | (subnet_counter.fetch_add(1) & 0xf)) &
+      0xfffff;
+  const std::uint32_t base = 0x64400000u + (index << 2);  // 100.64.0.0 + index * 4
+  auto v4 = [](std::uint32_t a) {
+    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+           std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+  };
+  char v6[64];
+  std::snprintf(v6, sizeof v6, "fd6d:6573:%x:%x::", index >> 16, index & 0xffff);
+  return TestSubnet{v4(base + 1), v4(base + 2), std::string(v6) + "1", std::string(v6) + "2"};
 }
 
 // ---- VethPair -------------------------------------------------------------------------
@@ -262,25 +282,71 @@ BackgroundProcess::~BackgroundProcess() {
 
 int run_in_child(const TestCgroup* cgroup, std::string_view comm, const std::function<int()>& body,
                  pid_t* child_pid, int timeout_ms) {
+  ChildOptions options;
+  options.cgroup = cgroup;
+  options.comm = std::string(comm);
+  options.timeout_ms = timeout_ms;
+  return run_child(options, body, child_pid);
+}
+
+namespace {
+
+// In a freshly forked child: join cgroup and netns as asked. Returns 0 or an errno.
+int place_child(const TestCgroup* cgroup, const NetNs* netns) {
+  if (cgroup != nullptr) {
+    std::ofstream procs(cgroup->path() + "/cgroup.procs");
+    procs << ::getpid();
+    procs.flush();
+    if (!procs) return EACCES;
+  }
+  if (netns != nullptr) {
+    int fd = ::open(netns->path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int rc = ::setns(fd, CLONE_NEWNET);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return err;
+  }
+  return 0;
+}
+
+bool to_sockaddr(const std::string& address, std::uint16_t port, sockaddr_storage& ss,
+                 socklen_t& len) {
+  std::memset(&ss, 0, sizeof ss);
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, address.c_str(), &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    len = sizeof *a4;
+    return true;
+  }
+  if (::inet_pton(AF_INET6, address.c_str(), &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    len = sizeof *a6;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int run_child(const ChildOptions& options, const std::function<int()>& body, pid_t* child_pid) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     ::close(ready[0]);
-    std::string name(comm.substr(0, 15));
+    std::string name = options.comm.substr(0, 15);
     ::prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
-    char status = 0;
-    if (cgroup != nullptr) {
-      std::ofstream procs(cgroup->path() + "/cgroup.procs");
-      procs << ::getpid();
-      procs.flush();
-      if (!procs) status = 1;
-    }
+    int err = place_child(options.cgroup, options.netns);
+    char status = err == 0 ? 0 : 1;
     ssize_t w = ::write(ready[1], &status, 1);
     (void)w;
     ::close(ready[1]);
-    if (status != 0) ::_exit(126);
+    if (err != 0) ::_exit(126);
     int rc = body();
     std::fflush(nullptr);
     ::_exit(rc & 0xff);
@@ -292,7 +358,7 @@ int run_in_child(const TestCgroup* cgroup, std::string_view comm, const std::fun
   if (child_pid != nullptr) *child_pid = pid;
 
   int wstatus = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.timeout_ms);
   while (true) {
     pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
     if (w == pid) break;
@@ -304,12 +370,99 @@ int run_in_child(const TestCgroup* cgroup, std::string_view comm, const std::fun
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (r != 1 || status != 0) {
-    throw std::runtime_error("child could not join cgroup " +
-                             (cgroup ? cgroup->path() : std::string("(none)")));
+    throw std::runtime_error("child could not join its cgroup/netns (" +
+                             (options.cgroup ? options.cgroup->path() : std::string("-")) + ", " +
+                             (options.netns ? options.netns->path() : std::string("-")) + ")");
   }
   if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
   if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
   return -1;
+}
+
+TcpListener::TcpListener(const NetNs* ns, const std::string& address, std::uint16_t port) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (!to_sockaddr(address, port, ss, len)) {
+    throw std::runtime_error("TcpListener: bad address '" + address + "'");
+  }
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::close(ready[0]);
+    char status = 1;
+    int fd = -1;
+    int one = 1;
+    if (place_child(nullptr, ns) == 0 && (fd = ::socket(ss.ss_family, SOCK_STREAM, 0)) >= 0 &&
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 && ::listen(fd, 64) == 0) {
+      status = 0;
+    }
+    ssize_t w = ::write(ready[1], &status, 1);
+    (void)w;
+    ::close(ready[1]);
+    if (status != 0) ::_exit(1);
+    while (true) {
+      int c = ::accept(fd, nullptr, nullptr);
+      if (c >= 0) ::close(c);
+    }
+  }
+  ::close(ready[1]);
+  char status = 1;
+  ssize_t r = ::read(ready[0], &status, 1);
+  ::close(ready[0]);
+  if (r != 1 || status != 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    throw std::runtime_error("TcpListener: cannot listen on [" + address +
+                             "]:" + std::to_string(port));
+  }
+}
+
+TcpListener::~TcpListener() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+int tcp_connect(const std::string& address, std::uint16_t port, int timeout_ms) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (!to_sockaddr(address, port, ss, len)) return EINVAL;
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int n = ::poll(&p, 1, timeout_ms);
+      if (n == 0) {
+        err = ETIMEDOUT;
+      } else {
+        socklen_t el = sizeof err;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+      }
+    }
+  }
+  ::close(fd);
+  return err;
+}
+
+int udp_sendto(const std::string& address, std::uint16_t port) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (!to_sockaddr(address, port, ss, len)) return EINVAL;
+  int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  const char payload[] = "meshd";
+  int err = 0;
+  if (::sendto(fd, payload, sizeof payload, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+    err = errno;
+  }
+  ::close(fd);
+  return err;
 }
 
 bool wait_until(const std::function<bool()>& predicate, int timeout_ms) {

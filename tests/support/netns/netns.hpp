@@ -83,6 +83,18 @@ struct VethAddresses {
   std::string peer_v6;
 };
 
+// A /30 (IPv4) and /64 (IPv6) for one veth pair, unique to this process and call:
+// IPv4 from 100.64.0.0/10 and IPv6 from fd6d:6573::/32, indexed by (pid, counter), so
+// parallel tests never route the same addresses. Addresses without prefix length.
+struct TestSubnet {
+  std::string host_v4, peer_v4;  // x.x.x.1 and x.x.x.2
+  std::string host_v6, peer_v6;  // ...::1 and ...::2
+  VethAddresses veth_addresses() const {
+    return {host_v4 + "/30", peer_v4 + "/30", host_v6 + "/64", peer_v6 + "/64"};
+  }
+};
+TestSubnet unique_subnet();
+
 // A veth pair: the host end stays in the current namespace, the peer end is moved into
 // `ns`; both are up with the given addresses. Deleting the host end removes both.
 class VethPair {
@@ -167,6 +179,37 @@ class BackgroundProcess {
 // kills the child and returns -1.
 int run_in_child(const TestCgroup* cgroup, std::string_view comm, const std::function<int()>& body,
                  pid_t* child_pid = nullptr, int timeout_ms = 10000);
+
+// Options for run_child: where the child runs and what it is called.
+struct ChildOptions {
+  const TestCgroup* cgroup = nullptr;  // join this cgroup first (when not null)
+  const NetNs* netns = nullptr;        // then setns() into this network namespace
+  std::string comm = "meshd-test";     // prctl PR_SET_NAME (<= 15 bytes)
+  int timeout_ms = 10000;              // kill the child after this; run_child returns -1
+};
+// General form of run_in_child: body runs in a forked child placed as `options` says.
+int run_child(const ChildOptions& options, const std::function<int()>& body,
+              pid_t* child_pid = nullptr);
+
+// A TCP listener (a forked child, optionally inside `ns`) that accepts and closes
+// connections on `address` ("10.1.0.2", "fd00::2", "::" ...) and `port`, until destroyed.
+// The constructor returns once the socket is listening.
+class TcpListener {
+ public:
+  TcpListener(const NetNs* ns, const std::string& address, std::uint16_t port);
+  ~TcpListener();
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Blocking-with-timeout TCP connect from the calling process; 0 on success, else the errno
+// (EPERM when a cgroup hook denied it, ETIMEDOUT when packets were dropped, ...).
+int tcp_connect(const std::string& address, std::uint16_t port, int timeout_ms = 2000);
+// One UDP datagram via sendto(); 0 on success, else the errno.
+int udp_sendto(const std::string& address, std::uint16_t port);
 
 // Polls `predicate` every 20 ms until it is true or `timeout_ms` passed; returns the last
 // value. For waiting on listeners, neighbour discovery, etc., without fixed sleeps.
