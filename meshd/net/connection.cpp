@@ -117,6 +117,12 @@ asio::awaitable<void> Connection::run(std::shared_ptr<Connection> self) {
       co_return;
     }
   }
+  {
+    // Frames are batched by the writer already; Nagle would only add delayed-ACK stalls
+    // (~40 ms) to gossip latency.
+    error_code ignored;
+    self->socket_.set_option(tcp::no_delay(true), ignored);
+  }
   if (!co_await self->handshake()) co_return;
 
   auto ex = self->t_->io().get_executor();
@@ -382,7 +388,11 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
   while (self->state_ != State::closed) {
     if (self->queue_.empty()) {
       if (self->state_ == State::closing) {
-        self->close(self->close_reason_);
+        // Goodbye is out. Half-close and let the reader drain until the peer closes: a
+        // close() with unread input would send a reset that can destroy the Goodbye in
+        // flight. The deadline set by close_gracefully() bounds the wait.
+        error_code ignored;
+        self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
         co_return;
       }
       self->write_signal_.expires_at(SteadyTime::max());

@@ -82,8 +82,10 @@ asio::awaitable<void> TransportImpl::resolve_loop(std::shared_ptr<TransportImpl>
           it->second.seed = i;
           spdlog::debug("net: seed '{}' lists {}", seed.text, to_string(entry.endpoint()));
         }
+        // Every address, also for host:port: a name may list ::1 before 127.0.0.1 while
+        // the peer listens on one family only. Two addresses of one node end up as one
+        // connection by the duplicate rule, and the dialer then knows both are that node.
         it->second.generation = generation;
-        if (seed.kind == Seed::Kind::host) break;  // one peer per host:port entry
       }
     }
     // Forget addresses their seed no longer lists (pods gone), unless in use.

@@ -1,7 +1,7 @@
 // Seed entries from config (`mesh.peers`): where the dialer looks for peers.
 //
 //   "host:port"        one peer; host is an IPv4 literal, a DNS name, or "[v6]" in brackets.
-//                      A name is resolved on every refresh and its first address is dialed.
+//                      A name is resolved on every refresh (all its addresses are tried).
 //   "dns:NAME:PORT"    every address NAME resolves to is a peer (a Kubernetes headless
 //                      Service lists every DaemonSet pod), re-resolved periodically so
 //                      pods that come and go are followed.

@@ -93,6 +93,7 @@ struct RawPeer {
   asio::awaitable<bool> connect(tcp::endpoint ep) {
     boost::system::error_code ec;
     co_await socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) socket.set_option(tcp::no_delay(true), ec);
     co_return !ec;
   }
   asio::awaitable<bool> write(const std::vector<std::uint8_t>& bytes) {
