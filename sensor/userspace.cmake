@@ -8,9 +8,9 @@ find_package(Boost 1.74 REQUIRED COMPONENTS system)
 
 target_sources(meshd_sensor PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/dryrun_enforcer.cpp
-  #${CMAKE_CURRENT_LIST_DIR}/nft_enforcer.cpp
-  #${CMAKE_CURRENT_LIST_DIR}/nft_enforcer_intervals.cpp
-  #${CMAKE_CURRENT_LIST_DIR}/nft_enforcer_netlink.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/nft_enforcer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/nft_enforcer_intervals.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/nft_enforcer_netlink.cpp
   ${CMAKE_CURRENT_LIST_DIR}/pod_identity.cpp
   ${CMAKE_CURRENT_LIST_DIR}/usage_stats.cpp
   ${CMAKE_CURRENT_LIST_DIR}/falco_endpoint.cpp

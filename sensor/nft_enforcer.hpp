@@ -1,0 +1,104 @@
+// The nftables enforcement backend (for hosts without usable eBPF), via libnftnl + libmnl.
+//
+// Kernel objects, all inside ONE table of its own (`inet meshd` by default):
+//   sets   egress4 / egress6   destinations   type ipv4_addr / ipv6_addr, flags interval,timeout
+//          ingress4 / ingress6 sources        (same)
+//   chains input, output, forward: type filter, policy accept, priority -10 (just before the
+//          usual filter chains; a drop in any base chain is final whatever the priority)
+//   rules  output:  ip daddr @egress4 counter drop;  ip6 daddr @egress6 counter drop
+//          input:   ip saddr @ingress4 counter drop; ip6 saddr @ingress6 counter drop
+//          forward: all four
+// A drop in the output hook fails a local UDP/ICMP send at once with EPERM; a TCP connect()
+// to a blocked destination never completes (its SYNs are dropped) and times out.
+//
+// CIDRs are enforced exactly: rules become disjoint interval elements (see
+// nft_enforcer_intervals.hpp for nesting and expiry), each start element with its own
+// kernel timeout, so blocks expire in the kernel even if meshd is dead (invariant I4). Every
+// apply()/remove() is ONE netlink batch: one atomic transaction however many prefixes.
+//
+// Ownership: the enforcer only ever touches its own table. The destructor leaves the table
+// in place on purpose (blocks survive a daemon restart and expire on their own); create()
+// on the next start adopts it and reads the rules back from the element comments.
+// destroy() deletes the table. Not thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "sensor/enforcer.hpp"
+#include "sensor/nft_enforcer_intervals.hpp"
+
+namespace meshd::sensor {
+
+namespace nft {
+class Socket;
+}
+
+struct NftOptions {
+  std::string table = "meshd";  // inet table name; several nodes on one host use different ones
+  int priority = -10;
+  // Element timeouts are capped: a rule expiring later is installed with this timeout and
+  // the kernel lifts it earlier (the safe direction); re-applying the rule extends it.
+  trust::DurationMs max_timeout_ms = 30 * 24 * trust::kHour;
+};
+
+struct NftCounters {
+  std::uint64_t batches = 0;
+  std::uint64_t batch_failures = 0;
+  std::uint64_t elements_added = 0;  // kernel elements (a range is 1 or 2 elements)
+  std::uint64_t elements_deleted = 0;
+  std::uint64_t resyncs = 0;  // the kernel's sets differed from our view and were re-read
+};
+
+class NftEnforcer final : public Enforcer {
+ public:
+  // Opens netlink, creates the table (or adopts and reconciles the one a previous run
+  // left). Errors: "nft_permission" without CAP_NET_ADMIN, "nft_foreign_table" when a table
+  // of that name exists without meshd's sets (it is never touched), "nft_*" otherwise.
+  static Result<std::unique_ptr<NftEnforcer>> create(
+      NftOptions options, trust::TimeMs now, std::shared_ptr<spdlog::logger> logger = nullptr);
+  ~NftEnforcer() override;
+
+  std::string_view name() const override { return "nftables"; }
+  void set_protected(std::vector<trust::Prefix> protected_prefixes) override;
+  Result<ApplyReport> apply(std::span<const BlockRule> rules, trust::TimeMs now) override;
+  Result<std::size_t> remove(std::span<const trust::Prefix> prefixes) override;
+  // Reads the four sets back from the kernel and returns the rules named in their element
+  // comments that are still live (see nft_enforcer_intervals.hpp for dominated rules).
+  Result<std::vector<BlockRule>> list(trust::TimeMs now) override;
+  // packets_dropped is read from the rules' counters in the kernel.
+  EnforcerStats stats() const override;
+
+  // Deletes the table with everything in it. The enforcer is unusable afterwards.
+  Result<void> destroy();
+
+  const std::string& table() const { return options_.table; }
+  bool kernel_has_destroy() const { return has_destroy_; }
+  const NftCounters& counters() const { return counters_; }
+
+ private:
+  NftEnforcer(NftOptions options, std::unique_ptr<nft::Socket> sock,
+              std::shared_ptr<spdlog::logger> logger);
+  Result<void> create_table();
+  Result<bool> table_exists();
+  Result<void> check_sets_are_ours();
+  Result<void> resync(trust::TimeMs now);
+  Result<void> send_ops(const std::vector<nft::ElementOp>& ops, trust::TimeMs now);
+  // Plans the touched ranges, sends them as one batch; re-reads the kernel and retries once
+  // when the kernel's state drifted from ours (e.g. an element expired in between).
+  Result<void> sync(trust::TimeMs now);
+
+  NftOptions options_;
+  std::unique_ptr<nft::Socket> sock_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<trust::Prefix> protected_;
+  nft::IntervalPlanner planner_;
+  bool has_destroy_ = false;
+  bool destroyed_ = false;
+  NftCounters counters_;
+  mutable EnforcerStats last_stats_;
+};
+
+}  // namespace meshd::sensor
