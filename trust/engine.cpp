@@ -113,15 +113,14 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
 
   std::uint32_t t = m.get_target(f.prefix);
   for (std::uint32_t c = m.targets[t].head; c != kNone; c = m.claims[c].t_next) {
-    if (m.claims[c].origin != oi) continue;
+    if (m.claims[c].origin != oi || (m.claims[c].flags & detail::kSuperseded)) continue;
     if (m.claims[c].seq > f.seq) {
       out.status = ClaimStatus::stale;
       ++m.stats.claims_stale;
       m.maybe_free_target(t);
       return out;
     }
-    m.unlink_from_target(c);  // the newer claim of the same origin replaces it
-    m.claims[c].flags |= detail::kSuperseded;
+    m.claims[c].flags |= detail::kSuperseded;  // the newer claim of the same origin replaces it
     break;
   }
   m.add_claim(f, digest, oi, t, now);
@@ -183,7 +182,7 @@ Result<std::vector<BlockChange>> Engine::on_operator_decision(const OperatorDeci
       std::uint32_t t = m.get_target(d.prefix);
       m.op_blocks[t] = detail::OpBlock{d.direction, until, d.reason};
       m.targets[t].flags |= detail::kOperator;
-      m.schedule(until, t, detail::DeadlineKind::block_expiry);
+      m.wake_target(t, until);
       m.settle(t, now, ChangeCause::operator_decision, out);
       break;
     }
@@ -202,9 +201,7 @@ Result<std::vector<BlockChange>> Engine::on_operator_decision(const OperatorDeci
         m.add_tombstone(m.claims[c].origin, m.claims[c].seq, now);
         m.free_claim(c);
       }
-      ++m.targets[t].refs;  // keep t alive until settled
       m.settle(t, now, ChangeCause::operator_decision, out);
-      --m.targets[t].refs;
       if (d.false_positive && m.params.mode == PolicyMode::trust) {
         std::sort(blamed.begin(), blamed.end());
         blamed.erase(std::unique(blamed.begin(), blamed.end()), blamed.end());
@@ -319,7 +316,7 @@ std::vector<BlockChange> Engine::on_local_corroboration(const Prefix& prefix, Ti
   for (std::uint32_t t : m.overlapping_targets(prefix))
     for (std::uint32_t c = m.targets[t].head; c != kNone; c = m.claims[c].t_next) {
       auto& cr = m.claims[c];
-      if (cr.flags & detail::kCreditLocal) continue;
+      if (cr.flags & (detail::kCreditLocal | detail::kSuperseded)) continue;
       cr.flags |= detail::kCreditLocal;
       m.queue_gain(cr.origin, m.params.weight_local, now);
     }
@@ -335,7 +332,8 @@ std::vector<BlockChange> Engine::on_local_contradiction(const Prefix& prefix, Ti
   for (std::uint32_t t : m.overlapping_targets(prefix))
     for (std::uint32_t c = m.targets[t].head; c != kNone; c = m.claims[c].t_next) {
       auto& cr = m.claims[c];
-      if ((cr.flags & detail::kDebitLocal) || m.origins[cr.origin].self) continue;
+      if ((cr.flags & (detail::kDebitLocal | detail::kSuperseded)) || m.origins[cr.origin].self)
+        continue;
       cr.flags |= detail::kDebitLocal;
       m.ledger.add_loss(m.origins[cr.origin].node, m.params.weight_contradiction, now);
       ++m.stats.trust_losses;
@@ -474,15 +472,7 @@ const Params& Engine::params() const {
   return impl_->params;
 }
 const EngineStats& Engine::stats() const {
-  auto& s = impl_->stats;
-  std::uint64_t blocks = 0, pending = 0;
-  for (const auto& T : impl_->targets) {
-    blocks += (T.flags & detail::kEnforced) ? 1 : 0;
-    pending += (T.flags & detail::kPending) ? 1 : 0;
-  }
-  s.active_blocks = blocks;
-  s.pending_blocks = pending;
-  return s;
+  return impl_->stats;
 }
 
 }  // namespace meshd::trust

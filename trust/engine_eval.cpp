@@ -60,7 +60,8 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
   if (T) {
     for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
       const ClaimRec& cr = claims[c];
-      if (cr.expires_at <= now) continue;  // expired, not yet collected by tick()
+      // Expired (not yet collected by tick()) or replaced by a newer claim of its origin.
+      if (cr.expires_at <= now || (cr.flags & detail::kSuperseded)) continue;
       ++count;
       dir = any_dir ? unite(dir, cr.direction) : cr.direction;
       any_dir = true;
@@ -121,7 +122,8 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
     auto& times = scratch_times;
     times.clear();
     for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next)
-      if (claims[c].expires_at > now) times.push_back(claims[c].expires_at);
+      if (claims[c].expires_at > now && !(claims[c].flags & detail::kSuperseded))
+        times.push_back(claims[c].expires_at);
     std::nth_element(times.begin(), times.begin() + (need - 1), times.end(), std::greater<>());
     d.expires_at = std::min(times[need - 1], now + params.ttl_max_ms);
     d.ttl = d.expires_at - now;
@@ -181,7 +183,8 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
     bool self_supports = false;
     for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
       const ClaimRec& cr = claims[c];
-      if (cr.expires_at <= now || cr.epoch != T->epoch) continue;
+      if (cr.expires_at <= now || cr.epoch != T->epoch || (cr.flags & detail::kSuperseded))
+        continue;
       const auto& o = origins[cr.origin];
       if (o.domain != dom->domain) continue;
       double tc = o.trust * static_cast<double>(cr.confidence);
@@ -228,6 +231,7 @@ void Engine::Impl::settle(std::uint32_t t, TimeMs now, ChangeCause cause,
     out.push_back(BlockChange{BlockChange::Kind::lift, T.prefix, T.direction, 0, e.d.score,
                               ChangeCause::expiry});
     ++stats.blocks_lifted;
+    --stats.active_blocks;
     T.flags &= static_cast<std::uint8_t>(~detail::kEnforced);
     ++T.epoch;
     was = false;
@@ -239,42 +243,54 @@ void Engine::Impl::settle(std::uint32_t t, TimeMs now, ChangeCause cause,
       o.tokens = tokens_at(o, now) - 1.0;
       o.tokens_at = now;
     }
-    bool changed = !was || T.expires_at != e.d.expires_at || T.direction != e.d.direction;
+    // Small extensions are not worth a kernel update each time trust creeps up; they are
+    // applied when the current expiry comes (shortening is always applied at once).
+    TimeMs exp = e.d.expires_at;
+    if (was && T.expires_at > now && exp > T.expires_at &&
+        exp - T.expires_at < params.retime_min_ms && T.direction == e.d.direction &&
+        e.d.verdict != Verdict::operator_block)
+      exp = T.expires_at;
+    bool changed = !was || T.expires_at != exp || T.direction != e.d.direction;
     if (!was) {
       T.since = now;
       T.flags |= detail::kEnforced;
-      out.push_back(BlockChange{BlockChange::Kind::enforce, T.prefix, e.d.direction, e.d.expires_at,
-                                e.d.score, cause});
+      out.push_back(
+          BlockChange{BlockChange::Kind::enforce, T.prefix, e.d.direction, exp, e.d.score, cause});
       ++stats.blocks_enforced;
+      ++stats.active_blocks;
     } else if (changed) {
-      out.push_back(BlockChange{BlockChange::Kind::retime, T.prefix, e.d.direction, e.d.expires_at,
-                                e.d.score, cause});
+      out.push_back(
+          BlockChange{BlockChange::Kind::retime, T.prefix, e.d.direction, exp, e.d.score, cause});
       ++stats.blocks_retimed;
     }
-    T.expires_at = e.d.expires_at;
+    T.expires_at = exp;
     T.direction = e.d.direction;
     T.score = static_cast<float>(e.d.score);
+    if (T.flags & detail::kPending) --stats.pending_blocks;
     T.flags &= static_cast<std::uint8_t>(~detail::kPending);
-    if (changed) schedule(T.expires_at, t, detail::DeadlineKind::block_expiry);
   } else {
     if (was) {
       out.push_back(
           BlockChange{BlockChange::Kind::lift, T.prefix, T.direction, 0, e.d.score, cause});
       ++stats.blocks_lifted;
+      --stats.active_blocks;
       T.flags &= static_cast<std::uint8_t>(~detail::kEnforced);
     }
     if (e.d.verdict == Verdict::pending_budget) {
-      if (!(T.flags & detail::kPending)) ++stats.budget_deferrals;
-      bool reschedule = !(T.flags & detail::kPending) || T.expires_at != e.retry_at;
+      if (!(T.flags & detail::kPending)) {
+        ++stats.budget_deferrals;
+        ++stats.pending_blocks;
+      }
       T.flags |= detail::kPending;
       T.expires_at = e.retry_at;
-      if (reschedule && e.retry_at > 0) schedule(e.retry_at, t, detail::DeadlineKind::retry);
     } else {
+      if (T.flags & detail::kPending) --stats.pending_blocks;
       T.flags &= static_cast<std::uint8_t>(~detail::kPending);
     }
     T.score = static_cast<float>(e.d.score);
   }
   if (params.mode == PolicyMode::trust && e.d.domains >= 2) credit_corroboration(t, now);
+  rearm(t);
   maybe_free_target(t);
 }
 
@@ -287,7 +303,9 @@ void Engine::Impl::credit_corroboration(std::uint32_t t, TimeMs now) {
   auto& T = targets[t];
   for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
     auto& cr = claims[c];
-    if (cr.expires_at <= now || cr.epoch != T.epoch || (cr.flags & detail::kCreditDomain)) continue;
+    if (cr.expires_at <= now || cr.epoch != T.epoch ||
+        (cr.flags & (detail::kCreditDomain | detail::kSuperseded)))
+      continue;
     if (!(origins[cr.origin].trust * cr.confidence > 0)) continue;
     cr.flags |= detail::kCreditDomain;
     queue_gain(cr.origin, params.weight_domain, now);

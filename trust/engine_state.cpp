@@ -135,6 +135,7 @@ std::uint32_t Engine::Impl::get_target(const Prefix& p) {
     targets[t] = detail::TargetRec{};
   } else {
     t = static_cast<std::uint32_t>(targets.size());
+    detail::grow_gently(targets);
     targets.emplace_back();
   }
   targets[t].prefix = p;
@@ -147,7 +148,7 @@ std::uint32_t Engine::Impl::get_target(const Prefix& p) {
 
 void Engine::Impl::maybe_free_target(std::uint32_t t) {
   auto& T = targets[t];
-  if (!(T.flags & detail::kTargetLive) || T.refs > 0 || T.head != kNone) return;
+  if (!(T.flags & detail::kTargetLive) || T.head != kNone) return;
   if (T.flags & (detail::kEnforced | detail::kPending | detail::kOperator)) return;
   target_index.erase(PrefixHash{}(T.prefix), t);
   --target_len_count[len_slot(T.prefix)];
@@ -163,6 +164,7 @@ std::uint32_t Engine::Impl::add_claim(const ClaimFacts& f, const Digest& dg, std
     free_claims.pop_back();
   } else {
     c = static_cast<std::uint32_t>(claims.size());
+    detail::grow_gently(claims);
     claims.emplace_back();
   }
   ClaimRec& cr = claims[c];
@@ -184,8 +186,6 @@ std::uint32_t Engine::Impl::add_claim(const ClaimFacts& f, const Digest& dg, std
   cr.epoch = T.epoch;
   cr.t_next = T.head;
   T.head = c;
-  ++T.nclaims;
-  ++T.refs;
   auto& o = origins[origin];
   cr.o_next = o.head;
   if (o.head != kNone) claims[o.head].o_prev = c;
@@ -193,8 +193,7 @@ std::uint32_t Engine::Impl::add_claim(const ClaimFacts& f, const Digest& dg, std
   ++o.nclaims;
   claim_index.insert(claim_hash(origin, f.seq), c,
                      [&](std::uint32_t s) { return claim_hash(claims[s].origin, claims[s].seq); });
-  schedule(cr.expires_at, c, detail::DeadlineKind::claim_expiry);
-  ++stats.active_claims;
+  ++stats.active_claims;  // the caller settles the target, which arms its wake-up
   return c;
 }
 
@@ -204,7 +203,6 @@ void Engine::Impl::unlink_from_target(std::uint32_t c) {
   for (std::uint32_t* link = &T.head; *link != kNone; link = &claims[*link].t_next) {
     if (*link == c) {
       *link = cr.t_next;
-      --T.nclaims;
       break;
     }
   }
@@ -213,8 +211,7 @@ void Engine::Impl::unlink_from_target(std::uint32_t c) {
 
 void Engine::Impl::free_claim(std::uint32_t c) {
   auto& cr = claims[c];
-  if (!(cr.flags & detail::kSuperseded)) unlink_from_target(c);
-  --targets[cr.target].refs;
+  unlink_from_target(c);
   auto& o = origins[cr.origin];
   if (cr.o_prev != kNone)
     claims[cr.o_prev].o_next = cr.o_next;
@@ -460,46 +457,62 @@ void Engine::Impl::schedule(TimeMs at, std::uint32_t id, detail::DeadlineKind k)
   deadlines.push(detail::Deadline{at, id, k});
 }
 
+void Engine::Impl::wake_target(std::uint32_t t, TimeMs at) {
+  auto& T = targets[t];
+  if (T.wake_at != 0 && T.wake_at <= at) return;  // an earlier wake re-checks anyway
+  T.wake_at = at;
+  schedule(at, t, detail::DeadlineKind::target_wake);
+}
+
+void Engine::Impl::rearm(std::uint32_t t) {
+  auto& T = targets[t];
+  if (!(T.flags & detail::kTargetLive)) return;
+  TimeMs at = 0;
+  auto take = [&](TimeMs x) {
+    if (x > 0 && (at == 0 || x < at)) at = x;
+  };
+  for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) take(claims[c].expires_at);
+  if (T.flags & (detail::kEnforced | detail::kPending)) take(T.expires_at);
+  if (T.flags & detail::kOperator)
+    if (auto it = op_blocks.find(t); it != op_blocks.end()) take(it->second.expires_at);
+  if (at > 0) wake_target(t, at);
+}
+
 void Engine::Impl::process_deadline(const detail::Deadline& d, TimeMs now,
                                     std::vector<BlockChange>& out) {
   using K = detail::DeadlineKind;
   switch (d.kind) {
-    case K::claim_expiry: {
-      auto& cr = claims[d.id];
-      if (!(cr.flags & detail::kLive) || cr.expires_at > now) return;
-      std::uint32_t t = cr.target;
-      bool active = !(cr.flags & detail::kSuperseded);
-      free_claim(d.id);
-      if (active)
-        settle(t, now, ChangeCause::expiry, out);
-      else
-        maybe_free_target(t);
-      return;
-    }
-    case K::block_expiry: {
+    case K::target_wake: {
       if (d.id >= targets.size()) return;
       auto& T = targets[d.id];
-      if (!(T.flags & detail::kTargetLive)) return;
-      bool op_ended = false;
+      if (!(T.flags & detail::kTargetLive) || T.wake_at != d.at) return;  // stale
+      T.wake_at = 0;
+      bool due = false;
+      // Expired claims go (superseded ones silently: they no longer counted).
+      for (std::uint32_t c = T.head; c != kNone;) {
+        std::uint32_t next = claims[c].t_next;
+        if (claims[c].expires_at <= now) {
+          due |= !(claims[c].flags & detail::kSuperseded);
+          free_claim(c);
+        }
+        c = next;
+      }
       if (T.flags & detail::kOperator) {
         auto it = op_blocks.find(d.id);
         if (it != op_blocks.end() && it->second.expires_at <= now) {
           op_blocks.erase(it);
           T.flags &= static_cast<std::uint8_t>(~detail::kOperator);
-          op_ended = true;  // the claims decide again (they may enforce it themselves)
+          due = true;  // the claims decide again (they may enforce it themselves)
         }
       }
-      if (op_ended || ((T.flags & detail::kEnforced) && T.expires_at <= now))
-        settle(d.id, now, ChangeCause::expiry, out);
-      else
-        maybe_free_target(d.id);
-      return;
-    }
-    case K::retry: {
-      if (d.id >= targets.size()) return;
-      auto& T = targets[d.id];
-      if ((T.flags & detail::kTargetLive) && (T.flags & detail::kPending) && T.expires_at <= now)
-        settle(d.id, now, ChangeCause::budget, out);
+      if ((T.flags & detail::kEnforced) && T.expires_at <= now) due = true;
+      bool retry = (T.flags & detail::kPending) && T.expires_at > 0 && T.expires_at <= now;
+      if (due || retry) {
+        settle(d.id, now, retry && !due ? ChangeCause::budget : ChangeCause::expiry, out);
+        return;
+      }
+      rearm(d.id);
+      maybe_free_target(d.id);
       return;
     }
     case K::quarantine_end: {

@@ -88,6 +88,7 @@ const ParamInfo kTable[] = {
                 "loss weight of an operator false-positive unblock"),
     MESHD_PARAM(weight_contradiction, "losses", "loss weight of strong local benign evidence"),
     MESHD_PARAM(feedback_flush_ms, "ms", "trust gains are batched and applied this often"),
+    MESHD_PARAM(retime_min_ms, "ms", "block extensions smaller than this wait for the expiry"),
     MESHD_PARAM(trust_refresh_ms, "ms", "decay of idle origins is applied this often"),
     MESHD_PARAM(s_cap, "support", "max support of one failure domain (I2)"),
     MESHD_PARAM(cost_base, "cost", "cost of wrongly blocking an unused single address"),
@@ -163,6 +164,7 @@ Result<void> Params::validate() const {
                       {weight_contradiction, "weight_contradiction"}})
     if (!in(v, 0, 1e9)) return bad(n, "must be >= 0");
   if (feedback_flush_ms < 0) return bad("feedback_flush_ms", "must be >= 0");
+  if (retime_min_ms < 0) return bad("retime_min_ms", "must be >= 0");
   if (trust_refresh_ms <= 0) return bad("trust_refresh_ms", "must be > 0");
   if (!in(s_cap, 0, 1) || s_cap <= 0 || s_cap >= 1) return bad("s_cap", "must be in (0, 1)");
   if (!in(cost_base, 0, 1e9) || cost_base <= 0) return bad("cost_base", "must be > 0");

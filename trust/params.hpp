@@ -44,8 +44,11 @@ struct Params {
   double weight_domain = 0.25;            // gain weight of corroboration by another failure domain
   double weight_false_positive = 2.0;     // loss weight of an operator false-positive unblock
   double weight_contradiction = 1.0;      // loss weight of strong local benign evidence
-  DurationMs feedback_flush_ms = 1000;    // trust gains are batched and applied this often
-  DurationMs trust_refresh_ms = 10 * kMinute;  // decay of idle origins is applied this often
+  DurationMs feedback_flush_ms = 30 * kSecond;  // trust gains are batched and applied this
+                                                // often (losses apply at once: I6)
+  DurationMs retime_min_ms = 30 * kSecond;      // block extensions smaller than this wait for the
+                                                // current expiry (fewer kernel updates)
+  DurationMs trust_refresh_ms = 10 * kMinute;   // decay of idle origins is applied this often
 
   // --- evidence ---
   double s_cap = 0.6;  // max support one failure domain can give (I2); < decision thresholds

@@ -3,7 +3,8 @@
 // Layout is chosen for memory (the simulator runs 10,000 engines): claims and targets are
 // plain records in vectors addressed by 32-bit indexes, linked into per-target and per-origin
 // intrusive lists, and found through FlatIndex (4 bytes per slot). A live claim costs its
-// 88-byte record, ~8 bytes of index, a 16-byte deadline and its share of the target record.
+// 88-byte record, ~8 bytes of index and its share of the 56-byte target record; each target
+// has one deadline (target_wake) covering its claims' expiry and its block's.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,7 @@ inline constexpr std::uint32_t kNone = 0xffffffffu;
 enum ClaimFlag : std::uint8_t {
   kLive = 1,          // slot in use
   kSuperseded = 2,    // a newer claim of the same origin on the same target replaced it;
-                      // kept (out of the target list) only to detect equivocation on its seq
+                      // kept (skipped by decisions) only to detect equivocation on its seq
   kCreditDomain = 4,  // its origin already gained from independent-domain corroboration
   kCreditLocal = 8,   // its origin already gained from local sensor corroboration
   kDebitLocal = 16,   // its origin already lost from local benign evidence
@@ -58,10 +59,10 @@ enum TargetFlag : std::uint8_t {
 struct TargetRec {
   Prefix prefix;
   std::uint32_t head = kNone;  // claims (not superseded)
-  std::uint32_t nclaims = 0;   // claims in the list
-  std::uint32_t refs = 0;      // claims pointing here, incl. superseded ones
   TimeMs since = 0;            // enforced: start of this enforcement
   TimeMs expires_at = 0;       // enforced: expiry; pending: retry time
+  TimeMs wake_at = 0;          // the one live target_wake deadline (0: none); later ones are not
+                               // pushed, so retimes do not grow the deadline heap
   float score = 0;
   std::uint16_t epoch = 0;  // bumped when a block runs out of time: its claims are spent
   Direction direction = Direction::both;
@@ -98,9 +99,7 @@ struct OpAllow {
 };
 
 enum class DeadlineKind : std::uint8_t {
-  claim_expiry,    // id = claim
-  block_expiry,    // id = target
-  retry,           // id = target (pending budget)
+  target_wake,     // id = target: claim expiry, block expiry, budget retry, operator end
   quarantine_end,  // id = origin
   allow_expiry,    // id unused: allows are scanned
   flush,           // batched trust gains
@@ -111,7 +110,7 @@ enum class DeadlineKind : std::uint8_t {
 struct Deadline {
   TimeMs at = 0;
   std::uint32_t id = 0;
-  DeadlineKind kind = DeadlineKind::claim_expiry;
+  DeadlineKind kind = DeadlineKind::target_wake;
   bool operator>(const Deadline& o) const {
     if (at != o.at) return at > o.at;
     if (kind != o.kind) return kind > o.kind;
@@ -241,6 +240,8 @@ struct Engine::Impl {
   void settle_all(TimeMs now, ChangeCause cause, std::vector<BlockChange>& out);
   void credit_corroboration(std::uint32_t t, TimeMs now);
   void schedule(TimeMs at, std::uint32_t id, detail::DeadlineKind k);
+  void wake_target(std::uint32_t t, TimeMs at);
+  void rearm(std::uint32_t t);  // wake at the target's next claim expiry / block event
   void process_deadline(const detail::Deadline& d, TimeMs now, std::vector<BlockChange>& out);
   Explanation explain(std::uint32_t t, const Prefix& p, TimeMs now) const;
 };
