@@ -149,7 +149,9 @@ static __always_inline void emit_event(struct bpf_sock_addr* ctx, __u32 hook, __
   __builtin_memset(e->addr, 0, sizeof(e->addr));
   __builtin_memcpy(e->addr, addr, family == 4 ? 4 : 16);
   if (bpf_get_current_comm(e->comm, sizeof(e->comm)) != 0) e->comm[0] = 0;
-  bpf_ringbuf_submit(e, 0);
+  long unread = bpf_ringbuf_query(&meshd_events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(e,
+                     unread >= MESHD_EVENTS_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* cgroup sock_addr programs return 1 to allow and 0 to fail the call with EPERM. */
