@@ -19,6 +19,26 @@
 // latest time (a clock stepping back never un-expires or extends anything).
 // Decisions are per exact target prefix; a target's block direction is the union of the
 // directions of its active claims.
+//
+// Semantics worth knowing (mode `trust`):
+//  - Claims: one per (origin, target): a newer seq replaces the older (kept only to detect
+//    equivocation on its seq until it expires); an older seq is `stale`. A claim lives until
+//    min(issued_at + requested_ttl, arrival + ttl_max).
+//  - Lifetime: a block's expiry is anchored at the start of its enforcement (`since`):
+//    min(since + ttl(S), since + ttl_single|ttl_max, latest supporting claim expiry).
+//    When that time comes the block is lifted and the claims that carried it are *spent*
+//    (ClaimExplanation::spent): only fresh claims (e.g. the origin re-issuing while it still
+//    detects the threat) can enforce it again, and a single-domain re-enforcement pays a new
+//    budget token. Extensions smaller than retime_min_ms are applied at the old expiry.
+//  - Budget: a new block whose support is one failure domain is paid (one token) by an
+//    origin of that domain whose t*c alone clears the threshold; without a token it is
+//    `pending_budget` and retried when a token refills. The local node's own claims are free.
+//  - Gross overrun: more than overrun_max_claims claims issued by one origin within
+//    overrun_window_ms (provable from the signed claims alone).
+//  - Trust losses (false positive, contradiction, quarantine) re-evaluate at once (I6);
+//    gains (corroboration) are batched every feedback_flush_ms; decay every trust_refresh_ms.
+//  - A quarantined origin's claims are dropped; new ones are rejected until it ends.
+// naive / quorum: see PolicyMode in params.hpp.
 // Thread-compatibility: not thread-safe; one owner drives it.
 #pragma once
 

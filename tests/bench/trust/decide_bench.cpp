@@ -71,6 +71,16 @@ int main(int argc, char** argv) {
   ctx.self = Origin{"self", "zone-self"};
   ctx.usage = &usage;
 
+  // Baseline cost of an engine with no claims (the simulator holds 10,000 of them).
+  std::size_t empty_engine_bytes = 0;
+  {
+    const std::size_t b0 = heap_bytes();
+    std::vector<Engine> many;
+    many.reserve(1000);
+    for (int i = 0; i < 1000; ++i) many.emplace_back(params, ctx, t0);
+    empty_engine_bytes = (heap_bytes() - b0) / 1000;
+  }
+
   const std::size_t before = heap_bytes();
   Engine engine(params, ctx, t0);
   for (std::uint32_t o = 0; o < origins; ++o)
@@ -132,13 +142,13 @@ int main(int argc, char** argv) {
       "\"domains\":%u,\"decides\":%d,\"decide_median_us\":%.3f,\"decide_p99_us\":%.3f,"
       "\"decide_max_us\":%.3f,\"enforce_fraction\":%.3f,\"bytes_per_claim\":%.1f,"
       "\"engine_bytes_total\":%zu,\"origin_bytes_total\":%zu,\"on_claim_per_s\":%.0f,"
-      "\"blocks_enforced\":%llu,\"pending\":%llu}\n",
+      "\"blocks_enforced\":%llu,\"pending\":%llu,\"empty_engine_bytes\":%zu}\n",
       claims, static_cast<unsigned long long>(active), static_cast<unsigned long long>(accepted),
       targets, per_target, origins, domains, decides, median_us, p99_us, max_us,
       static_cast<double>(enforce) / decides,
       active ? claim_bytes / static_cast<double>(active) : 0, after - before, registered - before,
       static_cast<double>(claims) / insert_s,
       static_cast<unsigned long long>(engine.stats().active_blocks),
-      static_cast<unsigned long long>(engine.stats().pending_blocks));
+      static_cast<unsigned long long>(engine.stats().pending_blocks), empty_engine_bytes);
   return 0;
 }

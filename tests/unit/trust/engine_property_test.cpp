@@ -313,7 +313,7 @@ void run_many(PolicyMode mode, int seeds, int steps) {
 }
 
 TEST(TrustEngineProperty, TrustModeInvariantsHoldOnRandomHistories) {
-  run_many(PolicyMode::trust, 1500, 80);
+  run_many(PolicyMode::trust, 1000, 80);
 }
 
 TEST(TrustEngineProperty, NaiveModeStaysConsistentAndBounded) {
