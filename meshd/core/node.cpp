@@ -104,6 +104,7 @@ Result<void> Node::on_local_event(const Envelope& envelope, TimeMs now, Actions&
 
 void Node::tick(TimeMs now, Actions& out) {
   Impl& I = *impl_;
+  I.engine_dirty = true;
   I.seen.expire(now);
   I.expire_store(now, out);
   append(out.blocks, I.engine.tick(now));
@@ -116,6 +117,7 @@ void Node::tick(TimeMs now, Actions& out) {
 
 void Node::restore(std::span<const Envelope> envelopes, TimeMs now, Actions& out) {
   Impl& I = *impl_;
+  I.engine_dirty = true;
   struct Item {
     EventId id;
     Envelope env;
@@ -264,8 +266,7 @@ void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env
   }
   // A proven misbehaver's events are dropped here, not relayed: they have no influence and
   // relaying them only spends the fleet's bandwidth. Operators are never quarantined.
-  if (ev.kind != EventKind::operator_decision &&
-      (o.quarantined_until > now || engine.ledger().quarantined(ev.origin.node, now))) {
+  if (ev.kind != EventKind::operator_decision && o.quarantined_until > now) {
     ++stats.from_quarantined;
     mark_held(o, ev.seq);
     return;
@@ -283,6 +284,7 @@ void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env
 void Node::Impl::apply(PeerState* from, const EventId& id, const Envelope& env,
                        const SignedEvent& ev, std::uint32_t oi, Source src, TimeMs now,
                        Actions& out) {
+  engine_dirty = true;
   switch (ev.kind) {
     case EventKind::claim: {
       trust::Outcome r = engine.on_claim(std::get<trust::ClaimFacts>(ev.body), ev.body_digest, now);
@@ -299,6 +301,9 @@ void Node::Impl::apply(PeerState* from, const EventId& id, const Envelope& env,
         case trust::ClaimStatus::rejected:
           ++stats.rejected;
           if (engine.ledger().quarantined(ev.origin.node, now)) {
+            origins[oi].quarantined_until =
+                std::max(origins[oi].quarantined_until,
+                         engine.ledger().find(ev.origin.node)->quarantine_until);
             mark_held(origins[oi], ev.seq);
             return;
           }
@@ -372,24 +377,35 @@ void Node::Impl::forward(PeerState* from, const Envelope& env, Actions& out) {
 }
 
 std::uint32_t Node::Impl::intern(const std::string& origin) {
-  auto [it, fresh] = origin_index.try_emplace(origin, static_cast<std::uint32_t>(origins.size()));
-  if (fresh) {
+  const std::uint32_t found = origin_of(origin);
+  if (found != kNoOrigin) return found;
+  const auto idx = static_cast<std::uint32_t>(origins.size());
+  origin_index.insert(origin, idx);
+  {
     origins.emplace_back();
     origins.back().id = origin;
+    // A quarantine the engine already holds (e.g. a ledger restored after a restart).
+    if (const trust::LedgerEntry* e = engine.ledger().find(origin)) {
+      origins.back().quarantined_until = e->quarantine_until;
+    }
   }
-  return it->second;
+  return idx;
 }
 
 const OriginState* Node::Impl::find_origin(std::string_view origin) const {
-  auto it = origin_index.find(std::string(origin));
-  return it == origin_index.end() ? nullptr : &origins[it->second];
+  const std::uint32_t oi = origin_of(origin);
+  return oi == kNoOrigin ? nullptr : &origins[oi];
+}
+
+std::uint32_t Node::Impl::origin_of(std::string_view origin) const {
+  const std::uint32_t oi = origin_index.find(
+      origin, [this](std::uint32_t i) -> std::string_view { return origins[i].id; });
+  return oi == OriginIndex::kMissing ? kNoOrigin : oi;
 }
 
 void Node::Impl::finish(TimeMs now, Actions& out) {
   (void)now;
-  std::uint64_t connected = 0;
-  for (const PeerState& p : peers) connected += p.connected ? 1 : 0;
-  stats.peers = connected;
+  stats.peers = connected_count;
   stats.seen_size = seen.size();
   stats.store_size = stored;
   stats.origins = origins.size();
@@ -398,10 +414,14 @@ void Node::Impl::finish(TimeMs now, Actions& out) {
   out.next_deadline = next_deadline;
 }
 
-TimeMs Node::Impl::compute_deadline() const {
+TimeMs Node::Impl::compute_deadline() {
   TimeMs d = std::min(next_anti_entropy, seen.next_rotation());
-  if (!expiry.empty()) d = std::min(d, expiry.front().at);
-  if (auto e = engine.next_deadline()) d = std::min(d, *e);
+  d = std::min(d, expiry_front);
+  if (engine_dirty) {
+    engine_deadline = engine.next_deadline().value_or(kNoDeadline);
+    engine_dirty = false;
+  }
+  d = std::min(d, engine_deadline);
   const double rate = config.origin_rate_per_min / 60000.0;
   for (std::uint32_t oi : deferred_origins) {
     const OriginState& o = origins[oi];

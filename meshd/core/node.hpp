@@ -107,7 +107,10 @@ struct Actions {
   std::vector<Disconnect> disconnects;
   std::vector<ProofRequest> proofs;
   // Earliest time the driver must call tick() (absolute). Always set by every call to the
-  // node's current next deadline; kNoDeadline if nothing is scheduled.
+  // node's current next deadline; kNoDeadline if nothing is scheduled. It includes the
+  // engine's deadline as of the node's last engine call: a driver that calls mutating
+  // trust::Engine methods itself (feedback, set_protected, restore_ledger) arms its timer
+  // for min(next_deadline, engine.next_deadline()).
   TimeMs next_deadline = kNoDeadline;
 
   // Empties every list, keeping capacity (reuse one Actions across calls).

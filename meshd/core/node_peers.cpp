@@ -11,22 +11,20 @@ void Node::on_peer_up(PeerId peer, TimeMs now, Actions& out) {
   Impl& I = *impl_;
   PeerState& p = I.peer_slot(peer);
   if (p.banned_until > now) {
-    p.connected = false;
+    I.set_connected(p, false);
     ++I.stats.refused_banned;
     out.disconnects.push_back(Disconnect{peer, "peer is banned (back-off)", p.banned_until});
     I.finish(now, out);
     return;
   }
   if (!p.connected) {
-    std::size_t connected = 0;
-    for (const PeerState& q : I.peers) connected += q.connected ? 1 : 0;
-    if (connected >= I.config.max_peers) {
+    if (I.connected_count >= I.config.max_peers) {
       out.disconnects.push_back(Disconnect{peer, "max_peers reached", now});
       I.finish(now, out);
       return;
     }
   }
-  p.connected = true;
+  I.set_connected(p, true);
   p.tokens = I.config.peer_burst;
   p.tokens_at = now;
   I.release_requests(p);
@@ -42,21 +40,21 @@ void Node::on_peer_up(PeerId peer, TimeMs now, Actions& out) {
 void Node::on_peer_down(PeerId peer, TimeMs now, Actions& out) {
   Impl& I = *impl_;
   if (PeerState* p = I.find_peer(peer)) {
-    p->connected = false;
+    I.set_connected(*p, false);
     I.release_requests(*p);
   }
   I.finish(now, out);
 }
 
 PeerState* Node::Impl::find_peer(PeerId id) {
-  for (PeerState& p : peers)
-    if (p.id == id) return &p;
+  for (std::size_t i = 0; i < peer_ids.size(); ++i)
+    if (peer_ids[i] == id) return &peers[i];
   return nullptr;
 }
 
 const PeerState* Node::Impl::find_peer(PeerId id) const {
-  for (const PeerState& p : peers)
-    if (p.id == id) return &p;
+  for (std::size_t i = 0; i < peer_ids.size(); ++i)
+    if (peer_ids[i] == id) return &peers[i];
   return nullptr;
 }
 
@@ -64,7 +62,18 @@ PeerState& Node::Impl::peer_slot(PeerId id) {
   if (PeerState* p = find_peer(id)) return *p;
   peers.emplace_back();
   peers.back().id = id;
+  peer_ids.push_back(id);
   return peers.back();
+}
+
+void Node::Impl::set_connected(PeerState& p, bool connected) {
+  if (p.connected == connected) return;
+  p.connected = connected;
+  if (connected) {
+    ++connected_count;
+  } else {
+    --connected_count;
+  }
 }
 
 double Node::Impl::decayed_penalty(const PeerState& p, TimeMs now) const {
@@ -104,7 +113,7 @@ void Node::Impl::penalize(PeerState& p, double amount, Cause cause, TimeMs now, 
   for (std::uint32_t i = 1; i < p.bans && ban < config.ban_max_ms; ++i) ban *= 2;
   ban = std::min(ban, config.ban_max_ms);
   p.banned_until = now + ban;
-  p.connected = false;
+  set_connected(p, false);
   release_requests(p);
   char reason[200];
   std::snprintf(reason, sizeof reason,
@@ -169,6 +178,10 @@ void Node::Impl::prune_peers(TimeMs now) {
     return !p.connected && p.banned_until <= now && decayed_penalty(p, now) < 1.0 &&
            p.outstanding.empty() && p.bans == 0;
   });
+  if (peer_ids.size() != peers.size()) {
+    peer_ids.clear();
+    for (const PeerState& p : peers) peer_ids.push_back(p.id);
+  }
 }
 
 PeerInfo Node::Impl::info(const PeerState& p, TimeMs now) const {

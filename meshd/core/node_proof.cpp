@@ -79,14 +79,16 @@ void Node::Impl::on_proof(PeerState* from, const EventId& id, const Envelope& en
     return;
   }
   ++stats.proofs_valid;
+  engine_dirty = true;
   engine.register_origin(accused->node, accused->domain, now);
   const std::uint32_t ai = intern(accused->node);
   if (origins[ai].quarantined_until <= now) quarantine(ai, now, out);
-  origins[ai].proved_until = now + engine.params().quarantine_ms;
+  origins[ai].ext().proved_until = now + engine.params().quarantine_ms;
   accept(from, id, env, ev, oi, src, now, out);
 }
 
 void Node::Impl::quarantine(std::uint32_t oi, TimeMs now, Actions& out) {
+  engine_dirty = true;
   append(out.blocks, engine.apply_proof(origins[oi].id, now));
   origins[oi].quarantined_until = now + engine.params().quarantine_ms;
   ++stats.quarantines;
@@ -102,8 +104,8 @@ void Node::Impl::detected(std::uint32_t accused, trust::MisbehaviourKind kind,
     quarantine(accused, now, out);
   }
   OriginState& o = origins[accused];
-  if (o.proved_until > now) return;  // the fleet already has a proof
-  if (!o.extra) o.extra = std::make_unique<OriginExtra>();
+  if (o.proved_until() > now) return;  // the fleet already has a proof
+  o.ext();
   if (o.extra->pending_proof) return;  // ours is already scheduled
   o.extra->pending_proof = ProofRequest{o.id, kind, std::move(evidence), std::move(detail)};
   o.extra->proof_due =
@@ -149,7 +151,7 @@ void Node::Impl::run_proofs(TimeMs now, Actions& out) {
       ++k;
       continue;
     }
-    if (o.proved_until > now) {
+    if (o.proved_until() > now) {
       ++stats.proofs_suppressed;  // someone else's proof arrived first
     } else {
       out.proofs.push_back(std::move(*o.extra->pending_proof));

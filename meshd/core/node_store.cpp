@@ -70,6 +70,7 @@ TimeMs Node::Impl::store(std::uint32_t oi, const SignedEvent& ev, const Envelope
   o.store.insert(it, StoredEvent{ev.seq, expires, env, ev.kind});
   expiry.push_back(ExpiryEntry{expires, oi, ev.seq});
   std::push_heap(expiry.begin(), expiry.end(), std::greater<>{});
+  expiry_front = expiry.front().at;
   ++stored;
   while (stored > config.store_capacity) evict_top(out);
   return expires;
@@ -79,6 +80,7 @@ void Node::Impl::evict_top(Actions& out) {
   std::pop_heap(expiry.begin(), expiry.end(), std::greater<>{});
   const ExpiryEntry e = expiry.back();
   expiry.pop_back();
+  expiry_front = expiry.empty() ? kNoDeadline : expiry.front().at;
   OriginState& o = origins[e.origin];
   auto it = std::lower_bound(o.store.begin(), o.store.end(), e.seq,
                              [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
@@ -140,7 +142,7 @@ void Node::Impl::run_deferred(TimeMs now, Actions& out) {
         ++stats.duplicates;
         continue;
       }
-      if (o.quarantined_until > now || engine.ledger().quarantined(o.id, now)) {
+      if (o.quarantined_until > now) {
         ++stats.from_quarantined;
         mark_held(o, d.event.seq);
         continue;

@@ -37,12 +37,15 @@ void Node::Impl::anti_entropy_round(TimeMs now, Actions& out) {
   for (PeerState& p : peers) {
     if (!p.connected) continue;
     // Requests that were never answered (lost, or the peer is slow) stop blocking new ones.
-    while (!p.outstanding.empty() &&
-           p.outstanding.front().sent_at + config.request_timeout_ms <= now) {
-      const Outstanding& r = p.outstanding.front();
-      if (r.origin != kNoOrigin) origins[r.origin].requested_until = 0;
-      p.outstanding.pop_front();
+    std::size_t expired = 0;
+    while (expired < p.outstanding.size() &&
+           p.outstanding[expired].sent_at + config.request_timeout_ms <= now) {
+      const Outstanding& r = p.outstanding[expired++];
+      if (r.origin != kNoOrigin && origins[r.origin].extra)
+        origins[r.origin].extra->requested_until = 0;
     }
+    p.outstanding.erase(p.outstanding.begin(),
+                        p.outstanding.begin() + static_cast<std::ptrdiff_t>(expired));
     scratch_peers.push_back(&p);
   }
   if (scratch_peers.empty()) {
@@ -69,8 +72,8 @@ void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Ac
   std::size_t listed = 0;  // of our non-zero origins, how many the peer listed
   bool peer_behind = false;
   for (const VersionEntry& e : *vv.entries) {
-    auto it = origin_index.find(e.origin);
-    const std::uint64_t ours = it == origin_index.end() ? 0 : origins[it->second].contiguous;
+    const std::uint32_t oi = origin_of(e.origin);
+    const std::uint64_t ours = oi == kNoOrigin ? 0 : origins[oi].contiguous;
     if (ours > 0) ++listed;
     if (e.max_contiguous_seq < ours) peer_behind = true;
     if (e.max_contiguous_seq > ours && !e.origin.empty() &&
@@ -89,14 +92,14 @@ void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Ac
 
 std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, std::uint64_t theirs,
                                      TimeMs now, Actions& out) {
-  auto it = origin_index.find(origin);
-  const std::uint32_t oi = it == origin_index.end() ? kNoOrigin : it->second;
+  const std::uint32_t oi = origin_of(origin);
   std::uint64_t cur = 1;
   const std::vector<std::uint64_t>* above = nullptr;
   if (oi != kNoOrigin) {
     const OriginState& o = origins[oi];
     // Already being fetched from some peer: wait for that answer (or its timeout).
-    if (o.requested_until > o.contiguous && now - o.requested_at < config.request_timeout_ms) {
+    if (o.extra && o.extra->requested_until > o.contiguous &&
+        now - o.extra->requested_at < config.request_timeout_ms) {
       return 0;
     }
     cur = o.contiguous + 1;
@@ -130,9 +133,9 @@ bool Node::Impl::request(PeerState& p, std::uint32_t oi, const std::string& orig
   if (p.outstanding.size() >= config.max_outstanding_requests) return false;
   p.outstanding.push_back(Outstanding{oi, from, to, now});
   if (oi != kNoOrigin) {
-    OriginState& o = origins[oi];
-    o.requested_until = std::max(o.requested_until, to);
-    o.requested_at = now;
+    OriginExtra& x = origins[oi].ext();
+    x.requested_until = std::max(x.requested_until, to);
+    x.requested_at = now;
   }
   emit(out, p.id, RangeRequest{origin, from, to});
   ++stats.requests_sent;
@@ -141,7 +144,8 @@ bool Node::Impl::request(PeerState& p, std::uint32_t oi, const std::string& orig
 
 void Node::Impl::release_requests(PeerState& p) {
   for (const Outstanding& r : p.outstanding) {
-    if (r.origin != kNoOrigin) origins[r.origin].requested_until = 0;
+    if (r.origin != kNoOrigin && origins[r.origin].extra)
+      origins[r.origin].extra->requested_until = 0;
   }
   p.outstanding.clear();
 }
@@ -183,7 +187,7 @@ void Node::Impl::on_response(PeerState& p, const RangeResponse& rs, TimeMs now, 
     return;
   }
   const Outstanding req = p.outstanding.front();
-  p.outstanding.pop_front();
+  p.outstanding.erase(p.outstanding.begin());
   for (const Envelope& env : rs.envelopes) {
     if (!p.connected) break;  // disconnected while processing (bad envelopes)
     if (!env) {
@@ -195,7 +199,7 @@ void Node::Impl::on_response(PeerState& p, const RangeResponse& rs, TimeMs now, 
   }
   if (req.origin == kNoOrigin) return;
   OriginState& o = origins[req.origin];
-  o.requested_until = 0;  // the next vector may ask again for what is still missing
+  if (o.extra) o.extra->requested_until = 0;  // the next vector may ask again
   // Truncated: continue where the responder stopped, only if this answer made progress.
   if (rs.truncated && p.connected && o.contiguous + 1 > req.from && o.contiguous < req.to) {
     request(p, req.origin, o.id, o.contiguous + 1, req.to, now, out);

@@ -22,7 +22,7 @@ class FlatIdSet {
     if (slots_.empty()) return false;
     for (std::size_t i = home(id);; i = (i + 1) & mask_) {
       const EventId& s = slots_[i];
-      if (s == id) return true;
+      if (same(s, id)) return true;
       if (is_zero(s)) return false;
     }
   }
@@ -37,7 +37,7 @@ class FlatIdSet {
     if ((size_ + 1) * 10 > slots_.size() * 7) grow();
     for (std::size_t i = home(id);; i = (i + 1) & mask_) {
       EventId& s = slots_[i];
-      if (s == id) return false;
+      if (same(s, id)) return false;
       if (is_zero(s)) {
         s = id;
         ++size_;
@@ -55,7 +55,7 @@ class FlatIdSet {
     if (slots_.empty()) return false;
     std::size_t i = home(id);
     for (;; i = (i + 1) & mask_) {
-      if (slots_[i] == id) break;
+      if (same(slots_[i], id)) break;
       if (is_zero(slots_[i])) return false;
     }
     // Backward shift: pull later members of the probe run into the hole.
@@ -82,6 +82,12 @@ class FlatIdSet {
   std::size_t memory_bytes() const { return slots_.capacity() * sizeof(EventId); }
 
  private:
+  static bool same(const EventId& a, const EventId& b) {
+    std::uint64_t x[4], y[4];
+    std::memcpy(x, a.data(), sizeof x);
+    std::memcpy(y, b.data(), sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+  }
   static bool is_zero(const EventId& id) {
     std::uint64_t w[4];
     std::memcpy(w, id.data(), sizeof w);

@@ -43,6 +43,9 @@ struct OriginExtra {
   std::deque<Deferred> deferred;
   std::optional<ProofRequest> pending_proof;  // own proof waiting for its jittered time
   TimeMs proof_due = 0;
+  TimeMs proved_until = 0;            // a valid proof against this origin is known until then
+  std::uint64_t requested_until = 0;  // an outstanding sync request covers up to this seq
+  TimeMs requested_at = 0;
 };
 
 struct OriginState {
@@ -52,11 +55,70 @@ struct OriginState {
   std::vector<StoredEvent> store;    // ascending seq
   double tokens = 0;                 // per-origin rate limit bucket
   TimeMs tokens_at = kUnset;
-  std::uint64_t requested_until = 0;  // an outstanding sync request covers up to this seq
-  TimeMs requested_at = 0;
-  TimeMs proved_until = 0;       // a valid proof against this origin is known until then
-  TimeMs quarantined_until = 0;  // this core quarantined the origin (engine) until then
-  std::unique_ptr<OriginExtra> extra;
+  TimeMs quarantined_until = 0;        // this core quarantined the origin (engine) until then
+  std::unique_ptr<OriginExtra> extra;  // rare state (queues, proofs, sync bookkeeping)
+
+  OriginExtra& ext() {
+    if (!extra) extra = std::make_unique<OriginExtra>();
+    return *extra;
+  }
+  TimeMs proved_until() const { return extra ? extra->proved_until : 0; }
+};
+
+// Origin id -> index into Node::Impl::origins: open addressing over (hash, index) words, so a
+// lookup costs one probe and one string compare instead of a node-based hash map walk.
+class OriginIndex {
+ public:
+  static constexpr std::uint32_t kMissing = UINT32_MAX;
+  // `name_of(idx)` returns the id stored at index idx.
+  template <class NameOf>
+  std::uint32_t find(std::string_view id, const NameOf& name_of) const {
+    if (slots_.empty()) return kMissing;
+    const std::uint32_t tag = hash(id);
+    for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
+      const std::uint64_t s = slots_[i];
+      if (s == 0) return kMissing;
+      const auto idx = static_cast<std::uint32_t>(s) - 1;
+      if (static_cast<std::uint32_t>(s >> 32) == tag && name_of(idx) == id) return idx;
+    }
+  }
+  // `idx` must not be in the table yet.
+  void insert(std::string_view id, std::uint32_t idx) {
+    if ((size_ + 1) * 10 > slots_.size() * 7) grow();
+    place(hash(id), idx);
+    ++size_;
+  }
+  std::size_t size() const { return size_; }
+
+ private:
+  static std::uint32_t hash(std::string_view id) {
+    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a with a final mix
+    for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return static_cast<std::uint32_t>(h >> 32);
+  }
+  void place(std::uint32_t tag, std::uint32_t idx) {
+    for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i] == 0) {
+        slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (static_cast<std::uint64_t>(idx) + 1);
+        return;
+      }
+    }
+  }
+  void grow() {
+    std::vector<std::uint64_t> old;
+    old.swap(slots_);
+    const std::size_t n = old.empty() ? 16 : old.size() * 2;
+    slots_.assign(n, 0);
+    mask_ = n - 1;
+    for (std::uint64_t s : old) {
+      if (s != 0) place(static_cast<std::uint32_t>(s >> 32), static_cast<std::uint32_t>(s) - 1);
+    }
+  }
+  std::vector<std::uint64_t> slots_;  // 0 = empty, else (tag << 32) | (index + 1)
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
 };
 
 inline constexpr std::uint32_t kNoOrigin = UINT32_MAX;
@@ -69,20 +131,22 @@ struct Outstanding {
 };
 
 struct PeerState {
+  // Hot: touched by every message (kept together on one cache line).
   PeerId id = 0;
   bool connected = false;
-  double penalty = 0;
-  TimeMs penalty_at = 0;
   double tokens = 0;
   TimeMs tokens_at = kUnset;
-  std::uint32_t bans = 0;
-  TimeMs banned_until = 0;
   TimeMs dup_window_start = 0;
+  double dups = 0;                  // duplicates pushed in the window
   std::uint64_t dup_news_base = 0;  // stats.events_new at the start of the PREVIOUS window
   std::uint64_t dup_news_mark = 0;  // stats.events_new at the start of this window
-  double dups = 0;                  // duplicates pushed in the window
+  // Cold.
+  double penalty = 0;
+  TimeMs penalty_at = 0;
+  std::uint32_t bans = 0;
+  TimeMs banned_until = 0;
   TimeMs last_vv_reply = INT64_MIN / 2;
-  std::deque<Outstanding> outstanding;
+  std::vector<Outstanding> outstanding;  // oldest first; few (max_outstanding_requests)
   // Penalty totals by cause, for the disconnect reason.
   double by_invalid = 0, by_malformed = 0, by_rate = 0, by_dup = 0;
 };
@@ -116,6 +180,7 @@ using detail::ExpiryEntry;
 using detail::kNoOrigin;
 using detail::kUnset;
 using detail::OriginExtra;
+using detail::OriginIndex;
 using detail::OriginState;
 using detail::Outstanding;
 using detail::PeerState;
@@ -126,16 +191,25 @@ struct Node::Impl {
   Impl(const Config& c, trust::Engine& e, EventOpener& o, Rng& r)
       : config(c), engine(e), opener(o), rng(r), seen(c.seen_capacity, c.seen_ttl_ms) {}
 
+  // Hot per message first: counters, the peer table, the seen-set.
+  Stats stats;
+  std::vector<PeerId> peer_ids;  // parallel to `peers`: a compact array to scan per message
+  std::vector<PeerState> peers;
   Config config;
   trust::Engine& engine;
   EventOpener& opener;
   Rng& rng;
 
   detail::SeenSet seen;
-  std::unordered_map<std::string, std::uint32_t> origin_index;
+  detail::OriginIndex origin_index;
   std::vector<OriginState> origins;
-  std::vector<PeerState> peers;
-  std::vector<ExpiryEntry> expiry;  // min-heap on `at`
+  std::size_t connected_count = 0;
+  // The engine's next deadline, refreshed after every call that may change it (the per-message
+  // duplicate path does not touch the engine, so it does not pay for the query).
+  TimeMs engine_deadline = kNoDeadline;
+  bool engine_dirty = true;
+  std::vector<ExpiryEntry> expiry;    // min-heap on `at`
+  TimeMs expiry_front = kNoDeadline;  // expiry.front().at, cached off the heap's cache line
   std::size_t stored = 0;
   std::vector<std::uint32_t> deferred_origins;  // origins with a non-empty deferred queue
   std::size_t deferred_total = 0;
@@ -143,7 +217,6 @@ struct Node::Impl {
   TimeMs next_anti_entropy = kNoDeadline;
   std::shared_ptr<const std::vector<VersionEntry>> vv_cache;
   bool vv_dirty = true;
-  Stats stats;
   TimeMs next_deadline = kNoDeadline;
   std::vector<PeerState*> scratch_peers;
   std::size_t nonzero_origins = 0;  // origins with contiguous > 0 (entries of our vector)
@@ -159,8 +232,9 @@ struct Node::Impl {
   void forward(PeerState* from, const Envelope& env, Actions& out);
   std::uint32_t intern(const std::string& origin);
   const OriginState* find_origin(std::string_view origin) const;
+  std::uint32_t origin_of(std::string_view origin) const;
   void finish(TimeMs now, Actions& out);
-  TimeMs compute_deadline() const;
+  TimeMs compute_deadline();
 
   // node_store.cpp: held seqs, store, per-origin rate limit
   bool held(const OriginState& o, std::uint64_t seq) const;
@@ -194,6 +268,7 @@ struct Node::Impl {
   PeerState* find_peer(PeerId id);
   const PeerState* find_peer(PeerId id) const;
   PeerState& peer_slot(PeerId id);
+  void set_connected(PeerState& p, bool connected);
   void penalize(PeerState& p, double amount, Cause cause, TimeMs now, Actions& out);
   double decayed_penalty(const PeerState& p, TimeMs now) const;
   bool take_peer_token(PeerState& p, TimeMs now);
