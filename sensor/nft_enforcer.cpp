@@ -61,9 +61,10 @@ trust::TimeMs wall_now() {
 }
 
 // meta nfproto <proto>; payload (saddr|daddr) -> reg1; lookup @set; counter; drop
-void add_drop_rule(nft::Batch& b, const std::string& table, const char* chain, SetKind set) {
+// `source`: match the packet's source address (input) instead of its destination (output).
+void add_drop_rule(nft::Batch& b, const std::string& table, const char* chain, SetKind set,
+                   bool source) {
   const bool v6 = nft::family_of(set) == trust::Family::v6;
-  const bool source = nft::is_ingress(set);
   auto r = make<RulePtr>(nftnl_rule_alloc);
   nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
   nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
@@ -103,8 +104,9 @@ void add_drop_rule(nft::Batch& b, const std::string& table, const char* chain, S
   nftnl_expr_set_u32(verdict, NFTNL_EXPR_IMM_VERDICT, NF_DROP);
   nftnl_rule_add_expr(r.get(), verdict);
 
-  nlmsghdr* nlh = b.begin_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
-                                  std::string("add rule ") + chain + " @" + set_name(set));
+  nlmsghdr* nlh = b.begin_message(
+      NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
+      std::string("add rule ") + chain + (source ? " saddr @" : " daddr @") + set_name(set));
   nftnl_rule_nlmsg_build_payload(nlh, r.get());
   b.end_message();
 }
@@ -180,7 +182,7 @@ Result<bool> NftEnforcer::table_exists() {
 Result<void> NftEnforcer::check_sets_are_ours() {
   auto req = make<SetPtr>(nftnl_set_alloc);
   nftnl_set_set_str(req.get(), NFTNL_SET_TABLE, options_.table.c_str());
-  std::array<bool, 4> found{};
+  std::array<bool, nft::kAllSets.size()> found{};
   auto r = sock_->request(
       NFT_MSG_GETSET, true, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, req.get()); },
       [&](const nlmsghdr* nlh) {
@@ -252,11 +254,17 @@ Result<void> NftEnforcer::create_table() {
     nftnl_chain_nlmsg_build_payload(nlh, ch.get());
     b.end_message();
   }
-  add_drop_rule(b, table, "output", SetKind::egress4);
-  add_drop_rule(b, table, "output", SetKind::egress6);
-  add_drop_rule(b, table, "input", SetKind::ingress4);
-  add_drop_rule(b, table, "input", SetKind::ingress6);
-  for (SetKind k : nft::kAllSets) add_drop_rule(b, table, "forward", k);
+  for (SetKind k : nft::kAllSets) {
+    const trust::Direction d = nft::direction_of(k);
+    if (trust::covers_egress(d)) {
+      add_drop_rule(b, table, "output", k, false);
+      add_drop_rule(b, table, "forward", k, false);
+    }
+    if (trust::covers_ingress(d)) {
+      add_drop_rule(b, table, "input", k, true);
+      add_drop_rule(b, table, "forward", k, true);
+    }
+  }
   auto r = sock_->send(b);
   if (!r) {
     if (r.error().code == "nft_permission")
@@ -312,7 +320,7 @@ Result<void> NftEnforcer::resync(trust::TimeMs now) {
 }
 
 Result<void> NftEnforcer::send_ops(const std::vector<nft::ElementOp>& ops, trust::TimeMs now) {
-  std::array<std::vector<nft::WireElement>, 4> dels, adds;
+  std::array<std::vector<nft::WireElement>, nft::kAllSets.size()> dels, adds;
   for (const auto& op : ops) {
     const Addr128 fmax = family_max(nft::family_of(op.set));
     const int i = static_cast<int>(op.set);
@@ -448,16 +456,21 @@ Result<std::size_t> NftEnforcer::remove(std::span<const trust::Prefix> prefixes)
 
 Result<std::vector<BlockRule>> NftEnforcer::list(trust::TimeMs now) {
   if (destroyed_) return std::vector<BlockRule>{};
-  if (auto r = resync(now); !r) return std::unexpected(r.error());
-  std::map<trust::Prefix, BlockRule> owners;
-  for (SetKind k : nft::kAllSets)
-    for (const auto& [lo, piece] : planner_.installed(k))
-      if (piece.owner && piece.owner->expires_at > now)
-        owners.emplace(piece.owner->prefix, *piece.owner);
-  std::vector<BlockRule> out;
-  out.reserve(owners.size());
-  for (auto& [p, r] : owners) out.push_back(r);
-  return out;
+  return planner_.rules(now);
+}
+
+Result<void> NftEnforcer::reload_from_kernel(trust::TimeMs now) {
+  if (destroyed_)
+    return fail("nft_destroyed", "nftables table inet " + options_.table + " was destroyed");
+  ++counters_.resyncs;
+  if (auto r = resync(now); !r) return r;
+  planner_.begin();
+  planner_.touch_all();
+  if (auto s = sync(now); !s) {
+    planner_.rollback();
+    return s;
+  }
+  return {};
 }
 
 EnforcerStats NftEnforcer::stats() const {

@@ -1,13 +1,14 @@
 // The nftables enforcement backend (for hosts without usable eBPF), via libnftnl + libmnl.
 //
 // Kernel objects, all inside ONE table of its own (`inet meshd` by default):
-//   sets   egress4 / egress6   destinations   type ipv4_addr / ipv6_addr, flags interval,timeout
-//          ingress4 / ingress6 sources        (same)
+//   sets   egress4/6 (destinations), ingress4/6 (sources), both4/6 (either): type
+//          ipv4_addr / ipv6_addr, flags interval,timeout; a rule lives in the set of its
+//          exact direction, so a `both` rule costs one element, not two
 //   chains input, output, forward: type filter, policy accept, priority -10 (just before the
 //          usual filter chains; a drop in any base chain is final whatever the priority)
-//   rules  output:  ip daddr @egress4 counter drop;  ip6 daddr @egress6 counter drop
-//          input:   ip saddr @ingress4 counter drop; ip6 saddr @ingress6 counter drop
-//          forward: all four
+//   rules  output:  ip daddr @egress4 counter drop; ip daddr @both4 counter drop; (and ip6)
+//          input:   ip saddr @ingress4 counter drop; ip saddr @both4 counter drop; (and ip6)
+//          forward: all of the above
 // A drop in the output hook fails a local UDP/ICMP send at once with EPERM; a TCP connect()
 // to a blocked destination never completes (its SYNs are dropped) and times out.
 //
@@ -65,9 +66,15 @@ class NftEnforcer final : public Enforcer {
   void set_protected(std::vector<trust::Prefix> protected_prefixes) override;
   Result<ApplyReport> apply(std::span<const BlockRule> rules, trust::TimeMs now) override;
   Result<std::size_t> remove(std::span<const trust::Prefix> prefixes) override;
-  // Reads the four sets back from the kernel and returns the rules named in their element
-  // comments that are still live (see nft_enforcer_intervals.hpp for dominated rules).
+  // The live rules this backend enforces. They mirror the kernel: create() read the sets back
+  // (rules named in the element comments; see nft_enforcer_intervals.hpp for dominated
+  // rules) and every change since went through a confirmed transaction. Reading 100k
+  // elements back from the kernel is slow (its rbtree dump restarts from the first element
+  // for every message), so this does not do it; reload_from_kernel() does.
   Result<std::vector<BlockRule>> list(trust::TimeMs now) override;
+  // Re-reads all sets from the kernel and rewrites whatever differs from our rules (someone
+  // edited the table by hand). Slow for very large sets, see list().
+  Result<void> reload_from_kernel(trust::TimeMs now);
   // packets_dropped is read from the rules' counters in the kernel.
   EnforcerStats stats() const override;
 

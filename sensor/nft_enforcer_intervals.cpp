@@ -198,7 +198,7 @@ std::vector<Piece> IntervalPlanner::desired(SetKind set, const Range& r, trust::
     else
       cursor = fr.hi + 1;
   };
-  const bool ingress = is_ingress(set);
+  const trust::Direction direction = direction_of(set);
   // Rules are ordered by (family, first address, length): a pre-order walk of the nesting.
   for (auto it = rules_.lower_bound(Key{static_cast<std::uint8_t>(f), r.lo, 0});
        it != rules_.end() && it->first.family == static_cast<std::uint8_t>(f) &&
@@ -206,8 +206,7 @@ std::vector<Piece> IntervalPlanner::desired(SetKind set, const Range& r, trust::
        ++it) {
     const BlockRule& rule = it->second;
     if (rule.expires_at <= now) continue;
-    if (ingress ? !trust::covers_ingress(rule.direction) : !trust::covers_egress(rule.direction))
-      continue;
+    if (rule.direction != direction) continue;
     const Addr128 lo = it->first.lo, hi = last_addr(rule.prefix);
     while (!stack.empty() && stack.back().hi < lo) close_top();
     if (!stack.empty() && cursor < lo) emit(cursor, lo - 1, stack.back().owner);

@@ -11,7 +11,7 @@
 // everywhere by a covering rule with a later expiry owns no piece and is therefore not
 // listed back; its effect is fully implied by the rule that covers it.)
 //
-// Pieces are kept per set: egress4/egress6 (destinations) and ingress4/ingress6 (sources).
+// Pieces are kept per set (see SetKind).
 // Not thread-safe.
 #pragma once
 
@@ -28,16 +28,30 @@
 
 namespace meshd::sensor::nft {
 
-enum class SetKind : std::uint8_t { egress4 = 0, egress6 = 1, ingress4 = 2, ingress6 = 3 };
-inline constexpr std::array<std::string_view, 4> kSetNames = {"egress4", "egress6", "ingress4",
-                                                              "ingress6"};
-inline constexpr std::array<SetKind, 4> kAllSets = {SetKind::egress4, SetKind::egress6,
-                                                    SetKind::ingress4, SetKind::ingress6};
+// One set per (direction, family). A rule goes into the set of its exact direction, so a
+// `both` rule is ONE element set (looked up by the output hook as a destination and by the
+// input hook as a source) instead of two: half the kernel elements for the common case.
+enum class SetKind : std::uint8_t { egress4, egress6, ingress4, ingress6, both4, both6 };
+inline constexpr std::array<std::string_view, 6> kSetNames = {"egress4",  "egress6", "ingress4",
+                                                              "ingress6", "both4",   "both6"};
+inline constexpr std::array<SetKind, 6> kAllSets = {SetKind::egress4,  SetKind::egress6,
+                                                    SetKind::ingress4, SetKind::ingress6,
+                                                    SetKind::both4,    SetKind::both6};
 inline trust::Family family_of(SetKind s) {
-  return s == SetKind::egress4 || s == SetKind::ingress4 ? trust::Family::v4 : trust::Family::v6;
+  return s == SetKind::egress4 || s == SetKind::ingress4 || s == SetKind::both4 ? trust::Family::v4
+                                                                                : trust::Family::v6;
 }
-inline bool is_ingress(SetKind s) {
-  return s == SetKind::ingress4 || s == SetKind::ingress6;
+inline trust::Direction direction_of(SetKind s) {
+  switch (s) {
+    case SetKind::egress4:
+    case SetKind::egress6:
+      return trust::Direction::egress;
+    case SetKind::ingress4:
+    case SetKind::ingress6:
+      return trust::Direction::ingress;
+    default:
+      return trust::Direction::both;
+  }
 }
 
 struct Piece {
@@ -111,7 +125,7 @@ class IntervalPlanner {
 
   std::map<Key, BlockRule> rules_;
   std::array<std::array<std::uint32_t, 129>, 2> len_count_{};  // [family v4=0/v6=1][len]
-  std::array<std::map<Addr128, Piece>, 4> installed_;
+  std::array<std::map<Addr128, Piece>, kAllSets.size()> installed_;
   std::vector<Range> touched_;
   bool in_txn_ = false;
   std::vector<std::pair<Key, std::optional<BlockRule>>> undo_;

@@ -17,6 +17,7 @@
 #include "sensor/events.hpp"
 #include "trust/prefix.hpp"
 #include "trust/time.hpp"
+#include "trust/usage.hpp"
 
 namespace meshd::sensor {
 
@@ -68,6 +69,19 @@ class UsageStats {
   // Far in the past until the first record or expire, so early events are never "old".
   std::int64_t last_expire_bucket_ = std::numeric_limits<std::int64_t>::min() / 2;
   UsageStatsCounters counters_;
+};
+
+// The trust engine's view of UsageStats (trust::UsageSource). Borrows `stats`, which must
+// outlive the adapter. flows_to() only reads, so the engine's calls never change state.
+class UsageStatsSource final : public trust::UsageSource {
+ public:
+  explicit UsageStatsSource(const UsageStats& stats) : stats_(stats) {}
+  std::uint64_t flows(const trust::Prefix& target, trust::TimeMs now) const override {
+    return stats_.flows_to(target, now);
+  }
+
+ private:
+  const UsageStats& stats_;
 };
 
 }  // namespace meshd::sensor

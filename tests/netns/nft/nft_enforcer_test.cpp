@@ -223,8 +223,14 @@ TEST_F(NftNetns, Ipv6AndIngress) {
   // Egress to 10.77.3.1 is not blocked by an ingress rule... but its replies come back from
   // 10.77.3.1, so the connection still fails (timeout, not EPERM).
   EXPECT_EQ(try_connect("10.77.3.1", "10.77.1.1"), ETIMEDOUT);
+  // One `both` rule blocks in both directions.
+  apply({rule("10.77.1.200", 3, 60'000, trust::Direction::both)});
+  EXPECT_EQ(udp_send("10.77.1.200"), EPERM);
+  EXPECT_EQ(try_connect("10.77.2.1", "10.77.1.200"), ETIMEDOUT);
+  EXPECT_EQ(try_connect("10.77.2.1", "10.77.1.1"), 0);
   auto listed = nft_list().output;
   EXPECT_NE(listed.find("fd00:77::/64"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("set both4"), std::string::npos) << listed;
   EXPECT_NE(listed.find("10.77.3.1"), std::string::npos) << listed;
 }
 

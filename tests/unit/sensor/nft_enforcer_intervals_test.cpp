@@ -46,9 +46,10 @@ TEST(NftIntervals, SinglePrefixBecomesOneRange) {
 TEST(NftIntervals, WholeSpaceAndTopOfTheAddressSpace) {
   IntervalPlanner pl;
   pl.upsert(R("0.0.0.0/0", 1, 1000, trust::Direction::ingress));
-  pl.upsert(R("::/0", 2, 1000, trust::Direction::both));
+  pl.upsert(R("::/0", 2, 1000, trust::Direction::ingress));
   pl.upsert(R("255.255.255.255/32", 3, 1000));
   pl.upsert(R("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120", 4, 2000, trust::Direction::ingress));
+  pl.upsert(R("::/0", 5, 1000, trust::Direction::ingress));  // replaces rule 2
   run(pl, 0);
   auto in4 = pieces(pl, SetKind::ingress4);
   ASSERT_EQ(in4.size(), 1u);
@@ -58,18 +59,26 @@ TEST(NftIntervals, WholeSpaceAndTopOfTheAddressSpace) {
   ASSERT_EQ(eg4.size(), 1u);
   EXPECT_EQ(eg4[0].lo, family_max(trust::Family::v4));
   EXPECT_EQ(eg4[0].hi, family_max(trust::Family::v4));
-  auto eg6 = pieces(pl, SetKind::egress6);
-  ASSERT_EQ(eg6.size(), 1u);
-  EXPECT_EQ(eg6[0].hi, family_max(trust::Family::v6));
   // ::/0 (until 1000) with the top /120 (until 2000) nested at the very end.
   auto in6 = pieces(pl, SetKind::ingress6);
   ASSERT_EQ(in6.size(), 2u);
   EXPECT_EQ(in6[0].lo, 0u);
   EXPECT_EQ(in6[0].hi, to_addr(P("ffff:ffff:ffff:ffff:ffff:ffff:ffff:feff")));
   EXPECT_EQ(in6[0].expires_at, 1000);
+  EXPECT_EQ(in6[0].owner->rule_id, 5u);
   EXPECT_EQ(in6[1].lo, to_addr(P("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00")));
   EXPECT_EQ(in6[1].hi, family_max(trust::Family::v6));
   EXPECT_EQ(in6[1].expires_at, 2000);
+  // A `both` rule over the whole space is one range in the both6 set.
+  pl.upsert(R("::/0", 6, 3000, trust::Direction::both));
+  run(pl, 0);
+  auto both6 = pieces(pl, SetKind::both6);
+  ASSERT_EQ(both6.size(), 1u);
+  EXPECT_EQ(both6[0].lo, 0u);
+  EXPECT_EQ(both6[0].hi, family_max(trust::Family::v6));
+  // The ::/0 key now belongs to rule 6; only the /120 is still ingress-only.
+  ASSERT_EQ(pieces(pl, SetKind::ingress6).size(), 1u);
+  EXPECT_EQ(pieces(pl, SetKind::ingress6)[0].owner->rule_id, 4u);
 }
 
 TEST(NftIntervals, NestedRuleWithLaterExpirySplitsTheOuterRange) {
@@ -117,19 +126,25 @@ TEST(NftIntervals, DirectionsGoToTheirSets) {
   run(pl, 0);
   EXPECT_EQ(pieces(pl, SetKind::egress4).size(), 1u);
   EXPECT_EQ(pieces(pl, SetKind::ingress4).size(), 1u);
-  EXPECT_EQ(pieces(pl, SetKind::egress6).size(), 1u);
-  EXPECT_EQ(pieces(pl, SetKind::ingress6).size(), 1u);
+  EXPECT_EQ(pieces(pl, SetKind::both6).size(), 1u);  // one element serves both directions
+  EXPECT_TRUE(pl.installed(SetKind::egress6).empty());
+  EXPECT_TRUE(pl.installed(SetKind::ingress6).empty());
   EXPECT_EQ(pieces(pl, SetKind::ingress4)[0].lo, to_addr(P("198.51.100.7")));
-  // Narrowing a rule from both to egress removes its ingress element; the egress element
-  // is rewritten because its comment names the rule's direction.
+  // Narrowing a rule from both to egress moves its element to the egress set.
   pl.upsert(R("2001:db8::/32", 3, 100, trust::Direction::egress));
   auto ops = run(pl, 0);
-  ASSERT_EQ(ops.size(), 3u);
-  EXPECT_EQ(
-      std::ranges::count_if(ops, [](auto& o) { return !o.add && o.set == SetKind::ingress6; }), 1);
-  EXPECT_TRUE(pl.installed(SetKind::ingress6).empty());
-  ASSERT_EQ(pieces(pl, SetKind::egress6).size(), 1u);
-  EXPECT_EQ(pieces(pl, SetKind::egress6)[0].owner->direction, trust::Direction::egress);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_FALSE(ops[0].add);
+  EXPECT_EQ(ops[0].set, SetKind::both6);
+  EXPECT_TRUE(ops[1].add);
+  EXPECT_EQ(ops[1].set, SetKind::egress6);
+  // Nested rules of different directions: each set holds its own direction's rules.
+  pl.upsert(R("10.0.0.0/8", 4, 100, trust::Direction::both));
+  pl.upsert(R("10.1.0.0/16", 5, 200, trust::Direction::egress));
+  run(pl, 0);
+  ASSERT_EQ(pieces(pl, SetKind::both4).size(), 1u);
+  EXPECT_EQ(pieces(pl, SetKind::both4)[0].expires_at, 100);
+  EXPECT_EQ(pieces(pl, SetKind::egress4).size(), 2u);  // 192.0.2.0/24 and 10.1.0.0/16
 }
 
 TEST(NftIntervals, AdjacentPrefixesStaySeparateRanges) {

@@ -95,5 +95,16 @@ TEST(UsageStats, AddressTableIsBounded) {
   EXPECT_EQ(u.flows_to(P("192.0.2.0/24"), kT0), 3u);
 }
 
+TEST(UsageStats, FeedsTheTrustEngineThroughUsageSource) {
+  UsageStats u;
+  u.record(P("203.0.113.7"), kT0, 4);
+  UsageStatsSource source(u);
+  const trust::UsageSource& engine_view = source;
+  EXPECT_EQ(engine_view.flows(P("203.0.113.0/24"), kT0), 4u);
+  EXPECT_EQ(engine_view.flows(P("198.51.100.0/24"), kT0), 0u);
+  u.record(P("203.0.113.8"), kT0, 1);  // the adapter sees later records
+  EXPECT_EQ(engine_view.flows(P("203.0.113.0/24"), kT0), 5u);
+}
+
 }  // namespace
 }  // namespace meshd::sensor
