@@ -26,6 +26,10 @@ struct Context {
 void register_keys_commands(CLI::App& app, Context& ctx);
 void register_ca_commands(CLI::App& app, Context& ctx);
 void register_cert_commands(CLI::App& app, Context& ctx);
+// meshctl enroll keygen|pub|install|status|wait: per-node keys on Kubernetes (deploy/kubernetes).
+void register_enroll_commands(CLI::App& app, Context& ctx);
+// status, peers, blocks, trust, explain, events, block add|del, decision (control socket).
+void register_control_commands(CLI::App& app, Context& ctx);
 
 // Wall clock in Unix ms (meshctl is a tool, not sans-I/O code).
 trust::TimeMs now_ms();

@@ -16,6 +16,17 @@ struct KeysGenOptions {
 };
 
 Result<void> keys_gen(const KeysGenOptions& o) {
+  // The name becomes a file name inside --out: no separators, no hidden files.
+  bool name_ok = !o.name.empty() && o.name.size() <= 128 && o.name[0] != '.';
+  for (char c : o.name) {
+    name_ok = name_ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '@');
+  }
+  if (!name_ok) {
+    return fail("bad_argument", "--name '" + o.name +
+                                    "' must be 1..128 characters of [A-Za-z0-9-_.@], not "
+                                    "starting with '.'");
+  }
   if (auto d = ensure_dir(o.out); !d) return d;
   std::filesystem::path dir(o.out);
   auto key_path = dir / (o.name + ".key");

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   meshd::ctl::register_keys_commands(app, ctx);
   meshd::ctl::register_ca_commands(app, ctx);
   meshd::ctl::register_cert_commands(app, ctx);
+  meshd::ctl::register_control_commands(app, ctx);
+  meshd::ctl::register_enroll_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -227,6 +227,12 @@ TEST_F(Meshctl, UsageErrorsAreOneLineToo) {
   r = meshctl(dir, {"ca", "sign", "--ca", ca_dir(), "--pub", "p", "--name", "n", "--domain", "d",
                     "--role", "admin", "--out", "o"});
   expect_one_error_line(r, "admin");
+  r = meshctl(dir, {"keys", "gen", "--out", node_dir(), "--name", "../escape"});
+  expect_one_error_line(r, "--name '../escape' must be");
+  EXPECT_FALSE(fs::exists(dir / "escape.key"));
+  r = meshctl(dir, {"keys", "gen", "--out", node_dir(), "--name", "alice"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(mode_of(dir / "node/alice.key"), 0600u);
   r = meshctl(dir, {"--socket", "/tmp/x.sock", "keys", "gen", "--out", node_dir()});
   EXPECT_EQ(r.exit_code, 0) << r.err;  // --socket is accepted globally
 }
