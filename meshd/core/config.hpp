@@ -4,6 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
 
 #include "meshd/common/result.hpp"
 #include "trust/time.hpp"
@@ -91,5 +94,22 @@ struct Config {
   // "bad_config", message names the field and the reason.
   Result<void> validate() const;
 };
+
+// One row per Config field, so the daemon (YAML `mesh.<name>`, --print-default-config) and
+// the simulator map names to fields without repeating the list.
+struct ConfigInfo {
+  std::string_view name;              // field name, e.g. "anti_entropy_period_ms"
+  std::string_view unit;              // "ms", "peers", "ids", "tokens/s", "ratio", ...
+  std::string_view description;       // one line: what and why
+  std::string (*get)(const Config&);  // value as config text
+  Result<void> (*set)(Config&, std::string_view text);  // parse one value (>= 0, finite)
+};
+
+// Every field, in declaration order. get() on Config::defaults() gives the default.
+std::span<const ConfigInfo> config_table();
+const ConfigInfo* find_config(std::string_view name);
+// find_config + set; error "bad_config" naming `mesh.<name>` for unknown names or bad values.
+// Call validate() after setting everything (relations between fields).
+Result<void> set_config(Config& c, std::string_view name, std::string_view value);
 
 }  // namespace meshd::core

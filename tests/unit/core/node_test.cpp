@@ -335,3 +335,35 @@ TEST_F(Fixture, ConfigValidationNamesTheField) {
 
 }  // namespace
 }  // namespace meshd::core::test
+
+namespace meshd::core::test {
+namespace {
+
+TEST(ConfigTable, EveryRowRoundTripsAndBadValuesAreNamed) {
+  const Config d;
+  for (const ConfigInfo& row : config_table()) {
+    Config c;
+    ASSERT_TRUE(row.set(c, row.get(d))) << row.name;
+    EXPECT_EQ(row.get(c), row.get(d)) << row.name;
+    EXPECT_FALSE(row.description.empty()) << row.name;
+    EXPECT_EQ(find_config(row.name), &row);
+  }
+  EXPECT_EQ(config_table().size(), 34u);
+  Config c;
+  ASSERT_TRUE(set_config(c, "anti_entropy_period_ms", "500"));
+  EXPECT_EQ(c.anti_entropy_period_ms, 500);
+  ASSERT_TRUE(set_config(c, "anti_entropy_jitter", "0.1"));
+  EXPECT_DOUBLE_EQ(c.anti_entropy_jitter, 0.1);
+  auto neg = set_config(c, "anti_entropy_period_ms", "-1");
+  ASSERT_FALSE(neg);
+  EXPECT_EQ(neg.error().code, "bad_config");
+  EXPECT_NE(neg.error().message.find("mesh.anti_entropy_period_ms"), std::string::npos);
+  EXPECT_FALSE(set_config(c, "max_peers", "1.5"));
+  EXPECT_FALSE(set_config(c, "max_peers", "12x"));
+  auto unknown = set_config(c, "no_such_key", "1");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("mesh.no_such_key"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace meshd::core::test

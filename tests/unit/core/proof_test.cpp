@@ -246,3 +246,80 @@ TEST_F(Proofs, ProofSpreadsThroughAMeshAndEveryNodeQuarantines) {
 
 }  // namespace
 }  // namespace meshd::core::test
+
+namespace meshd::core::test {
+namespace {
+
+TEST(OverrunProof, GrossBudgetOverrunIsProvenWithTheClaimsInTheWindow) {
+  Registry reg;
+  trust::Params params;
+  params.overrun_max_claims = 5;
+  Config cfg;
+  cfg.origin_burst = 100;
+  TestNode a(reg, "a", "da", cfg, 1, params);
+  TestNode b(reg, "b", "db", cfg, 2, params);
+  a.node.on_peer_up(1, kT0);
+  b.node.on_peer_up(1, kT0);
+  std::vector<Envelope> flood;
+  for (std::uint64_t s = 1; s <= 6; ++s) {
+    flood.push_back(reg.make(Spec{.origin = "x",
+                                  .domain = "dx",
+                                  .seq = s,
+                                  .issued_at = kT0 + static_cast<TimeMs>(s),
+                                  .prefix = "198.51.100." + std::to_string(s) + "/32"}));
+  }
+  for (const auto& e : flood) a.node.on_message(1, Push{e}, kT0 + 10);
+  EXPECT_TRUE(a.engine.ledger().quarantined("x", kT0 + 10));
+  auto req = await_proof(a, kT0 + 10, kT0 + 2000);
+  ASSERT_TRUE(req.has_value());
+  EXPECT_EQ(req->kind, trust::MisbehaviourKind::budget_overrun);
+  EXPECT_EQ(req->evidence.size(), 6u);
+
+  const Envelope proof = reg.make(Spec{.kind = EventKind::misbehaviour_proof,
+                                       .origin = "a",
+                                       .domain = "da",
+                                       .seq = 1,
+                                       .accused = "x",
+                                       .proof_kind = req->kind,
+                                       .evidence = req->evidence});
+  b.node.on_message(1, Push{proof}, kT0 + 100);
+  EXPECT_EQ(b.node.stats().proofs_valid, 1u);
+  EXPECT_TRUE(b.engine.ledger().quarantined("x", kT0 + 100));
+  // Five claims are within the budget: not an overrun.
+  std::vector<Envelope> five(req->evidence.begin(), req->evidence.begin() + 5);
+  TestNode c(reg, "c", "dc", cfg, 3, params);
+  c.node.on_peer_up(1, kT0);
+  c.node.on_message(1,
+                    Push{reg.make(Spec{.kind = EventKind::misbehaviour_proof,
+                                       .origin = "a",
+                                       .domain = "da",
+                                       .seq = 2,
+                                       .accused = "x",
+                                       .proof_kind = req->kind,
+                                       .evidence = five})},
+                    kT0 + 100);
+  EXPECT_EQ(c.node.stats().proofs_invalid, 1u);
+  EXPECT_FALSE(c.engine.ledger().quarantined("x", kT0 + 100));
+}
+
+TEST(RestoreProof, QuarantineSurvivesARestartThroughThePersistedProof) {
+  Registry reg;
+  const Envelope a1 = reg.make(Spec{.origin = "x", .domain = "dx", .seq = 1});
+  const Envelope a2 =
+      reg.make(Spec{.origin = "x", .domain = "dx", .seq = 1, .prefix = "1.2.3.4/32", .salt = "2"});
+  const Envelope proof = reg.make(Spec{.kind = EventKind::misbehaviour_proof,
+                                       .origin = "q",
+                                       .domain = "dq",
+                                       .seq = 1,
+                                       .accused = "x",
+                                       .evidence = {a1, a2}});
+  TestNode t(reg, "me", "dm");
+  Actions a;
+  t.node.restore(std::vector<Envelope>{proof, a1}, kT0, a);
+  EXPECT_TRUE(t.engine.ledger().quarantined("x", kT0));
+  EXPECT_EQ(t.node.stats().proofs_valid, 1u);
+  EXPECT_TRUE(a.sends.empty());
+}
+
+}  // namespace
+}  // namespace meshd::core::test

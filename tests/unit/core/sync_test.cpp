@@ -223,3 +223,42 @@ TEST(Determinism, SameSeedSameActions) {
 
 }  // namespace
 }  // namespace meshd::core::test
+
+namespace meshd::core::test {
+namespace {
+
+TEST(Sync, EventsDroppedByTheOriginLimitArriveLaterThroughAntiEntropy) {
+  Registry reg;
+  Network net(reg);
+  Config limited;
+  limited.origin_burst = 2;
+  limited.origin_rate_per_min = 600;  // 10/s
+  limited.origin_queue_max = 1;
+  limited.anti_entropy_period_ms = 1000;
+  net.add("a", "dA", Config{}, 1);
+  net.add("b", "dB", limited, 2);
+  net.link(0, 1, kT0);
+  net.run(kT0);
+  // a learns 8 events of x at once and pushes them all to b; b takes 2, queues 1, drops 5.
+  const auto evs = claims(reg, "x", 8);
+  for (const auto& e : evs) {
+    Actions act = inject(net.at(0), 99, Push{e}, kT0 + 1);
+    net.absorb(0, act);
+  }
+  net.at(0).node.on_peer_down(99, kT0 + 1);
+  net.run(kT0 + 1);
+  EXPECT_EQ(net.at(1).node.stats().origin_dropped, 5u);
+  EXPECT_LT(net.at(1).node.contiguous_seq("x"), 8u);
+  TimeMs now = kT0 + 1;
+  for (int i = 0; i < 100 && net.at(1).node.contiguous_seq("x") < 8; ++i) {
+    now =
+        std::max(now + 1, std::min(net.at(0).node.next_deadline(), net.at(1).node.next_deadline()));
+    net.tick_all(now);
+    net.run(now);
+  }
+  EXPECT_EQ(net.at(1).node.contiguous_seq("x"), 8u);
+  EXPECT_LE(now, kT0 + 10'000);
+}
+
+}  // namespace
+}  // namespace meshd::core::test
