@@ -13,6 +13,7 @@ set -euo pipefail
 src=${1:?source dir}
 meshctl=${2:-}
 [[ -x "$meshctl" ]] || { echo "SKIP: meshctl is not built yet"; exit 77; }
+meshctl=$(readlink -f "$meshctl")
 "$meshctl" enroll --help >/dev/null 2>&1 ||
   { echo "SKIP: this meshctl has no 'enroll' commands yet"; exit 77; }
 command -v kubectl >/dev/null || { echo "FAIL: kubectl not found (deploy/install-deps.sh)"; exit 1; }
