@@ -1,6 +1,7 @@
 #include "simulations/simulator.hpp"
 
 #include <charconv>
+#include <exception>
 #include <thread>
 
 #include "simulations/world.hpp"
@@ -113,9 +114,22 @@ Outcome simulate(const Setup& s) {
   }
   // The two policies share only the immutable model: safe on two threads.
   RunResult naive;
-  std::thread t([&] { naive = run_policy(s, PolicySpec{PolicyKind::naive, 2}); });
-  o.main_run = run_policy(s, s.policy);
+  std::exception_ptr naive_error, main_error;
+  std::thread t([&] {
+    try {
+      naive = run_policy(s, PolicySpec{PolicyKind::naive, 2});
+    } catch (...) {
+      naive_error = std::current_exception();
+    }
+  });
+  try {
+    o.main_run = run_policy(s, s.policy);
+  } catch (...) {
+    main_error = std::current_exception();
+  }
   t.join();
+  if (main_error) std::rethrow_exception(main_error);
+  if (naive_error) std::rethrow_exception(naive_error);
   o.naive_run = std::move(naive);
   return o;
 }
