@@ -106,6 +106,12 @@ pod meshd-c node-c pending zone-2
 enroll() { KUBECTL=$cluster/bin/kubectl MESHCTL=$meshctl "$src/deploy/kubernetes/enroll.sh" --ca "$tmp/ca" "$@"; }
 cert_field() { "$meshctl" cert show --json "$cluster/state/$1/node.cert" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p"; }
 
+echo "--- dry run"
+enroll --dry-run >"$tmp/out0" 2>&1 || true
+check "dry run signs nothing" test ! -e "$cluster/state/node-a/node.cert"
+check "dry run applies nothing" test ! -e "$cluster/applied.yaml"
+check "dry run says what it would do" grep -q "node-a: would sign its key (pod meshd-a) with name 'node-a', domain 'zone-1'" "$tmp/out0"
+
 echo "--- first run"
 rc=0; enroll >"$tmp/out1" 2>&1 || rc=$?; cat "$tmp/out1"
 check "fails while a node is not running yet" test "$rc" -ne 0
