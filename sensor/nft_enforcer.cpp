@@ -142,7 +142,7 @@ Result<std::unique_ptr<NftEnforcer>> NftEnforcer::create(NftOptions options, tru
     auto r = e->sock_->send(probe);
     if (!r && r.error().code == "nft_permission")
       return fail("nft_permission", "managing nftables needs CAP_NET_ADMIN: " + r.error().message);
-    e->has_destroy_ = r.has_value();
+    e->has_destroy_ = r.has_value() && e->options_.prefer_destroy;
   }
 
   auto exists = e->table_exists();

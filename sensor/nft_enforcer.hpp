@@ -43,6 +43,11 @@ struct NftOptions {
   // Element timeouts are capped: a rule expiring later is installed with this timeout and
   // the kernel lifts it earlier (the safe direction); re-applying the rule extends it.
   trust::DurationMs max_timeout_ms = 30 * 24 * trust::kHour;
+  // Delete elements with DESTROYSETELEM when the kernel has it (Linux >= 6.3: no error for an
+  // element that already expired). false forces DELSETELEM, as on older kernels, where an
+  // element that expired in between makes the batch fail and the enforcer re-reads the
+  // kernel and retries once.
+  bool prefer_destroy = true;
 };
 
 struct NftCounters {

@@ -154,9 +154,10 @@ class NftNetns : public ::testing::Test {
     ns_.reset();  // deleting the namespace also removes anything left in it
   }
 
-  std::unique_ptr<NftEnforcer> make_enforcer() {
+  std::unique_ptr<NftEnforcer> make_enforcer(bool prefer_destroy = true) {
     NftOptions opt;
     opt.table = table_;
+    opt.prefer_destroy = prefer_destroy;
     auto e = NftEnforcer::create(opt, wall_now(),
                                  std::make_shared<spdlog::logger>(
                                      "nft-test", std::make_shared<spdlog::sinks::null_sink_st>()));
@@ -333,6 +334,38 @@ TEST_F(NftNetns, ForeignTableOfTheSameNameIsNeverTouched) {
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().code, "nft_foreign_table");
   EXPECT_NE(nft_list().output.find("chain mine"), std::string::npos);
+}
+
+TEST_F(NftNetns, ElementsChangedBehindOurBackAreRereadAndFixed) {
+  ASSERT_TRUE(enforcer_);
+  // Plain DELSETELEM (what kernels before 6.3 have): deleting a missing element fails the
+  // batch, so this exercises the re-read-and-retry path.
+  enforcer_ = make_enforcer(false);
+  ASSERT_TRUE(enforcer_);
+  EXPECT_FALSE(enforcer_->kernel_has_destroy());
+  apply({rule("10.77.1.0/24", 1, 60'000, trust::Direction::both), rule("10.77.2.1", 2, 60'000)});
+  sh("nft delete element inet " + table_ + " both4 { 10.77.1.0/24 }");
+  EXPECT_EQ(udp_send("10.77.1.1"), 0);  // an operator removed it by hand
+  // Re-timing the rule must delete the element we believe exists: the kernel says it does
+  // not, the enforcer re-reads the sets and installs it again.
+  apply({rule("10.77.1.0/24", 1, 120'000, trust::Direction::both)});
+  EXPECT_EQ(enforcer_->counters().resyncs, 1u);
+  EXPECT_EQ(udp_send("10.77.1.1"), EPERM);
+  // An element added by hand (no meshd comment) is removed by an explicit reload.
+  sh("nft add element inet " + table_ + " egress4 { 10.77.3.0/24 timeout 1h }");
+  EXPECT_EQ(udp_send("10.77.3.1"), EPERM);
+  ASSERT_TRUE(enforcer_->reload_from_kernel(wall_now()));
+  EXPECT_EQ(udp_send("10.77.3.1"), 0);
+  EXPECT_EQ(udp_send("10.77.2.1"), EPERM);
+  // A short rule expires in the kernel; the enforcer then re-applies over it without error.
+  apply({rule("10.77.2.1", 2, 800)});
+  EXPECT_TRUE(meshd::test::wait_until([] { return udp_send("10.77.2.1") == 0; }, 5000));
+  apply({rule("10.77.2.0/24", 3, 60'000)});
+  EXPECT_EQ(udp_send("10.77.2.1"), EPERM);
+  std::vector<trust::Prefix> all{P("10.77.1.0/24"), P("10.77.2.0/24")};
+  EXPECT_EQ(enforcer_->remove(all).value(), 2u);
+  EXPECT_EQ(udp_send("10.77.1.1"), 0);
+  EXPECT_EQ(udp_send("10.77.2.1"), 0);
 }
 
 }  // namespace

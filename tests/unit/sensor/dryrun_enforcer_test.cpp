@@ -17,13 +17,13 @@ BlockRule rule(std::string_view p, std::uint64_t id, trust::TimeMs expires,
   return BlockRule{P(p), d, id, expires};
 }
 
-struct Fixture : ::testing::Test {
+struct DryrunEnforcerTest : ::testing::Test {
   std::ostringstream log_text;
   DryrunEnforcer e{std::make_shared<spdlog::logger>(
       "dryrun-test", std::make_shared<spdlog::sinks::ostream_sink_st>(log_text))};
 };
 
-TEST_F(Fixture, RefusesProtectedPrefixesI1) {
+TEST_F(DryrunEnforcerTest, RefusesProtectedPrefixesI1) {
   e.set_protected({P("10.0.0.0/16"), P("192.168.1.1"), P("fd00::/8")});
   std::vector<BlockRule> rules{
       rule("10.0.5.0/24", 1, 1000),     // inside a protected range
@@ -50,7 +50,7 @@ TEST_F(Fixture, RefusesProtectedPrefixesI1) {
       << log_text.str();
 }
 
-TEST_F(Fixture, RejectsInvalidDirection) {
+TEST_F(DryrunEnforcerTest, RejectsInvalidDirection) {
   BlockRule bad = rule("203.0.113.7", 9, 1000);
   bad.direction = static_cast<trust::Direction>(7);
   auto r = e.apply({&bad, 1}, 0);
@@ -58,7 +58,7 @@ TEST_F(Fixture, RejectsInvalidDirection) {
   EXPECT_EQ(r->refused[0].second.code, "bad_direction");
 }
 
-TEST_F(Fixture, RetimesRemovesAndExpires) {
+TEST_F(DryrunEnforcerTest, RetimesRemovesAndExpires) {
   std::vector<BlockRule> rules{rule("203.0.113.7", 1, 1000), rule("198.51.100.0/24", 2, 5000),
                                rule("192.0.2.1", 3, 10)};
   EXPECT_EQ(e.apply(rules, 100)->applied, 2u);  // the third already expired
@@ -75,7 +75,7 @@ TEST_F(Fixture, RetimesRemovesAndExpires) {
   EXPECT_EQ(e.stats().active_rules, 0u);
 }
 
-TEST_F(Fixture, NewlyProtectedPrefixesAreDropped) {
+TEST_F(DryrunEnforcerTest, NewlyProtectedPrefixesAreDropped) {
   std::vector<BlockRule> rules{rule("203.0.113.0/24", 1, 1000), rule("198.51.100.0/24", 2, 1000)};
   e.apply(rules, 0);
   e.set_protected({P("203.0.113.53")});
