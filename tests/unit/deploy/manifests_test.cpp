@@ -196,6 +196,12 @@ TEST_P(EveryVariant, RendersADaemonSetWithItsConfig) {
   ASSERT_TRUE(v.config.IsMap()) << "the DaemonSet's config volume names no ConfigMap with a "
                                    "meshd.yaml key";
   EXPECT_EQ(v.daemonset["metadata"]["namespace"].as<std::string>(), "meshd-system");
+  // Host network, hostPath and capabilities are outside the "baseline" Pod Security
+  // Standard: without this label, admission rejects the pods.
+  const auto ns = v.rendered.find("Namespace", "meshd-system");
+  ASSERT_TRUE(ns);
+  EXPECT_EQ(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as<std::string>(""),
+            "privileged");
 }
 
 TEST_P(EveryVariant, RunsOnEveryNodeInTheHostNetwork) {
@@ -294,6 +300,9 @@ TEST_P(EveryVariant, PeersFindEachOtherThroughTheHeadlessService) {
   }
   const auto port = svc["spec"]["ports"][0]["port"].as<std::string>();
   EXPECT_EQ(port_of(v.config["mesh"]["listen"].as<std::string>()), port);
+  const auto mesh_port = by_key(v.meshd["ports"], "name", "mesh");
+  ASSERT_TRUE(mesh_port) << "the meshd container declares no 'mesh' port";
+  EXPECT_EQ(mesh_port["containerPort"].as<std::string>(), port);
   const auto expected_seed = "dns:meshd-peers." + svc["metadata"]["namespace"].as<std::string>() +
                              ".svc.cluster.local:" + port;
   EXPECT_EQ(strings(v.config["mesh"]["peers"]), std::set<std::string>{expected_seed});
