@@ -60,8 +60,9 @@ trap cleanup EXIT
 
 # The root filesystem: binaries, then every library they load at the path the dynamic
 # linker will look for it (ldd prints resolved absolute paths, the loader included).
-install -D -m 0755 "$build/bin/meshd" "$rootfs/usr/bin/meshd"
-install -D -m 0755 "$build/bin/meshctl" "$rootfs/usr/bin/meshctl"
+# Stripped: the build type may carry debug info (RelWithDebInfo), the image need not.
+install -D -s -m 0755 "$build/bin/meshd" "$rootfs/usr/bin/meshd"
+install -D -s -m 0755 "$build/bin/meshctl" "$rootfs/usr/bin/meshctl"
 for bin in "$build/bin/meshd" "$build/bin/meshctl"; do
   ldd "$bin" | grep -o '/[^ ]*' | while read -r lib; do
     [[ -e "$rootfs$lib" ]] || install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"

@@ -42,6 +42,12 @@ check "meshd runs inside the image" quiet chroot "$rootfs" /usr/bin/meshd --help
 check "meshctl runs inside the image" quiet chroot "$rootfs" /usr/bin/meshctl --help
 check "default config passes --check-config inside the image" \
   chroot "$rootfs" /usr/bin/meshd --check-config /etc/meshd/meshd.yaml
+# What the keygen init container runs, with no shell in the image.
+check "meshctl enroll keygen works inside the image" \
+  quiet chroot "$rootfs" /usr/bin/meshctl enroll keygen --dir /var/lib/meshd
+check "and made a key pair" test -s "$rootfs/var/lib/meshd/node.key" -a -s "$rootfs/var/lib/meshd/node.pub"
+check "the image has no shell" test ! -e "$rootfs/bin/sh"
+rm -f "$rootfs/var/lib/meshd/node.key" "$rootfs/var/lib/meshd/node.pub"
 size_kb=$(du -sk "$rootfs" | cut -f1)
 echo "image root filesystem: ${size_kb} KiB"
 check "image is minimal (< 64 MiB)" test "$size_kb" -lt 65536
