@@ -42,6 +42,14 @@ struct {
 } meshd_block_v6 SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, MESHD_V4_FILTER_ENTRIES);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, __u64);
+} meshd_v4_filter SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, MESHD_HOOK_COUNT);
   __type(key, __u32);
@@ -71,11 +79,23 @@ struct match {
 /* Longest-prefix lookup that skips entries which do not apply (other direction, expired)
  * by looking again just above their prefix length, so a shorter live entry still blocks.
  * The boot clock is read only when an entry matched. */
+/* False only when the armed pre-filter says no IPv4 entry can cover this address. */
+static __always_inline int v4_filter_may_match(const __u8* addr) {
+  __u32 armed_key = MESHD_V4_FILTER_ARMED_INDEX;
+  const __u64* armed = bpf_map_lookup_elem(&meshd_v4_filter, &armed_key);
+  if (!armed || !*armed) return 1;
+  __u32 slash24 = ((__u32)addr[0] << 16) | ((__u32)addr[1] << 8) | addr[2];
+  __u32 word_key = slash24 >> 6;
+  const __u64* word = bpf_map_lookup_elem(&meshd_v4_filter, &word_key);
+  return !word || ((*word >> (slash24 & 63)) & 1);
+}
+
 static __always_inline struct match match_v4(const void* addr, __u32 direction) {
   struct match m = {0};
   struct meshd_v4_key key = {.prefixlen = 32};
   __u64 now = 0;
   __builtin_memcpy(key.addr, addr, sizeof(key.addr));
+  if (!v4_filter_may_match(key.addr)) return m;
   for (int i = 0; i < MESHD_MAX_NESTED_LOOKUPS; i++) {
     const struct meshd_block_value* v = bpf_map_lookup_elem(&meshd_block_v4, &key);
     if (!v) break;

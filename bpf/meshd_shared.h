@@ -26,6 +26,20 @@
 #define MESHD_MAP_COUNTERS "meshd_counters"
 #define MESHD_MAP_EVENTS "meshd_events"
 
+#define MESHD_MAP_V4_FILTER "meshd_v4_filter"
+
+/* IPv4 pre-filter: a bitset with one bit per /24 (2^24 bits in u64 words), set when some
+ * entry of the IPv4 trie covers or lies inside that /24. The programs consult the trie only
+ * when the bit is set, so an unblocked packet costs two array reads whatever the trie size
+ * (at 1M random entries ~5% of /24s are set). BpfEnforcer sets bits before inserting
+ * entries and recomputes the set after removals, so a bit is never missing for a live
+ * entry. Word MESHD_V4_FILTER_ARMED_INDEX is non-zero only while the bitset is complete;
+ * until user space has built it (fresh map next to reused tries) every lookup goes to the
+ * trie. IPv6 has no pre-filter. */
+#define MESHD_V4_FILTER_WORDS (1u << 18)
+#define MESHD_V4_FILTER_ARMED_INDEX MESHD_V4_FILTER_WORDS
+#define MESHD_V4_FILTER_ENTRIES (MESHD_V4_FILTER_WORDS + 1)
+
 /* Direction flags of a block entry: same bit values as meshd::trust::Direction. */
 #define MESHD_DIR_EGRESS 1u  /* traffic to the prefix: connect/sendmsg hooks, TC egress */
 #define MESHD_DIR_INGRESS 2u /* traffic from the prefix: XDP ingress */

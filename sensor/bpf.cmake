@@ -5,6 +5,7 @@ find_package(spdlog REQUIRED)
 
 target_sources(meshd_sensor PRIVATE
   bpf_maps.cpp bpf_maps.hpp
+  bpf_filter.cpp bpf_filter.hpp
   bpf_loader.cpp bpf_loader.hpp
   bpf_enforcer.cpp bpf_enforcer.hpp
   bpf_ringbuf.cpp bpf_ringbuf.hpp)

@@ -118,15 +118,22 @@ void sort_by_key(std::vector<Key>& keys, std::vector<meshd_block_value>& values)
 
 }  // namespace
 
-BpfEnforcer::BpfEnforcer(Fd v4, Fd v6, Fd counters)
-    : v4_(std::move(v4)), v6_(std::move(v6)), counters_(std::move(counters)) {}
+BpfEnforcer::BpfEnforcer(Fd v4, Fd v6, V4Filter filter, Fd counters)
+    : v4_(std::move(v4)),
+      v6_(std::move(v6)),
+      filter_(std::move(filter)),
+      counters_(std::move(counters)) {}
 
-Result<BpfEnforcer> BpfEnforcer::make(Fd v4, Fd v6, Fd counters) {
-  BpfEnforcer e(std::move(v4), std::move(v6), std::move(counters));
-  // Reconciliation starts from what the kernel has: mirror the installed prefixes.
+Result<BpfEnforcer> BpfEnforcer::make(Fd v4, Fd v6, Fd filter, Fd counters) {
+  auto mapped = V4Filter::open(std::move(filter));
+  if (!mapped) return std::unexpected(mapped.error());
+  BpfEnforcer e(std::move(v4), std::move(v6), std::move(*mapped), std::move(counters));
+  // Reconciliation starts from what the kernel has: mirror the installed prefixes, and
+  // make the pre-filter match them (it may be new next to reused tries, or stale).
   auto r =
       e.for_each([&](const trust::Prefix& p, const meshd_block_value&) { e.installed_.insert(p); });
   if (!r) return std::unexpected(r.error());
+  e.filter_.rebuild(e.installed_);
   return e;
 }
 
@@ -135,9 +142,11 @@ Result<BpfEnforcer> BpfEnforcer::open_pinned(const std::string& pin_path) {
   if (!v4) return std::unexpected(v4.error());
   auto v6 = open_pinned_map(pin_file(pin_path, MESHD_MAP_BLOCK_V6));
   if (!v6) return std::unexpected(v6.error());
+  auto filter = open_pinned_map(pin_file(pin_path, MESHD_MAP_V4_FILTER));
+  if (!filter) return std::unexpected(filter.error());
   auto counters = open_pinned_map(pin_file(pin_path, MESHD_MAP_COUNTERS));
   if (!counters) return std::unexpected(counters.error());
-  return make(std::move(*v4), std::move(*v6), std::move(*counters));
+  return make(std::move(*v4), std::move(*v6), std::move(*filter), std::move(*counters));
 }
 
 Result<BpfEnforcer> BpfEnforcer::from_loader(const BpfLoader& loader) {
@@ -145,9 +154,11 @@ Result<BpfEnforcer> BpfEnforcer::from_loader(const BpfLoader& loader) {
   if (!v4) return std::unexpected(v4.error());
   auto v6 = Fd::dup_of(loader.block_v6_fd());
   if (!v6) return std::unexpected(v6.error());
+  auto filter = Fd::dup_of(loader.v4_filter_fd());
+  if (!filter) return std::unexpected(filter.error());
   auto counters = Fd::dup_of(loader.counters_fd());
   if (!counters) return std::unexpected(counters.error());
-  return make(std::move(*v4), std::move(*v6), std::move(*counters));
+  return make(std::move(*v4), std::move(*v6), std::move(*filter), std::move(*counters));
 }
 
 template <class Fn>
@@ -319,6 +330,8 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::
   // than random order for 100k entries. Stable, so the last duplicate still wins.
   sort_by_key(keys4, values4);
   sort_by_key(keys6, values6);
+  // Bits first: the programs must never see an IPv4 entry whose /24 is not marked.
+  for (const meshd_v4_key& k : keys4) filter_.set_bits(from_key(k));
   if (auto r = write(v4_.get(), keys4, values4); !r) return std::unexpected(r.error());
   if (auto r = write(v6_.get(), keys6, values6); !r) return std::unexpected(r.error());
   report.applied = keys4.size() + keys6.size();
@@ -339,6 +352,8 @@ Result<std::size_t> BpfEnforcer::remove(std::span<const trust::Prefix> prefixes)
       keys6.push_back(to_v6_key(p));
   }
   auto n4 = erase(v4_.get(), keys4);
+  // Unmark /24s no remaining entry needs (also after a partial failure: removed is removed).
+  if (!keys4.empty()) filter_.rebuild(installed_);
   if (!n4) return n4;
   auto n6 = erase(v6_.get(), keys6);
   if (!n6) return n6;
@@ -385,6 +400,8 @@ Result<std::size_t> BpfEnforcer::prune_expired() {
 BpfEnforcerStats BpfEnforcer::detailed_stats() const {
   BpfEnforcerStats s = stats_;
   s.batch_updates = batch_state_ == 1;
+  s.v4_filter_armed = filter_.armed();
+  s.v4_filter_slash24s = filter_.marked_slash24s();
   if (auto hooks = read_hook_counters(counters_.get())) s.hooks = *hooks;
   return s;
 }

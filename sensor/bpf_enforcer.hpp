@@ -13,6 +13,9 @@
 // Nested prefixes combine: a packet is blocked when any live entry covering it has the
 // direction (up to MESHD_MAX_NESTED_LOOKUPS nested entries).
 //
+// The IPv4 pre-filter bitset (meshd_v4_filter) is rebuilt from the maps on open and kept
+// in step by apply()/remove().
+//
 // Cost model (measured on the 2-core CI VM: one bpf() syscall costs ~6 us there): every
 // bulk operation uses the BPF_MAP_*_BATCH commands, never one syscall per entry. The set
 // of installed prefixes is mirrored in memory (loaded from the maps on open), so apply()
@@ -27,6 +30,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "sensor/bpf_filter.hpp"
 #include "sensor/bpf_maps.hpp"
 #include "sensor/enforcer.hpp"
 
@@ -41,9 +45,11 @@ struct BpfEnforcerStats {
   std::uint64_t rules_refused = 0;  // protected / invalid rules refused by apply()
   std::uint64_t rules_skipped_expired = 0;
   std::uint64_t rules_removed = 0;
-  std::uint64_t rules_pruned = 0;  // expired entries deleted by prune_expired()
-  std::uint64_t map_errors = 0;    // failed map syscalls (apply/remove/list)
-  bool batch_updates = false;      // the kernel accepted BPF_MAP_UPDATE_BATCH on the tries
+  std::uint64_t rules_pruned = 0;        // expired entries deleted by prune_expired()
+  std::uint64_t map_errors = 0;          // failed map syscalls (apply/remove/list)
+  bool batch_updates = false;            // the kernel accepted BPF_MAP_UPDATE_BATCH on the tries
+  bool v4_filter_armed = false;          // IPv4 pre-filter in use by the programs
+  std::uint64_t v4_filter_slash24s = 0;  // /24s the pre-filter sends to the trie
 };
 
 class BpfEnforcer final : public Enforcer {
@@ -80,8 +86,8 @@ class BpfEnforcer final : public Enforcer {
   BpfEnforcerStats detailed_stats() const;
 
  private:
-  BpfEnforcer(Fd v4, Fd v6, Fd counters);
-  static Result<BpfEnforcer> make(Fd v4, Fd v6, Fd counters);
+  BpfEnforcer(Fd v4, Fd v6, V4Filter filter, Fd counters);
+  static Result<BpfEnforcer> make(Fd v4, Fd v6, Fd filter, Fd counters);
   // Reads every entry of both tries (batched); calls fn(prefix, value).
   template <class Fn>
   Result<void> for_each(Fn&& fn);
@@ -94,6 +100,7 @@ class BpfEnforcer final : public Enforcer {
 
   Fd v4_;
   Fd v6_;
+  V4Filter filter_;
   Fd counters_;
   std::vector<trust::Prefix> protected_;
   std::unordered_set<trust::Prefix, trust::PrefixHash> installed_;

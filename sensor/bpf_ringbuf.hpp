@@ -31,8 +31,8 @@ class RingbufEventSource final : public EventSource {
   // Returns up to `max` events, waiting up to `timeout_ms` (0: no wait) when none are
   // pending. The kernel wakes readers only when MESHD_EVENTS_WAKEUP_BYTES are unread, so
   // a quiet node's events surface when the timeout expires: call with a timeout (e.g.
-  // 100 ms), never -1, or events may wait until the buffer fills. Event times are wall-clock ms converted from the kernel's boot-time
-  // stamps (both clocks read once per call).
+  // 100 ms), never -1, or events may wait until the buffer fills. Event times are wall-clock ms
+  // converted from the kernel's boot-time stamps (both clocks read once per call).
   std::size_t poll(std::vector<ConnectEvent>& out, std::size_t max, int timeout_ms) override;
   std::uint64_t lost_events() const override;
 

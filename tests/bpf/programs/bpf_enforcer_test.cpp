@@ -3,6 +3,7 @@
 #include "sensor/bpf_enforcer.hpp"
 
 #include <bpf/bpf.h>
+#include <linux/bpf.h>
 
 #include <algorithm>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "sensor/bpf_loader.hpp"
+#include "tests/bpf/programs/packets.hpp"
 #include "tests/support/netns/netns.hpp"
 
 namespace meshd::sensor {
@@ -20,6 +22,17 @@ constexpr trust::TimeMs kNow = 1'700'000'000'000;
 
 trust::Prefix P(const char* text) {
   return *trust::Prefix::parse(text);
+}
+
+// XDP verdict for a TCP SYN from `src`.
+std::uint32_t xdp_verdict(const BpfLoader& loader, const char* src) {
+  auto pkt = test::ipv4_tcp(src, "10.0.0.1");
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof opts;
+  opts.data_in = pkt.data();
+  opts.data_size_in = static_cast<std::uint32_t>(pkt.size());
+  EXPECT_EQ(bpf_prog_test_run_opts(loader.xdp_prog_fd(), &opts), 0);
+  return opts.retval;
 }
 
 class BpfEnforcerTest : public ::testing::Test {
@@ -184,6 +197,43 @@ TEST_F(BpfEnforcerTest, LargeBatchIsCountedExactly) {
   auto again = BpfEnforcer::from_loader(*loader_);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->stats().active_rules, 5000u);
+}
+
+TEST_F(BpfEnforcerTest, PreFilterFollowsRemovalsWithoutLosingCoveredEntries) {
+  if (!e_) return;
+  std::vector<BlockRule> rules = {
+      {P("203.0.113.0/24"), Direction::both, 1, kNow + 60'000},
+      {P("203.0.113.128/25"), Direction::both, 2, kNow + 60'000},
+      {P("198.18.0.0/15"), Direction::both, 3, kNow + 60'000},
+  };
+  ASSERT_TRUE(e_->apply(rules, kNow));
+  EXPECT_EQ(e_->detailed_stats().v4_filter_slash24s, 1u + 512u);
+  EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.1"), XDP_DROP);
+  EXPECT_EQ(xdp_verdict(*loader_, "198.19.255.1"), XDP_DROP);
+
+  // The /25 shares its /24 with the removed /24: its bit must stay.
+  std::vector<trust::Prefix> gone = {P("203.0.113.0/24")};
+  ASSERT_TRUE(e_->remove(gone));
+  EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.1"), XDP_PASS);
+  EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.200"), XDP_DROP);
+
+  std::vector<trust::Prefix> rest = {P("203.0.113.128/25"), P("198.18.0.0/15")};
+  ASSERT_TRUE(e_->remove(rest));
+  EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.200"), XDP_PASS);
+  EXPECT_EQ(e_->detailed_stats().v4_filter_slash24s, 0u);
+  EXPECT_TRUE(e_->detailed_stats().v4_filter_armed);
+}
+
+TEST_F(BpfEnforcerTest, EntriesFoundOnOpenAreCoveredByThePreFilter) {
+  if (!e_) return;
+  // Written behind the enforcer's back (e.g. a predecessor crashed mid-batch).
+  meshd_v4_key k = to_v4_key(P("192.0.2.0/24"));
+  meshd_block_value v{~std::uint64_t{0}, 5, MESHD_DIR_MASK, 24};
+  ASSERT_EQ(bpf_map_update_elem(loader_->block_v4_fd(), &k, &v, BPF_ANY), 0);
+  auto reopened = BpfEnforcer::from_loader(*loader_);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  EXPECT_EQ(xdp_verdict(*loader_, "192.0.2.9"), XDP_DROP);
+  EXPECT_EQ(reopened->stats().active_rules, 1u);
 }
 
 }  // namespace
