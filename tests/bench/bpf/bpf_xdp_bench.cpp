@@ -60,8 +60,8 @@ CaseResult run_case(int prog, const std::vector<std::uint32_t>& sources, std::ui
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::uint32_t repeat = 100'000;
-  std::size_t packets = 20;
+  std::uint32_t repeat = 10'000;
+  std::size_t packets = 100;
   std::vector<std::size_t> sizes = {10, 100'000, 1'000'000};
   for (int i = 1; i + 1 < argc; ++i) {
     std::string a = argv[i];
