@@ -60,7 +60,7 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
   const bool trust_mode = m.params.mode == PolicyMode::trust;
   std::uint32_t oi = m.origin_of(f.origin.node, f.origin.domain, now);
   const bool self = m.origins[oi].self;
-  if (trust_mode && !self && m.ledger.quarantined(f.origin.node, now))
+  if (trust_mode && !self && m.origins[oi].quarantine_until > now)
     return reject("quarantined", who + ": origin is quarantined for misbehaviour",
                   m.stats.rejected_quarantined);
 
