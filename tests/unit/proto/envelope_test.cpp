@@ -159,7 +159,7 @@ TEST(Envelope, GarbageBodyIsUndecodableAndUnsignedBodyNamesNoSigner) {
   EXPECT_EQ(peek_signer(env).error().code, "undecodable_body");
 }
 
-TEST(Prefix, CidrRoundTripsV4AndV6) {
+TEST(WireCidr, CidrRoundTripsV4AndV6) {
   for (const char* text :
        {"10.0.0.0/8", "192.0.2.1/32", "0.0.0.0/0", "2001:db8::/32", "2001:db8::1/128", "::/0"}) {
     auto p = trust::Prefix::parse(text);
@@ -172,7 +172,7 @@ TEST(Prefix, CidrRoundTripsV4AndV6) {
   EXPECT_EQ(to_cidr(*trust::Prefix::parse("2001:db8::/32")).addr().size(), 16u);
 }
 
-TEST(Prefix, MalformedWireCidrIsRejected) {
+TEST(WireCidr, MalformedWireCidrIsRejected) {
   v1::Cidr c;
   c.set_addr(std::string(5, '\0'));
   c.set_prefix_len(8);
@@ -185,7 +185,7 @@ TEST(Prefix, MalformedWireCidrIsRejected) {
   EXPECT_EQ(to_prefix(c).error().code, "bad_prefix");
 }
 
-TEST(Direction, WireValuesMatchTrustValues) {
+TEST(WireDirection, WireValuesMatchTrustValues) {
   for (auto d : {trust::Direction::egress, trust::Direction::ingress, trust::Direction::both}) {
     EXPECT_EQ(*to_direction(to_wire(d)), d);
   }
