@@ -67,7 +67,10 @@ Result<SignerRef> peek_signer(const v1::Envelope& env);
 
 // Event id of an envelope: BLAKE2b-256 of its serialization. For an envelope received from
 // the wire, prefer event_id(received bytes) when they are at hand; protobuf serialization
-// of a parsed Envelope with known fields only is stable, so the two agree.
+// of a parsed Envelope with known fields only is stable, so the two agree for envelopes a
+// meshd produced. Caveat: a relay can re-encode an envelope (e.g. append an unknown field)
+// without breaking the signature, which yields a new id for the same signed body; dedup of
+// the *event* must therefore also key on (signer, seq, body digest), as meshd/core does.
 EventId event_id_of(const v1::Envelope& env);
 
 // Wire CIDR <-> trust::Prefix. to_prefix errors: `bad_prefix` (addr not 4/16 bytes,
