@@ -1,57 +1,11 @@
 #include "simulations/simulator.hpp"
 
-#include <charconv>
 #include <exception>
 #include <thread>
 
 #include "simulations/world.hpp"
 
 namespace meshd::sim {
-
-namespace {
-
-// Core parameters a scenario may override as "core.<name>" in policy_params.
-template <class T>
-Result<void> parse_number(std::string_view key, std::string_view text, T& out) {
-  double v = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || ptr != text.data() + text.size() || v < 0)
-    return fail("bad_param", "policy_params." + std::string(key) + " = '" + std::string(text) +
-                                 "' is not a non-negative number");
-  out = static_cast<T>(v);
-  return {};
-}
-
-Result<void> set_core(core::Config& c, std::string_view name, std::string_view v) {
-#define MESHSIM_CORE_FIELD(f) \
-  if (name == #f) return parse_number(std::string("core.") + #f, v, c.f);
-  MESHSIM_CORE_FIELD(target_degree)
-  MESHSIM_CORE_FIELD(max_peers)
-  MESHSIM_CORE_FIELD(seen_capacity)
-  MESHSIM_CORE_FIELD(seen_ttl_ms)
-  MESHSIM_CORE_FIELD(store_capacity)
-  MESHSIM_CORE_FIELD(anti_entropy_period_ms)
-  MESHSIM_CORE_FIELD(anti_entropy_jitter)
-  MESHSIM_CORE_FIELD(anti_entropy_fanout)
-  MESHSIM_CORE_FIELD(max_range_span)
-  MESHSIM_CORE_FIELD(max_range_envelopes)
-  MESHSIM_CORE_FIELD(peer_rate_per_s)
-  MESHSIM_CORE_FIELD(peer_burst)
-  MESHSIM_CORE_FIELD(origin_rate_per_min)
-  MESHSIM_CORE_FIELD(origin_burst)
-  MESHSIM_CORE_FIELD(origin_queue_max)
-  MESHSIM_CORE_FIELD(penalty_invalid)
-  MESHSIM_CORE_FIELD(penalty_rate_limit)
-  MESHSIM_CORE_FIELD(penalty_duplicate)
-  MESHSIM_CORE_FIELD(dup_tolerance)
-  MESHSIM_CORE_FIELD(score_threshold)
-  MESHSIM_CORE_FIELD(proof_jitter_ms)
-#undef MESHSIM_CORE_FIELD
-  return fail("bad_param", "policy_params.core." + std::string(name) +
-                               " is not a core parameter meshsim can set");
-}
-
-}  // namespace
 
 Result<Setup> prepare_scenario(Scenario sc, const Options& opts) {
   Setup s;
@@ -66,7 +20,9 @@ Result<Setup> prepare_scenario(Scenario sc, const Options& opts) {
   s.config = core::Config::defaults();
   s.config.target_degree = std::size_t(sc.degree);
   for (const auto& [k, v] : sc.policy_params) {
-    Result<void> r = k.starts_with("core.") ? set_core(s.config, k.substr(5), v)
+    // "core.<name>": a meshd/core Config field (the daemon's `mesh.<name>`); otherwise a
+    // trust parameter (the daemon's `policy.<name>`).
+    Result<void> r = k.starts_with("core.") ? core::set_config(s.config, k.substr(5), v)
                                             : trust::set_param(s.params, k, v);
     if (!r) return fail("bad_param", "policy_params." + k + ": " + r.error().message);
   }
