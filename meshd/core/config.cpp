@@ -27,6 +27,7 @@ Result<void> Config::validate() const {
   if (store_retention_ms <= 0) return bad("store_retention_ms", "must be > 0");
   if (claim_ttl_cap_ms <= 0) return bad("claim_ttl_cap_ms", "must be > 0");
   if (anti_entropy_period_ms <= 0) return bad("anti_entropy_period_ms", "must be > 0");
+  if (anti_entropy_full_period_ms <= 0) return bad("anti_entropy_full_period_ms", "must be > 0");
   if (!(anti_entropy_jitter >= 0 && anti_entropy_jitter < 1))
     return bad("anti_entropy_jitter", "must be in [0, 1)");
   if (vv_reply_min_interval_ms < 0) return bad("vv_reply_min_interval_ms", "must be >= 0");
@@ -140,6 +141,8 @@ const ConfigInfo kTable[] = {
     MESHD_CORE_ROW(ban_base_ms, "ms", "first ban; doubles per further ban of the same peer"),
     MESHD_CORE_ROW(ban_max_ms, "ms", "longest ban"),
     MESHD_CORE_ROW(proof_jitter_ms, "ms", "max random delay before publishing our own proof"),
+    MESHD_CORE_ROW(anti_entropy_full_period_ms, "ms",
+                   "period of the full vector to random peers (backstop for lost messages)"),
 };
 
 #undef MESHD_CORE_ROW

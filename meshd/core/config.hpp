@@ -36,10 +36,14 @@ struct Config {
   trust::DurationMs claim_ttl_cap_ms = 24 * trust::kHour;
 
   // --- anti-entropy ---
-  // Every period (uniformly jittered in [1 - jitter, 1 + jitter] x period) the node sends its
-  // full version vector to `anti_entropy_fanout` random peers; and always to a peer that
-  // comes up. A receiver requests what it lacks and answers with its own vector when the
-  // sender lacks something (at most once per reply_min_interval per peer: no ping-pong).
+  // A peer that comes up gets our full version vector. Then every anti_entropy_period_ms
+  // (uniformly jittered in [1 - jitter, 1 + jitter] x period) each peer gets a DELTA vector:
+  // the entries that advanced since we last sent it one (nothing if nothing changed), so the
+  // cost follows the event rate, not the fleet size. Every anti_entropy_full_period_ms the
+  // full vector goes to `anti_entropy_fanout` random peers as a backstop (lost messages).
+  // A receiver requests what it lacks and answers with the listed entries it is ahead on
+  // (at most once per vv_reply_min_interval_ms per peer: no ping-pong). An unanswered range
+  // request is re-sent to the same peer after request_timeout_ms.
   trust::DurationMs anti_entropy_period_ms = 2000;
   double anti_entropy_jitter = 0.25;
   std::size_t anti_entropy_fanout = 1;
@@ -88,6 +92,10 @@ struct Config {
   // a uniform delay in [0, proof_jitter_ms], and not at all if a valid proof for the same
   // origin arrives first: a handful of proofs per incident instead of one per detector.
   trust::DurationMs proof_jitter_ms = 300;
+
+  // (anti-entropy, continued; declared last to keep earlier field order stable)
+  // (never more often than anti_entropy_period_ms: the larger of the two is used)
+  trust::DurationMs anti_entropy_full_period_ms = 30 * trust::kSecond;
 
   static Config defaults() { return Config{}; }
   // Ranges and relations (periods > 0, jitter in [0, 1), capacities > 0, ...). Error code

@@ -404,7 +404,8 @@ std::uint32_t Node::Impl::origin_of(std::string_view origin) const {
 }
 
 void Node::Impl::finish(TimeMs now, Actions& out) {
-  (void)now;
+  // Something advanced while the anti-entropy rounds were idle: owe the peers a delta.
+  if (ae_idle && vv_gen != idle_gen && connected_count > 0) schedule_anti_entropy(now);
   stats.peers = connected_count;
   stats.seen_size = seen.size();
   stats.store_size = stored;

@@ -28,11 +28,18 @@
 //    evidence alone (see ProofBody) and, if valid, quarantines the accused and lifts the
 //    blocks that lose support. Invalid proofs are dropped (not forwarded, counted).
 //  - Anti-entropy: per-origin version vectors (max contiguous seq; seqs above a gap are held
-//    and counted once the gap fills) are sent to a peer on peer-up and periodically (jittered)
-//    to random peers; missing ranges are requested (bounded spans, bounded outstanding
-//    requests) and served from the store of known envelopes. Envelopes pulled this way are
-//    new events like any other: applied and pushed on. "Held" seqs include those this node
-//    deliberately never stores: quarantined origins' events.
+//    and counted once the gap fills; a seq more than out_of_order_window ahead slides the
+//    window and gives up older gaps). The full vector goes to a peer on peer-up and, as a
+//    backstop, to random peers every anti_entropy_full_period_ms; every (jittered)
+//    anti_entropy_period_ms each peer gets a delta vector with only the origins that advanced
+//    since its last vector, and nothing when nothing advanced (the rounds go idle). A
+//    receiver requests its gaps (bounded spans, bounded outstanding requests, one origin
+//    fetched from one peer at a time, re-sent to the same peer after request_timeout_ms) and
+//    tells the sender the listed entries it is behind on. Requests are served from the store
+//    of known envelopes. Envelopes pulled this way are new events like any other: applied
+//    and pushed on. "Held" seqs include those this node deliberately never stores: events of
+//    quarantined origins, and events rejected or superseded (still stored and forwarded,
+//    see Forwarding).
 //  - Peer scoring: failed opens, malformed messages, per-peer rate-limit violations and
 //    useless duplicates add weighted penalties (Config) that decay over time; at the threshold
 //    the peer gets a Disconnect action with a ban deadline (exponential back-off per peer id).

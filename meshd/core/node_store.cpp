@@ -26,7 +26,7 @@ void Node::Impl::mark_held(OriginState& o, std::uint64_t seq) {
     ++k;
   }
   o.above.erase(o.above.begin(), o.above.begin() + static_cast<std::ptrdiff_t>(k));
-  vv_dirty = true;
+  note_advanced(o, static_cast<std::uint32_t>(&o - origins.data()));
 }
 
 void Node::Impl::slide_window(OriginState& o, std::uint64_t seq) {
@@ -45,7 +45,7 @@ void Node::Impl::slide_window(OriginState& o, std::uint64_t seq) {
     ++k;
   }
   o.above.erase(o.above.begin(), o.above.begin() + static_cast<std::ptrdiff_t>(k));
-  vv_dirty = true;
+  note_advanced(o, static_cast<std::uint32_t>(&o - origins.data()));
 }
 
 const StoredEvent* Node::Impl::find_stored(const OriginState& o, std::uint64_t seq) const {

@@ -20,45 +20,119 @@ const std::shared_ptr<const std::vector<VersionEntry>>& Node::Impl::vector_snaps
 
 void Node::Impl::send_vector(PeerState& p, Actions& out) {
   emit(out, p.id, VersionVector{vector_snapshot()});
+  p.vv_sent_gen = vv_gen;
   ++stats.vectors_sent;
 }
 
-void Node::Impl::schedule_anti_entropy(TimeMs now) {
+void Node::Impl::note_advanced(OriginState& o, std::uint32_t oi) {
+  vv_dirty = true;
+  o.log_gen = ++vv_gen;
+  vv_log.emplace_back(o.log_gen, oi);
+  if (vv_log.size() > 2 * origins.size() + 64) {
+    // Superseded entries carry nothing a delta needs: every peer that has not seen them is
+    // also owed the origin's newer entry, which stays.
+    std::erase_if(vv_log, [this](const auto& e) { return origins[e.second].log_gen != e.first; });
+  }
+}
+
+std::shared_ptr<const std::vector<VersionEntry>> Node::Impl::delta_since(std::uint64_t gen) {
+  auto v = std::make_shared<std::vector<VersionEntry>>();
+  auto it = std::upper_bound(vv_log.begin(), vv_log.end(), gen,
+                             [](std::uint64_t g, const auto& e) { return g < e.first; });
+  for (; it != vv_log.end(); ++it) {
+    const OriginState& o = origins[it->second];
+    if (o.log_gen == it->first) v->push_back(VersionEntry{o.id, o.contiguous});
+  }
+  return v;
+}
+
+TimeMs Node::Impl::jittered(TimeMs now, DurationMs period) {
   const double u = static_cast<double>(rng.next_u64() >> 11) * 0x1.0p-53;  // [0, 1)
   const double j = config.anti_entropy_jitter;
   const double factor = 1.0 - j + 2.0 * j * u;
-  next_anti_entropy =
-      now + std::max<TimeMs>(1, static_cast<TimeMs>(
-                                    static_cast<double>(config.anti_entropy_period_ms) * factor));
+  return now + std::max<TimeMs>(1, static_cast<TimeMs>(static_cast<double>(period) * factor));
+}
+
+void Node::Impl::schedule_anti_entropy(TimeMs now) {
+  next_anti_entropy = jittered(now, config.anti_entropy_period_ms);
+  ae_idle = false;
+  if (next_full_vector == kNoDeadline) {
+    next_full_vector = jittered(now, full_period());
+  }
 }
 
 void Node::Impl::anti_entropy_round(TimeMs now, Actions& out) {
   scratch_peers.clear();
+  std::vector<Outstanding> expired;
+  bool waiting = false;  // some request is still unanswered: keep the rounds going
   for (PeerState& p : peers) {
     if (!p.connected) continue;
-    // Requests that were never answered (lost, or the peer is slow) stop blocking new ones.
-    std::size_t expired = 0;
-    while (expired < p.outstanding.size() &&
-           p.outstanding[expired].sent_at + config.request_timeout_ms <= now) {
-      const Outstanding& r = p.outstanding[expired++];
-      if (r.origin != kNoOrigin && origins[r.origin].extra)
-        origins[r.origin].extra->requested_until = 0;
-    }
-    p.outstanding.erase(p.outstanding.begin(),
-                        p.outstanding.begin() + static_cast<std::ptrdiff_t>(expired));
     scratch_peers.push_back(&p);
+    // Unanswered requests (lost, or the peer is slow): ask the same peer again for what is
+    // still missing; it said it holds it.
+    std::size_t n = 0;
+    while (n < p.outstanding.size() &&
+           p.outstanding[n].sent_at + config.request_timeout_ms <= now) {
+      ++n;
+    }
+    if (n > 0) {
+      expired.assign(p.outstanding.begin(), p.outstanding.begin() + static_cast<std::ptrdiff_t>(n));
+      p.outstanding.erase(p.outstanding.begin(),
+                          p.outstanding.begin() + static_cast<std::ptrdiff_t>(n));
+      for (const Outstanding& r : expired) {
+        if (r.origin == kNoOrigin) {
+          const std::uint32_t known = origin_of(r.unknown_origin);  // learned meanwhile?
+          const std::uint64_t have = known == kNoOrigin ? 0 : origins[known].contiguous;
+          if (have < r.to)
+            request(p, known, r.unknown_origin, std::max(r.from, have + 1), r.to, now, out);
+          continue;
+        }
+        OriginState& o = origins[r.origin];
+        if (o.extra) o.extra->requested_until = 0;
+        const std::uint64_t from = std::max(r.from, o.contiguous + 1);
+        if (from <= r.to) request(p, r.origin, o.id, from, r.to, now, out);
+      }
+    }
+    waiting |= !p.outstanding.empty();
   }
   if (scratch_peers.empty()) {
     next_anti_entropy = kNoDeadline;  // re-armed by the next on_peer_up
+    next_full_vector = kNoDeadline;
     return;
   }
-  const std::size_t n = std::min(config.anti_entropy_fanout, scratch_peers.size());
-  for (std::size_t i = 0; i < n; ++i) {  // partial Fisher-Yates: n distinct random peers
-    const std::size_t k = i + static_cast<std::size_t>(rng.next_u64() % (scratch_peers.size() - i));
-    std::swap(scratch_peers[i], scratch_peers[k]);
-    send_vector(*scratch_peers[i], out);
+  // Backstop: the full vector to a few random peers now and then.
+  if (now >= next_full_vector) {
+    const std::size_t n = std::min(config.anti_entropy_fanout, scratch_peers.size());
+    for (std::size_t i = 0; i < n; ++i) {  // partial Fisher-Yates: n distinct random peers
+      const std::size_t k =
+          i + static_cast<std::size_t>(rng.next_u64() % (scratch_peers.size() - i));
+      std::swap(scratch_peers[i], scratch_peers[k]);
+      send_vector(*scratch_peers[i], out);
+    }
+    next_full_vector = jittered(now, full_period());
   }
-  schedule_anti_entropy(now);
+  // Deltas: what advanced since each peer's last vector; peers at the same point share one.
+  std::uint64_t built_for = UINT64_MAX;
+  std::shared_ptr<const std::vector<VersionEntry>> delta;
+  for (PeerState* p : scratch_peers) {
+    if (p->vv_sent_gen >= vv_gen) continue;
+    if (p->vv_sent_gen != built_for) {
+      delta = delta_since(p->vv_sent_gen);
+      built_for = p->vv_sent_gen;
+    }
+    p->vv_sent_gen = vv_gen;
+    if (delta->empty()) continue;
+    emit(out, p->id, VersionVector{delta});
+    ++stats.vectors_sent;
+  }
+  if (waiting) {
+    schedule_anti_entropy(now);
+  } else {
+    // Idle: nothing to tell anyone until something advances (finish() re-arms then).
+    next_anti_entropy = next_full_vector;
+    ae_idle = true;
+    idle_gen = vv_gen;
+  }
 }
 
 void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Actions& out) {
@@ -69,24 +143,23 @@ void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Ac
     return;
   }
   std::size_t requests = 0;
-  std::size_t listed = 0;  // of our non-zero origins, how many the peer listed
-  bool peer_behind = false;
+  std::vector<VersionEntry> ahead;  // listed entries where we hold more than the peer
   for (const VersionEntry& e : *vv.entries) {
     const std::uint32_t oi = origin_of(e.origin);
     const std::uint64_t ours = oi == kNoOrigin ? 0 : origins[oi].contiguous;
-    if (ours > 0) ++listed;
-    if (e.max_contiguous_seq < ours) peer_behind = true;
+    if (e.max_contiguous_seq < ours) ahead.push_back(VersionEntry{e.origin, ours});
     if (e.max_contiguous_seq > ours && !e.origin.empty() &&
         requests < config.max_requests_per_vector && p.connected) {
       requests += request_gaps(p, e.origin, e.max_contiguous_seq, now, out);
     }
   }
-  // Push-pull: if the peer lacks something we hold, answer with our vector (rate-limited per
-  // peer so two nodes with an unfillable difference do not ping-pong).
-  if ((peer_behind || listed < nonzero_origins) && p.connected &&
-      now - p.last_vv_reply >= config.vv_reply_min_interval_ms) {
+  // Push-pull: tell the peer what it lacks among what it listed (rate-limited per peer so
+  // two nodes with an unfillable difference do not ping-pong).
+  if (!ahead.empty() && p.connected && now - p.last_vv_reply >= config.vv_reply_min_interval_ms) {
     p.last_vv_reply = now;
-    send_vector(p, out);
+    emit(out, p.id,
+         VersionVector{std::make_shared<const std::vector<VersionEntry>>(std::move(ahead))});
+    ++stats.vectors_sent;
   }
 }
 
@@ -131,7 +204,7 @@ std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, st
 bool Node::Impl::request(PeerState& p, std::uint32_t oi, const std::string& origin,
                          std::uint64_t from, std::uint64_t to, TimeMs now, Actions& out) {
   if (p.outstanding.size() >= config.max_outstanding_requests) return false;
-  p.outstanding.push_back(Outstanding{oi, from, to, now});
+  p.outstanding.push_back(Outstanding{oi, from, to, now, oi == kNoOrigin ? origin : std::string()});
   if (oi != kNoOrigin) {
     OriginExtra& x = origins[oi].ext();
     x.requested_until = std::max(x.requested_until, to);

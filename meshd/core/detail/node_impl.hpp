@@ -1,6 +1,7 @@
 // Internal state of meshd::core::Node, shared by node*.cpp. Not a public header.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -56,6 +57,7 @@ struct OriginState {
   double tokens = 0;                 // per-origin rate limit bucket
   TimeMs tokens_at = kUnset;
   TimeMs quarantined_until = 0;        // this core quarantined the origin (engine) until then
+  std::uint64_t log_gen = 0;           // gen of this origin's latest entry in Impl::vv_log
   std::unique_ptr<OriginExtra> extra;  // rare state (queues, proofs, sync bookkeeping)
 
   OriginExtra& ext() {
@@ -128,6 +130,8 @@ struct Outstanding {
   std::uint64_t from = 0;
   std::uint64_t to = 0;
   TimeMs sent_at = 0;
+  std::string unknown_origin;  // the name, when origin == kNoOrigin (not interned: a peer
+                               // must not make us allocate state for names it invents)
 };
 
 struct PeerState {
@@ -146,6 +150,7 @@ struct PeerState {
   std::uint32_t bans = 0;
   TimeMs banned_until = 0;
   TimeMs last_vv_reply = INT64_MIN / 2;
+  std::uint64_t vv_sent_gen = 0;         // Impl::vv_gen when we last sent this peer a vector
   std::vector<Outstanding> outstanding;  // oldest first; few (max_outstanding_requests)
   // Penalty totals by cause, for the disconnect reason.
   double by_invalid = 0, by_malformed = 0, by_rate = 0, by_dup = 0;
@@ -217,6 +222,13 @@ struct Node::Impl {
   TimeMs next_anti_entropy = kNoDeadline;
   std::shared_ptr<const std::vector<VersionEntry>> vv_cache;
   bool vv_dirty = true;
+  // Change log of contiguous marks: (gen, origin) in gen order. An origin's superseded
+  // entries are compacted away, so the log stays <= 2x the number of origins.
+  std::uint64_t vv_gen = 0;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> vv_log;
+  TimeMs next_full_vector = kNoDeadline;
+  bool ae_idle = false;        // next_anti_entropy is only the full-vector backstop
+  std::uint64_t idle_gen = 0;  // vv_gen when the rounds went idle
   TimeMs next_deadline = kNoDeadline;
   std::vector<PeerState*> scratch_peers;
   std::size_t nonzero_origins = 0;  // origins with contiguous > 0 (entries of our vector)
@@ -253,8 +265,15 @@ struct Node::Impl {
   // node_sync.cpp: anti-entropy
   const std::shared_ptr<const std::vector<VersionEntry>>& vector_snapshot();
   void send_vector(PeerState& p, Actions& out);
+  void note_advanced(OriginState& o, std::uint32_t oi);
+  std::shared_ptr<const std::vector<VersionEntry>> delta_since(std::uint64_t gen);
   void anti_entropy_round(TimeMs now, Actions& out);
   void schedule_anti_entropy(TimeMs now);
+  TimeMs jittered(TimeMs now, DurationMs period);
+  // The backstop is never more frequent than the delta rounds.
+  DurationMs full_period() const {
+    return std::max(config.anti_entropy_full_period_ms, config.anti_entropy_period_ms);
+  }
   void on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Actions& out);
   void on_request(PeerState& p, const RangeRequest& rq, TimeMs now, Actions& out);
   void on_response(PeerState& p, const RangeResponse& rs, TimeMs now, Actions& out);

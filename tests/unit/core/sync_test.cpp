@@ -262,3 +262,80 @@ TEST(Sync, EventsDroppedByTheOriginLimitArriveLaterThroughAntiEntropy) {
 
 }  // namespace
 }  // namespace meshd::core::test
+
+namespace meshd::core::test {
+namespace {
+
+std::vector<VersionEntry> vectors_to(const Actions& a, PeerId peer) {
+  std::vector<VersionEntry> v;
+  for (const Send& s : a.sends) {
+    if (s.peer != peer) continue;
+    if (const auto* vv = std::get_if<VersionVector>(&s.message)) {
+      v.insert(v.end(), vv->entries->begin(), vv->entries->end());
+    }
+  }
+  return v;
+}
+
+// Ticks at the node's deadlines up to `until`, collecting the actions.
+Actions tick_until(TestNode& t, TimeMs& now, TimeMs until) {
+  Actions all;
+  while (t.node.next_deadline() <= until) {
+    now = std::max(now, t.node.next_deadline());
+    Actions a = t.node.tick(now);
+    for (auto& s : a.sends) all.sends.push_back(std::move(s));
+  }
+  return all;
+}
+
+TEST(Sync, DeltaVectorsCarryOnlyWhatAdvancedAndIdleNodesSleep) {
+  Registry reg;
+  Config cfg;
+  cfg.anti_entropy_period_ms = 1000;
+  cfg.anti_entropy_full_period_ms = 60'000;
+  TestNode t(reg, "me", "dA", cfg);
+  Actions up = t.node.on_peer_up(1, kT0);
+  EXPECT_TRUE(vectors_to(up, 1).empty());  // the full vector on peer-up: nothing held yet
+  t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = 1})}, kT0);
+  t.node.on_message(1, Push{reg.make(Spec{.origin = "y", .seq = 1})}, kT0);
+  t.node.on_peer_up(2, kT0 + 1);  // peer 2 gets the full vector at once
+  TimeMs now = kT0 + 1;
+  Actions r1 = tick_until(t, now, kT0 + 1600);
+  auto d1 = vectors_to(r1, 1);
+  ASSERT_EQ(d1.size(), 2u);                // x and y advanced since peer 1's last vector
+  EXPECT_TRUE(vectors_to(r1, 2).empty());  // peer 2 is up to date
+  t.node.on_message(2, Push{reg.make(Spec{.origin = "x", .seq = 2})}, now);
+  Actions r2 = tick_until(t, now, now + 1600);
+  auto d2 = vectors_to(r2, 1);
+  ASSERT_EQ(d2.size(), 1u);
+  EXPECT_EQ(d2[0].origin, "x");
+  EXPECT_EQ(d2[0].max_contiguous_seq, 2u);
+  EXPECT_EQ(vectors_to(r2, 2).size(), 1u);
+  // Nothing advances any more: the rounds go idle until the full-vector backstop.
+  tick_until(t, now, now + 1600);
+  EXPECT_GE(t.node.next_deadline(), now + 60'000 * 3 / 4 - 5000);
+}
+
+TEST(Sync, UnansweredRequestsAreRetriedFromTheSamePeer) {
+  Registry reg;
+  TestNode t(reg, "me", "dA");
+  t.node.on_peer_up(1, kT0);
+  auto entries =
+      std::make_shared<const std::vector<VersionEntry>>(std::vector<VersionEntry>{{"x", 3}});
+  Actions a = t.node.on_message(1, VersionVector{entries}, kT0);
+  ASSERT_EQ(a.sends.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<RangeRequest>(a.sends[0].message));
+  // The answer never comes; after the timeout the request goes out again.
+  TimeMs now = kT0;
+  Actions r = tick_until(t, now, kT0 + t.node.config().request_timeout_ms + 3000);
+  bool again = false;
+  for (const Send& s : r.sends) {
+    if (const auto* rq = std::get_if<RangeRequest>(&s.message)) {
+      again |= s.peer == 1 && rq->origin == "x" && rq->from_seq == 1 && rq->to_seq == 3;
+    }
+  }
+  EXPECT_TRUE(again);
+}
+
+}  // namespace
+}  // namespace meshd::core::test
