@@ -37,9 +37,8 @@
 //    fetched from one peer at a time, re-sent to the same peer after request_timeout_ms) and
 //    tells the sender the listed entries it is behind on. Requests are served from the store
 //    of known envelopes. Envelopes pulled this way are new events like any other: applied
-//    and pushed on. "Held" seqs include those this node deliberately never stores: events of
-//    quarantined origins, and events rejected or superseded (still stored and forwarded,
-//    see Forwarding).
+//    and pushed on. "Held" seqs include those this node deliberately never stores:
+//    events of quarantined origins and proofs that failed verification.
 //  - Peer scoring: failed opens, malformed messages, per-peer rate-limit violations and
 //    useless duplicates add weighted penalties (Config) that decay over time; at the threshold
 //    the peer gets a Disconnect action with a ban deadline (exponential back-off per peer id).
