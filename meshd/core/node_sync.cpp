@@ -84,13 +84,14 @@ void Node::Impl::anti_entropy_round(TimeMs now, Actions& out) {
           const std::uint32_t known = origin_of(r.unknown_origin);  // learned meanwhile?
           const std::uint64_t have = known == kNoOrigin ? 0 : origins[known].contiguous;
           if (have < r.to)
-            request(p, known, r.unknown_origin, std::max(r.from, have + 1), r.to, now, out);
+            request(p, known, r.unknown_origin, std::max(r.from, have + 1), r.to, r.theirs, now,
+                    out);
           continue;
         }
         OriginState& o = origins[r.origin];
         if (o.extra) o.extra->requested_until = 0;
         const std::uint64_t from = std::max(r.from, o.contiguous + 1);
-        if (from <= r.to) request(p, r.origin, o.id, from, r.to, now, out);
+        if (from <= r.to) request(p, r.origin, o.id, from, r.to, r.theirs, now, out);
       }
     }
     waiting |= !p.outstanding.empty();
@@ -142,17 +143,15 @@ void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Ac
     penalize(p, config.penalty_malformed, Cause::malformed, now, out);
     return;
   }
-  std::size_t requests = 0;
   std::vector<VersionEntry> ahead;  // listed entries where we hold more than the peer
   for (const VersionEntry& e : *vv.entries) {
     const std::uint32_t oi = origin_of(e.origin);
     const std::uint64_t ours = oi == kNoOrigin ? 0 : origins[oi].contiguous;
     if (e.max_contiguous_seq < ours) ahead.push_back(VersionEntry{e.origin, ours});
-    if (e.max_contiguous_seq > ours && !e.origin.empty() &&
-        requests < config.max_requests_per_vector && p.connected) {
-      requests += request_gaps(p, e.origin, e.max_contiguous_seq, now, out);
-    }
   }
+  p.wants = vv.entries;  // the newest vector of this peer replaces an unfinished older one
+  p.wants_pos = 0;
+  pull_wants(p, now, out);
   // Push-pull: tell the peer what it lacks among what it listed (rate-limited per peer so
   // two nodes with an unfillable difference do not ping-pong).
   if (!ahead.empty() && p.connected && now - p.last_vv_reply >= config.vv_reply_min_interval_ms) {
@@ -161,6 +160,25 @@ void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Ac
          VersionVector{std::make_shared<const std::vector<VersionEntry>>(std::move(ahead))});
     ++stats.vectors_sent;
   }
+}
+
+void Node::Impl::pull_wants(PeerState& p, TimeMs now, Actions& out) {
+  if (!p.wants) return;
+  const std::vector<VersionEntry>& v = *p.wants;
+  std::size_t requests = 0;
+  while (p.wants_pos < v.size()) {
+    if (!p.connected || requests >= config.max_requests_per_vector ||
+        p.outstanding.size() >= config.max_outstanding_requests) {
+      return;  // continued when answers come in
+    }
+    const VersionEntry& e = v[p.wants_pos++];
+    if (e.origin.empty()) continue;
+    const std::uint32_t oi = origin_of(e.origin);
+    const std::uint64_t ours = oi == kNoOrigin ? 0 : origins[oi].contiguous;
+    if (e.max_contiguous_seq > ours)
+      requests += request_gaps(p, e.origin, e.max_contiguous_seq, now, out);
+  }
+  p.wants.reset();
 }
 
 std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, std::uint64_t theirs,
@@ -193,7 +211,7 @@ std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, st
     }
     std::uint64_t end = std::min(theirs, cur + budget - 1);
     if (above != nullptr && idx < above->size()) end = std::min(end, (*above)[idx] - 1);
-    if (!request(p, oi, origin, cur, end, now, out)) break;
+    if (!request(p, oi, origin, cur, end, theirs, now, out)) break;
     ++sent;
     budget -= end - cur + 1;
     cur = end + 1;
@@ -202,9 +220,11 @@ std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, st
 }
 
 bool Node::Impl::request(PeerState& p, std::uint32_t oi, const std::string& origin,
-                         std::uint64_t from, std::uint64_t to, TimeMs now, Actions& out) {
+                         std::uint64_t from, std::uint64_t to, std::uint64_t theirs, TimeMs now,
+                         Actions& out) {
   if (p.outstanding.size() >= config.max_outstanding_requests) return false;
-  p.outstanding.push_back(Outstanding{oi, from, to, now, oi == kNoOrigin ? origin : std::string()});
+  p.outstanding.push_back(
+      Outstanding{oi, from, to, now, theirs, oi == kNoOrigin ? origin : std::string()});
   if (oi != kNoOrigin) {
     OriginExtra& x = origins[oi].ext();
     x.requested_until = std::max(x.requested_until, to);
@@ -270,13 +290,23 @@ void Node::Impl::on_response(PeerState& p, const RangeResponse& rs, TimeMs now, 
     }
     ingest(&p, env, Source::sync, now, out);
   }
-  if (req.origin == kNoOrigin) return;
-  OriginState& o = origins[req.origin];
-  if (o.extra) o.extra->requested_until = 0;  // the next vector may ask again
-  // Truncated: continue where the responder stopped, only if this answer made progress.
-  if (rs.truncated && p.connected && o.contiguous + 1 > req.from && o.contiguous < req.to) {
-    request(p, req.origin, o.id, o.contiguous + 1, req.to, now, out);
+  if (!p.connected) return;
+  const std::uint32_t oi = req.origin != kNoOrigin ? req.origin : origin_of(req.unknown_origin);
+  const bool more_pending =
+      std::any_of(p.outstanding.begin(), p.outstanding.end(), [&](const Outstanding& r) {
+        return r.origin == req.origin && r.unknown_origin == req.unknown_origin;
+      });
+  if (oi != kNoOrigin && !more_pending) {  // the last answer for this origin
+    OriginState& o = origins[oi];
+    if (o.extra) o.extra->requested_until = 0;
+    // The peer holds more of this origin than one request covers: continue, but only if
+    // this answer made progress (an empty answer means it cannot serve the range).
+    if (o.contiguous >= req.from && o.contiguous < req.theirs) {
+      const std::string name = o.id;
+      request_gaps(p, name, req.theirs, now, out);
+    }
   }
+  pull_wants(p, now, out);
 }
 
 }  // namespace meshd::core

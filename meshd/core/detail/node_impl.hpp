@@ -130,6 +130,7 @@ struct Outstanding {
   std::uint64_t from = 0;
   std::uint64_t to = 0;
   TimeMs sent_at = 0;
+  std::uint64_t theirs = 0;    // the peer's advertised max contiguous seq (to continue from)
   std::string unknown_origin;  // the name, when origin == kNoOrigin (not interned: a peer
                                // must not make us allocate state for names it invents)
 };
@@ -150,7 +151,11 @@ struct PeerState {
   std::uint32_t bans = 0;
   TimeMs banned_until = 0;
   TimeMs last_vv_reply = INT64_MIN / 2;
-  std::uint64_t vv_sent_gen = 0;         // Impl::vv_gen when we last sent this peer a vector
+  std::uint64_t vv_sent_gen = 0;  // Impl::vv_gen when we last sent this peer a vector
+  // The peer's last vector, while not all of its entries could be requested yet (request
+  // limits): the rest is requested as answers come in.
+  std::shared_ptr<const std::vector<VersionEntry>> wants;
+  std::size_t wants_pos = 0;
   std::vector<Outstanding> outstanding;  // oldest first; few (max_outstanding_requests)
   // Penalty totals by cause, for the disconnect reason.
   double by_invalid = 0, by_malformed = 0, by_rate = 0, by_dup = 0;
@@ -278,7 +283,8 @@ struct Node::Impl {
   void on_request(PeerState& p, const RangeRequest& rq, TimeMs now, Actions& out);
   void on_response(PeerState& p, const RangeResponse& rs, TimeMs now, Actions& out);
   bool request(PeerState& p, std::uint32_t oi, const std::string& origin, std::uint64_t from,
-               std::uint64_t to, TimeMs now, Actions& out);
+               std::uint64_t to, std::uint64_t theirs, TimeMs now, Actions& out);
+  void pull_wants(PeerState& p, TimeMs now, Actions& out);
   std::size_t request_gaps(PeerState& p, const std::string& origin, std::uint64_t theirs,
                            TimeMs now, Actions& out);
   void release_requests(PeerState& p);

@@ -339,3 +339,32 @@ TEST(Sync, UnansweredRequestsAreRetriedFromTheSamePeer) {
 
 }  // namespace
 }  // namespace meshd::core::test
+
+namespace meshd::core::test {
+namespace {
+
+TEST(Sync, CatchUpBeyondRequestLimitsNeedsNoFurtherVectors) {
+  Registry reg;
+  Network net(reg);
+  Config cfg;
+  cfg.max_requests_per_vector = 10;
+  cfg.max_outstanding_requests = 8;
+  cfg.max_range_span = 16;
+  cfg.origin_burst = 1000;
+  net.add("a", "dA", cfg);
+  net.add("b", "dB", cfg);
+  for (int o = 0; o < 60; ++o) {
+    for (const auto& e : claims(reg, "o" + std::to_string(o), o == 0 ? 100 : 2)) {
+      inject(net.at(0), 99, Push{e}, kT0);
+    }
+  }
+  net.at(0).node.on_peer_down(99, kT0);
+  net.link(0, 1, kT0);
+  net.run(kT0);  // no ticks: everything follows from the two peer-up vectors
+  for (int o = 0; o < 60; ++o) {
+    EXPECT_EQ(net.at(1).node.contiguous_seq("o" + std::to_string(o)), o == 0 ? 100u : 2u) << o;
+  }
+}
+
+}  // namespace
+}  // namespace meshd::core::test
