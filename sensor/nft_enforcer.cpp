@@ -332,9 +332,13 @@ Result<void> NftEnforcer::send_ops(const std::vector<nft::ElementOp>& ops, trust
     }
     nft::WireElement start;
     start.key = op.piece.lo;
-    // Never 0: an element without timeout would never expire (I4).
+    // Never 0: an element without timeout would never expire (I4). The kernel keeps timeouts
+    // in jiffies, rounded down (up to 10 ms at HZ=100): the slack keeps it from lifting a
+    // block before the rule's expiry, so list() and the kernel agree at the boundary.
+    constexpr trust::DurationMs kJiffySlackMs = 10;
     start.timeout_ms = static_cast<std::uint64_t>(
-        std::clamp<trust::TimeMs>(op.piece.expires_at - now, 1, options_.max_timeout_ms));
+        std::clamp<trust::TimeMs>(op.piece.expires_at - now, 1, options_.max_timeout_ms) +
+        kJiffySlackMs);
     if (op.piece.owner) start.comment = nft::owner_comment(*op.piece.owner);
     start.open_interval = op.piece.hi == fmax;
     adds[i].push_back(std::move(start));
