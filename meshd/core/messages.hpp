@@ -120,7 +120,9 @@ struct VersionEntry {
 };
 
 // "What I hold": max contiguous seq per origin. Shared and immutable so one snapshot goes to
-// several peers without copying. May list a subset of origins; an absent origin says nothing.
+// several peers without copying. May list a subset of origins (the core sends deltas); an
+// absent origin says nothing. `entries` is never null (a decoder builds an empty vector for
+// an empty message; null is treated as malformed).
 struct VersionVector {
   std::shared_ptr<const std::vector<VersionEntry>> entries;
 };
