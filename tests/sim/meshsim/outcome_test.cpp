@@ -105,6 +105,20 @@ adversaries:
   EXPECT_GT(r.report["counters"]["invalid"].get<std::uint64_t>(), 0u);
 }
 
+TEST(MeshsimOutcome, FloodDoesNotSlowHonestDelivery) {
+  auto base = run("");
+  auto flood = run(R"(
+adversaries:
+  - {count: 1, strategy: flood, start_s: 30}
+)");
+  const auto& d = flood.report["delivery"];
+  EXPECT_GE(d["fraction"].get<double>(), 0.999) << flood.report.dump();
+  EXPECT_LE(d["p99_ms"].get<double>(), 1.2 * base.report["delivery"]["p99_ms"].get<double>());
+  // The flooder was cut off: rate-limited per origin, then quarantined for gross overrun.
+  EXPECT_GT(flood.report["counters"]["rate_limited_origin"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(flood.report["quarantine"]["detected"].get<bool>()) << flood.report.dump();
+}
+
 TEST(MeshsimOutcome, PartitionHealsWithinFiveSeconds) {
   auto r = run(R"(
 faults:
