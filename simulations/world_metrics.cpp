@@ -116,6 +116,11 @@ void World::on_persist(SimNode& sn, const core::Persist& p, SimTimeUs now) {
   if (received_[bit / 64] & (1ULL << (bit % 64))) return;
   received_[bit / 64] |= 1ULL << (bit % 64);
   if (!c.valid || m_.compromised[sn.id] || sn.id == c.producer) return;
+  // Catch-up after a restart: anything issued before the restart (also while the node was
+  // down) that arrives afterwards.
+  if (sn.restarted_at >= 0 && c.at < sn.restarted_at && c.honest)
+    r_.restart_catchup_max_ms =
+        std::max(r_.restart_catchup_max_ms, double(now - sn.restarted_at) / 1000.0);
   // Only pairs whose node was up when the claim was issued are counted.
   for (const auto& cr : m_.crashes)
     if (c.at >= cr.at && c.at < cr.restart &&
@@ -132,9 +137,6 @@ void World::on_persist(SimNode& sn, const core::Persist& p, SimTimeUs now) {
       if (heal_pending_[k] > 0) --heal_pending_[k];
     }
   }
-  if (sn.restarted_at >= 0 && c.at < sn.restarted_at)
-    r_.restart_catchup_max_ms =
-        std::max(r_.restart_catchup_max_ms, double(now - sn.restarted_at) / 1000.0);
 }
 
 void World::on_heal(std::size_t k, SimTimeUs now) {

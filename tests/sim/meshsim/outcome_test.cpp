@@ -138,6 +138,9 @@ faults:
 )");
   EXPECT_EQ(r.report["crash"]["restarts"].get<std::uint64_t>(), 10u);
   EXPECT_GT(r.report["counters"]["restored"].get<std::uint64_t>(), 0u);
+  // Claims issued while they were down reached them after the restart, via anti-entropy.
+  EXPECT_GT(r.report["crash"]["catchup_max_ms"].get<double>(), 0.0);
+  EXPECT_LE(r.report["crash"]["catchup_max_ms"].get<double>(), 5000.0);
   EXPECT_DOUBLE_EQ(r.report["delivery"]["fraction"].get<double>(), 1.0) << r.report.dump();
 }
 
