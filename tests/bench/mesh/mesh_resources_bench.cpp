@@ -1,0 +1,172 @@
+// Memory and CPU of meshd in a real 5-node netns mesh.
+//
+//   1. idle: after the mesh is up and settled, VmRSS of every daemon (/proc/PID/status), then
+//      CPU over --idle-s seconds (default 60) from utime+stime in /proc/PID/stat;
+//   2. loaded: a certified peer (mesh_peer_tool flood, the real transport) pushes --claims
+//      valid claims (default 100000, distinct /32s) into node1, which gossips them to the
+//      fleet; once every node holds them all (status.active_claims), VmRSS again.
+// Goals: idle RSS <= 15 MB, RSS with 100k active claims <= 40 MB, idle CPU <= 0.5% of a core.
+// The config raises mesh.origin_rate_per_min / origin_burst / peer_rate_frames_per_s and the
+// policy budget (budget_burst, budget_rate_per_min, overrun_max_claims) so that one origin's
+// 100k claims are accepted and enforced rather than deferred or treated as an overrun.
+// Prints one JSON object.
+//
+// Usage (root): mesh_resources_bench [--claims N] [--idle-s S] [--backend bpf|dryrun]
+//               (the peer tool's path is compiled in: MESHD_PEER_TOOL)
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/netns/mesh/mesh_cluster.hpp"
+
+#ifndef MESHD_PEER_TOOL
+#error "MESHD_PEER_TOOL must name the mesh_peer_tool binary"
+#endif
+
+namespace {
+
+using meshd::test::MeshCluster;
+using nlohmann::json;
+
+double rss_mb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return -1;
+}
+
+// utime + stime in clock ticks.
+long cpu_ticks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(all.substr(all.rfind(')') + 2));  // fields from 3 on
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long claims = 100000;
+  int idle_s = 60;
+  std::string backend = "bpf";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--claims")
+      claims = std::stol(argv[i + 1]);
+    else if (a == "--idle-s")
+      idle_s = std::stoi(argv[i + 1]);
+    else if (a == "--backend")
+      backend = argv[i + 1];
+  }
+  if (!meshd::test::is_root()) {
+    std::fprintf(stderr, "mesh_resources_bench: needs root (netns, bpf, cgroups)\n");
+    return 1;
+  }
+  meshd::test::MeshOptions o;
+  o.backend = backend;
+  o.log_level = "warn";
+  o.mesh = {{"origin_rate_per_min", "100000000"},
+            {"origin_burst", std::to_string(claims * 2)},
+            {"peer_rate_frames_per_s", "1000000"}};
+  o.policy = {{"budget_burst", std::to_string(claims * 2)},
+              {"budget_rate_per_min", "100000000"},
+              {"overrun_max_claims", "1000000000"}};
+  MeshCluster mesh(o);
+  mesh.start_all();
+  if (!mesh.wait_ready(4, 30000)) {
+    std::fprintf(stderr, "mesh did not come up\n%s", mesh.logs().c_str());
+    return 1;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // settle: anti-entropy, first pings
+
+  json idle_rss = json::object(), idle_cpu = json::object();
+  double idle_rss_max = 0, idle_cpu_max = 0;
+  std::vector<long> t0;
+  for (int i = 1; i <= mesh.size(); ++i) {
+    const double r = rss_mb(mesh.pid(i));
+    idle_rss[mesh.name(i)] = r;
+    idle_rss_max = std::max(idle_rss_max, r);
+    t0.push_back(cpu_ticks(mesh.pid(i)));
+  }
+  const auto w0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(idle_s));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (int i = 1; i <= mesh.size(); ++i) {
+    const double pct =
+        static_cast<double>(cpu_ticks(mesh.pid(i)) - t0[static_cast<std::size_t>(i - 1)]) / hz /
+        wall * 100.0;
+    idle_cpu[mesh.name(i)] = pct;
+    idle_cpu_max = std::max(idle_cpu_max, pct);
+  }
+
+  // Loaded: a certified peer floods node1 with valid claims.
+  const auto& flood_ns = mesh.attach("mfld", {"10.213.0.88"});
+  const std::string fdir = mesh.work_dir() + "/flooder";
+  mesh.make_identity(fdir, "flooder", "zone-x");
+  const auto f0 = std::chrono::steady_clock::now();
+  auto flood =
+      meshd::test::run(meshd::test::netns_prefix(flood_ns) + MESHD_PEER_TOOL + " --ca " +
+                       mesh.ca_dir() + "/ca.pub --key " + fdir + "/node.key --cert " + fdir +
+                       "/node.cert --connect " + MeshCluster::ip(1) + ":7946 flood --count " +
+                       std::to_string(claims) + " --hold-ms 1000 --timeout-ms 20000");
+  if (!flood.ok()) {
+    std::fprintf(stderr, "flood failed: %s\n%s", flood.output.c_str(), mesh.logs().c_str());
+    return 1;
+  }
+  json active = json::object();
+  auto all_hold = [&] {
+    for (int i = 1; i <= mesh.size(); ++i) {
+      json s = mesh.ctl_json(i, "status");
+      if (!s.is_object()) return false;
+      active[mesh.name(i)] = s.value("active_claims", 0L);
+      if (s.value("active_claims", 0L) < claims) return false;
+    }
+    return true;
+  };
+  const bool held = meshd::test::wait_until(all_hold, 600000);
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  json loaded_rss = json::object(), enforced = json::object();
+  double loaded_rss_max = 0;
+  for (int i = 1; i <= mesh.size(); ++i) {
+    const double r = rss_mb(mesh.pid(i));
+    loaded_rss[mesh.name(i)] = r;
+    loaded_rss_max = std::max(loaded_rss_max, r);
+    enforced[mesh.name(i)] = mesh.ctl_json(i, "status").value("enforced", 0L);
+  }
+  json out = {{"bench", "mesh_resources"},
+              {"nodes", mesh.size()},
+              {"backend", backend},
+              {"idle_rss_mb", idle_rss},
+              {"idle_rss_max_mb", idle_rss_max},
+              {"idle_cpu_percent", idle_cpu},
+              {"idle_cpu_max_percent", idle_cpu_max},
+              {"idle_window_s", wall},
+              {"claims", claims},
+              {"all_nodes_hold_all_claims", held},
+              {"active_claims", active},
+              {"enforced", enforced},
+              {"load_seconds", load_s},
+              {"loaded_rss_mb", loaded_rss},
+              {"loaded_rss_max_mb", loaded_rss_max},
+              {"goal_idle_rss_mb", 15},
+              {"goal_loaded_rss_mb", 40},
+              {"goal_idle_cpu_percent", 0.5}};
+  std::printf("%s\n", out.dump().c_str());
+  return held ? 0 : 1;
+}

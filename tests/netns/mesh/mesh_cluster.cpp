@@ -1,0 +1,344 @@
+#include "tests/netns/mesh/mesh_cluster.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#ifndef MESHD_TEST_BIN_DIR
+#error "MESHD_TEST_BIN_DIR must name the directory of meshd and meshctl"
+#endif
+
+namespace meshd::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+// Waits for `pid` up to `ms`; true once it was reaped.
+bool reap_within(pid_t pid, int ms) {
+  for (int waited = 0; waited <= ms; waited += 20) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+std::int64_t unix_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string MeshCluster::bin(const std::string& tool) {
+  return std::string(MESHD_TEST_BIN_DIR) + "/" + tool;
+}
+
+std::string MeshCluster::domain(int node) const {
+  return options_.domains.at(static_cast<std::size_t>(node - 1) % options_.domains.size());
+}
+
+std::string MeshCluster::dir(int node) const {
+  return work_ + "/" + name(node);
+}
+
+MeshCluster::MeshCluster(MeshOptions options) : options_(std::move(options)) {
+  char tmpl[] = "/tmp/meshd-mesh-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  work_ = tmpl;
+  try {
+    ensure_bpffs();
+    hub_ = std::make_unique<NetNs>("mhub");
+    const std::string hub = "ip -n " + hub_->name() + " ";
+    run_checked(hub + "link add br0 type bridge && " + hub + "link set br0 up");
+    run_checked(bin("meshctl") + " ca init --out " + ca_dir());
+    for (int i = 1; i <= size(); ++i) {
+      Node n;
+      n.ns = std::make_unique<NetNs>("mn" + std::to_string(i));
+      const std::string veth = "v" + std::to_string(i);
+      run_checked(hub + "link add " + veth + " type veth peer name eth0 netns " + n.ns->name());
+      run_checked(hub + "link set " + veth + " master br0 up");
+      run_checked("ip -n " + n.ns->name() + " addr add " + ip(i) + "/24 dev eth0 && ip -n " +
+                  n.ns->name() + " link set eth0 up");
+      n.cgroup = std::make_unique<TestCgroup>("meshd-mesh-n" + std::to_string(i));
+      n.pins = std::make_unique<BpfPinDir>("meshd-mesh-n" + std::to_string(i));
+      nodes_.push_back(std::move(n));
+      fs::create_directories(dir(i) + "/data");
+      bool foreign = std::find(options_.foreign_ca_nodes.begin(), options_.foreign_ca_nodes.end(),
+                               i) != options_.foreign_ca_nodes.end();
+      make_identity(dir(i), name(i), domain(i), foreign);
+      auto feed = options_.feeds.find(i);
+      if (feed != options_.feeds.end()) write_text(dir(i) + "/feed.txt", feed->second);
+      write_config(i);
+    }
+  } catch (...) {
+    // Members built so far (namespaces, cgroups, pins) are destroyed by the unwinding.
+    std::error_code ec;
+    fs::remove_all(work_, ec);
+    throw;
+  }
+}
+
+MeshCluster::~MeshCluster() {
+  for (int i = 1; i <= static_cast<int>(nodes_.size()); ++i) {
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
+    if (n.pid <= 0) continue;
+    ::kill(n.pid, SIGTERM);
+    if (!reap_within(n.pid, 3000)) {
+      ::kill(n.pid, SIGKILL);
+      reap_within(n.pid, 3000);
+    }
+    n.pid = -1;
+  }
+  attached_.clear();
+  nodes_.clear();  // namespaces (with their veth ends), cgroups, pins
+  hub_.reset();    // the bridge and the hub ends of the veths
+  if (!work_.empty() && std::getenv("MESHD_TEST_KEEP_LOGS") == nullptr) {
+    std::error_code ec;
+    fs::remove_all(work_, ec);
+  }
+  work_.clear();
+}
+
+void MeshCluster::make_identity(const std::string& d, const std::string& id, const std::string& dom,
+                                bool foreign_ca) {
+  fs::create_directories(d);
+  std::string ca = ca_dir();
+  if (foreign_ca) {
+    ca = d + "/foreign-ca";
+    run_checked(bin("meshctl") + " ca init --out " + ca);
+  }
+  run_checked(bin("meshctl") + " keys gen --out " + d);
+  run_checked(bin("meshctl") + " ca sign --ca " + ca + " --pub " + d + "/node.pub --name " + id +
+              " --domain " + dom + " --days 1 --out " + d + "/node.cert");
+}
+
+void MeshCluster::write_config(int i, const std::string& extra_yaml) {
+  std::ostringstream y;
+  const std::string d = dir(i);
+  const bool foreign = std::find(options_.foreign_ca_nodes.begin(), options_.foreign_ca_nodes.end(),
+                                 i) != options_.foreign_ca_nodes.end();
+  // A foreign node trusts its own CA (else it could not even load its identity).
+  const std::string ca = foreign ? d + "/foreign-ca" : ca_dir();
+  y << "node:\n  name: " << name(i) << "\n  key: " << d << "/node.key\n  cert: " << d
+    << "/node.cert\n  ca: " << ca << "/ca.pub\n  data_dir: " << d << "/data\n";
+  y << "mesh:\n  listen: \"" << ip(i) << ":" << kMeshPort << "\"\n  peers: [";
+  bool first = true;
+  for (int j = 1; j <= size(); ++j) {
+    if (j == i) continue;
+    y << (first ? "" : ", ") << "\"" << ip(j) << ":" << kMeshPort << "\"";
+    first = false;
+  }
+  y << "]\n  handshake_timeout_ms: " << options_.handshake_timeout_ms
+    << "\n  idle_timeout_ms: " << options_.idle_timeout_ms << "\n";
+  for (const auto& [k, v] : options_.mesh) y << "  " << k << ": " << v << "\n";
+  y << "control:\n  socket: " << socket(i) << "\n";
+  y << "metrics:\n  listen: \"127.0.0.1:9464\"\n";
+  y << "enforcement:\n  backend: " << options_.backend << "\n  interfaces: ["
+    << (options_.backend == "bpf" ? "eth0" : "") << "]\n  cgroup: " << cgroup(i).path()
+    << "\n  pin_path: " << nodes_.at(static_cast<std::size_t>(i - 1)).pins->path() << "\n";
+  y << "sensor:\n  feeds: [";
+  if (options_.feeds.contains(i)) y << d << "/feed.txt";
+  y << "]\n";
+  y << "protected: [";
+  for (std::size_t k = 0; k < options_.protected_prefixes.size(); ++k)
+    y << (k ? ", " : "") << "\"" << options_.protected_prefixes[k] << "\"";
+  y << "]\n";
+  if (!options_.policy.empty()) {
+    y << "policy:\n";
+    for (const auto& [k, v] : options_.policy) y << "  " << k << ": " << v << "\n";
+  }
+  y << "log:\n  format: text\n  level: " << options_.log_level << "\n";
+  y << extra_yaml;
+  write_text(config_path(i), y.str());
+  run_checked(bin("meshd") + " --check-config " + config_path(i));
+}
+
+void MeshCluster::start(int i) {
+  Node& n = nodes_.at(static_cast<std::size_t>(i - 1));
+  if (n.pid > 0) throw std::runtime_error(name(i) + " is already running");
+  const std::string log = dir(i) + "/meshd.log";
+  const std::string netns = "--net=" + n.ns->path();
+  const std::string meshd = bin("meshd");
+  const std::string config = config_path(i);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, 0);
+    ::execlp("nsenter", "nsenter", netns.c_str(), meshd.c_str(), "--config", config.c_str(),
+             static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  n.pid = pid;
+}
+
+void MeshCluster::start_all() {
+  for (int i = 1; i <= size(); ++i) {
+    if (std::find(options_.not_started.begin(), options_.not_started.end(), i) !=
+        options_.not_started.end())
+      continue;
+    start(i);
+  }
+}
+
+void MeshCluster::kill(int i, int sig) {
+  Node& n = nodes_.at(static_cast<std::size_t>(i - 1));
+  if (n.pid <= 0) return;
+  ::kill(n.pid, sig);
+  if (!reap_within(n.pid, 5000)) {
+    ::kill(n.pid, SIGKILL);
+    reap_within(n.pid, 2000);
+  }
+  n.pid = -1;
+}
+
+bool MeshCluster::running(int i) {
+  Node& n = nodes_.at(static_cast<std::size_t>(i - 1));
+  if (n.pid <= 0) return false;
+  int status = 0;
+  if (::waitpid(n.pid, &status, WNOHANG) == n.pid) {
+    n.pid = -1;
+    return false;
+  }
+  return true;
+}
+
+bool MeshCluster::wait_status(int i, int timeout_ms) {
+  return wait_until(
+      [&] {
+        if (!running(i)) return false;
+        return !ctl_json(i, "status").is_null();
+      },
+      timeout_ms);
+}
+
+bool MeshCluster::wait_ready(int min_peers, int timeout_ms) {
+  return wait_until(
+      [&] {
+        for (int i = 1; i <= size(); ++i) {
+          if (nodes_[static_cast<std::size_t>(i - 1)].pid <= 0) continue;
+          json s = ctl_json(i, "status");
+          if (s.is_null() || s.value("peers", 0) < min_peers) return false;
+        }
+        return true;
+      },
+      timeout_ms);
+}
+
+CommandResult MeshCluster::ctl(int i, const std::string& args) const {
+  return run(bin("meshctl") + " --socket " + quote(socket(i)) + " " + args + " 2>&1");
+}
+
+json MeshCluster::ctl_json(int i, const std::string& args) const {
+  // stderr is not captured here: a meshctl error line must not end up in the JSON.
+  CommandResult r =
+      run(bin("meshctl") + " --socket " + quote(socket(i)) + " " + args + " --json 2>/dev/null");
+  if (!r.ok()) return nullptr;
+  json j = json::parse(r.output, nullptr, false);
+  return j.is_discarded() ? json(nullptr) : j;
+}
+
+std::vector<json> MeshCluster::events(int i, int limit) const {
+  std::vector<json> out;
+  CommandResult r = run(bin("meshctl") + " --socket " + quote(socket(i)) +
+                        " events --json --limit " + std::to_string(limit) + " 2>/dev/null");
+  std::istringstream lines(r.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::optional<std::int64_t> MeshCluster::event_at(int i, const std::string& kind,
+                                                  const std::string& prefix) const {
+  for (const auto& e : events(i))
+    if (e.value("event", "") == kind && e.value("prefix", "") == prefix)
+      return e.value("at", std::int64_t{0});
+  return std::nullopt;
+}
+
+json MeshCluster::block(int i, const std::string& prefix) const {
+  json blocks = ctl_json(i, "blocks");
+  if (!blocks.is_array()) return nullptr;
+  for (const auto& b : blocks)
+    if (b.value("prefix", "") == prefix) return b;
+  return nullptr;
+}
+
+bool MeshCluster::enforced(int i, const std::string& prefix) const {
+  json b = block(i, prefix);
+  return b.is_object() && b.value("enforced", false);
+}
+
+std::string MeshCluster::metrics(int i) const {
+  return run(netns_prefix(ns(i)) + "curl -sf --max-time 2 http://127.0.0.1:9464/metrics").output;
+}
+
+std::optional<double> MeshCluster::metric(int i, const std::string& sample) const {
+  std::istringstream lines(metrics(i));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.size() > sample.size() && line.compare(0, sample.size(), sample) == 0 &&
+        line[sample.size()] == ' ')
+      return std::stod(line.substr(sample.size() + 1));
+  }
+  return std::nullopt;
+}
+
+const NetNs& MeshCluster::attach(std::string_view base, const std::vector<std::string>& addresses) {
+  auto ns = std::make_unique<NetNs>(base);
+  const std::string veth = "x" + std::to_string(attached_.size());
+  const std::string hub = "ip -n " + hub_->name() + " ";
+  run_checked(hub + "link add " + veth + " type veth peer name eth0 netns " + ns->name());
+  run_checked(hub + "link set " + veth + " master br0 up");
+  for (const auto& a : addresses)
+    run_checked("ip -n " + ns->name() + " addr add " + a + "/24 dev eth0");
+  run_checked("ip -n " + ns->name() + " link set eth0 up");
+  attached_.push_back(std::move(ns));
+  return *attached_.back();
+}
+
+std::string MeshCluster::log_tail(int i, int lines) const {
+  return run("tail -n " + std::to_string(lines) + " " + quote(dir(i) + "/meshd.log")).output;
+}
+
+std::string MeshCluster::logs(int lines) const {
+  std::string out;
+  for (int i = 1; i <= size(); ++i)
+    out += "--- " + name(i) + " meshd.log ---\n" + log_tail(i, lines);
+  return out;
+}
+
+}  // namespace meshd::test

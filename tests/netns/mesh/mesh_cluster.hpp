@@ -1,0 +1,142 @@
+// A real meshd fleet on one machine, for netns tests and mesh benchmarks.
+//
+// MeshCluster creates a "hub" network namespace holding a bridge, and N node namespaces,
+// each joined to the bridge by a veth whose inner end is `eth0` (10.213.0.(10+i)/24). Every
+// node gets its own cgroup (below the cgroup v2 mount), bpffs pin directory, data dir,
+// control socket and config, and a key certified by the cluster's fleet CA (made with
+// meshctl). meshd runs under `nsenter --net=/run/netns/NAME` (not `ip netns exec`, which
+// would hide the host's bpffs and cgroup mounts). Extra namespaces (an "outside" network,
+// an attacker) can be attached to the bridge.
+//
+// Everything is removed on destruction, also when a test failed half-way: daemons get
+// SIGTERM (then SIGKILL), namespaces/cgroups/pins are RAII guards from meshd_test_netns.
+// Names carry the pid, so parallel ctest processes never collide; the addresses live in
+// private namespaces, so they never collide either.
+//
+// Binaries: MESHD_TEST_BIN_DIR (meshd, meshctl) is compiled in by CMake.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/support/netns/netns.hpp"
+
+namespace meshd::test {
+
+struct MeshOptions {
+  int nodes = 5;
+  std::string backend = "dryrun";  // enforcement.backend of every node
+  // Failure domain of node i (1-based) = domains[(i - 1) % size].
+  std::vector<std::string> domains{"zone-a", "zone-b", "zone-c"};
+  int handshake_timeout_ms = 2000;
+  int idle_timeout_ms = 60000;
+  // Extra "key: value" lines of each section (no indentation), e.g. mesh["origin_burst"].
+  std::map<std::string, std::string> mesh;
+  std::map<std::string, std::string> policy;
+  std::vector<std::string> protected_prefixes;
+  // Threat-feed file contents per node (1-based); nodes without an entry get no feed.
+  std::map<int, std::string> feeds;
+  // Nodes whose cert comes from a different CA (they must not be able to join).
+  std::vector<int> foreign_ca_nodes;
+  // Nodes that are not started by start_all() (start them yourself).
+  std::vector<int> not_started;
+  std::string log_level = "info";
+};
+
+class MeshCluster {
+ public:
+  // Builds namespaces, bridge, cgroups, pins, identities and configs; starts nothing.
+  // Throws std::runtime_error naming the failing command.
+  explicit MeshCluster(MeshOptions options);
+  ~MeshCluster();
+  MeshCluster(const MeshCluster&) = delete;
+  MeshCluster& operator=(const MeshCluster&) = delete;
+
+  int size() const { return options_.nodes; }
+  static std::string ip(int node) { return "10.213.0." + std::to_string(10 + node); }
+  static constexpr int kMeshPort = 7946;
+  std::string name(int node) const { return "node" + std::to_string(node); }
+  std::string domain(int node) const;
+  const NetNs& ns(int node) const { return *nodes_.at(node - 1).ns; }
+  const TestCgroup& cgroup(int node) const { return *nodes_.at(node - 1).cgroup; }
+  std::string dir(int node) const;  // the node's directory: keys, config, data, log
+  std::string socket(int node) const { return dir(node) + "/ctl.sock"; }
+  std::string config_path(int node) const { return dir(node) + "/config.yaml"; }
+  std::string ca_dir() const { return work_ + "/ca"; }
+  const std::string& work_dir() const { return work_; }
+  static std::string bin(const std::string& tool);  // MESHD_TEST_BIN_DIR/tool
+
+  // Daemons. start() forks `nsenter --net=... meshd --config ...`, stderr appended to
+  // dir(node)/meshd.log. kill() sends `sig` and reaps the process.
+  void start(int node);
+  void start_all();
+  void kill(int node, int sig = SIGKILL);
+  bool running(int node);
+  pid_t pid(int node) const { return nodes_.at(node - 1).pid; }
+
+  // Polls until every started node answers `status` with >= min_peers peers.
+  bool wait_ready(int min_peers, int timeout_ms = 20000);
+  // Polls until node answers `status` (after a (re)start).
+  bool wait_status(int node, int timeout_ms = 10000);
+
+  // meshctl --socket <node's socket> <args>. ctl_json appends --json and parses the answer
+  // (null when meshctl failed or printed no JSON).
+  CommandResult ctl(int node, const std::string& args) const;
+  nlohmann::json ctl_json(int node, const std::string& args) const;
+  // `events --json --limit N` as a list of objects.
+  std::vector<nlohmann::json> events(int node, int limit = 2000) const;
+  // First event of `kind` on `prefix` at node: its "at" (Unix ms).
+  std::optional<std::int64_t> event_at(int node, const std::string& kind,
+                                       const std::string& prefix) const;
+  // `blocks --json` entry for prefix, or null.
+  nlohmann::json block(int node, const std::string& prefix) const;
+  bool enforced(int node, const std::string& prefix) const;
+
+  // GET /metrics inside the node's namespace; value of the sample whose name (with labels,
+  // exactly as printed, e.g. `meshd_envelopes_refused_total{reason="bad_signature"}`) is
+  // `sample`, or nullopt.
+  std::string metrics(int node) const;
+  std::optional<double> metric(int node, const std::string& sample) const;
+
+  // Attaches a new namespace (owned by the cluster) to the bridge with the given addresses
+  // (10.213.0.x, without prefix length), e.g. an "outside" network or an attacker.
+  const NetNs& attach(std::string_view base, const std::vector<std::string>& addresses);
+
+  // Makes a key + cert for `id` in `domain` signed by this cluster's CA (or, when
+  // foreign, by a CA of its own) under `dir`: dir/node.key, dir/node.pub, dir/node.cert.
+  void make_identity(const std::string& dir, const std::string& id, const std::string& domain,
+                     bool foreign_ca = false);
+
+  // Last lines of each node's log, for failure messages.
+  std::string log_tail(int node, int lines = 15) const;
+  std::string logs(int lines = 15) const;
+
+  // Rewrites node's config (e.g. to change its policy) from the options plus `extra_yaml`.
+  void write_config(int node, const std::string& extra_yaml = "");
+
+ private:
+  struct Node {
+    std::unique_ptr<NetNs> ns;
+    std::unique_ptr<TestCgroup> cgroup;
+    std::unique_ptr<BpfPinDir> pins;
+    pid_t pid = -1;
+  };
+
+  MeshOptions options_;
+  std::string work_;
+  std::unique_ptr<NetNs> hub_;
+  std::vector<Node> nodes_;
+  std::vector<std::unique_ptr<NetNs>> attached_;
+};
+
+// Wall-clock Unix ms (the daemons' event timestamps use the same clock).
+std::int64_t unix_ms();
+
+}  // namespace meshd::test
