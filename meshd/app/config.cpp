@@ -102,7 +102,7 @@ std::string show(const std::vector<T>& v) {
 
 const ConfigKey kKeys[] = {
     MESHD_KEY("node.name", node.name,
-              "node id in the fleet; empty = host name (must match the cert)"),
+              "node id in the fleet; empty = the name in node.cert (must match it when set)"),
     MESHD_KEY("node.key", node.key, "Ed25519 secret key file (mode 0600; meshctl keys gen)"),
     MESHD_KEY("node.cert", node.cert,
               "this node's certificate, signed by the fleet CA (meshctl ca sign)"),

@@ -20,13 +20,15 @@ class Connection {
   }
   Result<void> open(const std::string& path) {
     sockaddr_un addr{};
-    if (path.size() >= sizeof addr.sun_path) return fail("io_error", "socket path too long: " + path);
+    if (path.size() >= sizeof addr.sun_path)
+      return fail("io_error", "socket path too long: " + path);
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return fail("io_error", std::string("socket: ") + std::strerror(errno));
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      return fail("daemon_unreachable", "cannot reach meshd at " + path + ": " + std::strerror(errno) +
+      return fail("daemon_unreachable", "cannot reach meshd at " + path + ": " +
+                                            std::strerror(errno) +
                                             " (is meshd running? set --socket)");
     return {};
   }
@@ -55,7 +57,8 @@ class Connection {
       std::uint8_t buf[16384];
       ssize_t n = ::read(fd_, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail("io_error", std::string("reading from meshd: ") + std::strerror(errno));
+      if (n < 0)
+        return fail("io_error", std::string("reading from meshd: ") + std::strerror(errno));
       if (n == 0) return std::optional<v1::ControlResponse>();
       decoder_.feed({buf, static_cast<std::size_t>(n)});
     }
@@ -102,8 +105,12 @@ Result<std::int64_t> parse_duration(const std::string& text) {
   std::int64_t value = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   std::string unit(p, text.data() + text.size());
-  const std::int64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000
-                           : unit == "h" ? 3'600'000 : unit == "d" ? 86'400'000 : 0;
+  const std::int64_t scale = unit == "ms"  ? 1
+                             : unit == "s" ? 1000
+                             : unit == "m" ? 60'000
+                             : unit == "h" ? 3'600'000
+                             : unit == "d" ? 86'400'000
+                                           : 0;
   if (ec != std::errc{} || p == text.data() || value <= 0 || scale == 0)
     return fail("bad_duration", "'" + text + "' is not a duration like 30s, 10m, 2h or 1d");
   return value * scale;

@@ -28,8 +28,10 @@ Result<void> run(const Context& ctx, const v1::ControlRequest& req, bool as_json
   if (!resp) return std::unexpected(resp.error());
   json j = json::parse(resp->json(), nullptr, false);
   if (j.is_discarded()) return fail("bad_response", "meshd answered with invalid JSON");
-  if (as_json) std::cout << j.dump(2) << "\n";
-  else render(j);
+  if (as_json)
+    std::cout << j.dump(2) << "\n";
+  else
+    render(j);
   return {};
 }
 
@@ -44,32 +46,35 @@ std::string fixed(double v, int digits = 3) {
 }
 
 void print_status(const json& j) {
-  for (const char* k : {"node", "domain", "peers", "enforced", "active_claims", "pending_blocks", "backend",
-                        "enforcement", "policy", "store_envelopes", "own_seq"}) {
+  for (const char* k : {"node", "domain", "peers", "enforced", "active_claims", "pending_blocks",
+                        "backend", "enforcement", "policy", "store_envelopes", "own_seq"}) {
     if (!j.contains(k)) continue;
     std::cout << k << ": " << (j[k].is_string() ? j[k].get<std::string>() : j[k].dump()) << "\n";
   }
-  if (j.contains("uptime_ms")) std::cout << "uptime: " << j["uptime_ms"].get<std::int64_t>() / 1000 << "s\n";
+  if (j.contains("uptime_ms"))
+    std::cout << "uptime: " << j["uptime_ms"].get<std::int64_t>() / 1000 << "s\n";
 }
 
 void print_peers(const json& arr) {
-  std::printf("%-20s %-12s %-24s %-4s %-6s %-8s %s\n", "NODE", "DOMAIN", "ADDRESS", "DIR", "TRUST", "PENALTY",
-              "SINCE");
+  std::printf("%-20s %-12s %-24s %-4s %-6s %-8s %s\n", "NODE", "DOMAIN", "ADDRESS", "DIR", "TRUST",
+              "PENALTY", "SINCE");
   for (const auto& p : arr) {
     std::string addr = p.value("address", "") + ":" + std::to_string(p.value("port", 0));
     std::printf("%-20s %-12s %-24s %-4s %-6s %-8s %s\n", p.value("node", "").c_str(),
-                p.value("domain", "").c_str(), addr.c_str(), p.value("outbound", false) ? "out" : "in",
-                fixed(p.value("trust", 0.0), 2).c_str(), fixed(p.value("penalty", 0.0), 1).c_str(),
+                p.value("domain", "").c_str(), addr.c_str(),
+                p.value("outbound", false) ? "out" : "in", fixed(p.value("trust", 0.0), 2).c_str(),
+                fixed(p.value("penalty", 0.0), 1).c_str(),
                 time_or_dash(p["connected_since"]).c_str());
   }
 }
 
 void print_blocks(const json& arr) {
-  std::printf("%-24s %-8s %-8s %-21s %-6s %-6s %s\n", "PREFIX", "ENFORCED", "DIR", "EXPIRES", "SCORE", "NEEDS",
-              "ORIGINS");
+  std::printf("%-24s %-8s %-8s %-21s %-6s %-6s %s\n", "PREFIX", "ENFORCED", "DIR", "EXPIRES",
+              "SCORE", "NEEDS", "ORIGINS");
   for (const auto& b : arr) {
     std::string origins;
-    for (const auto& o : b["origins"]) origins += (origins.empty() ? "" : ",") + o.get<std::string>();
+    for (const auto& o : b["origins"])
+      origins += (origins.empty() ? "" : ",") + o.get<std::string>();
     std::printf("%-24s %-8s %-8s %-21s %-6s %-6s %s\n", b.value("prefix", "").c_str(),
                 b.value("enforced", false) ? "yes" : "no", b.value("direction", "").c_str(),
                 time_or_dash(b["expires_at"]).c_str(), fixed(b.value("score", 0.0)).c_str(),
@@ -80,10 +85,13 @@ void print_blocks(const json& arr) {
 void print_trust(const json& arr) {
   std::printf("%-20s %-12s %-6s %-6s %-6s %s\n", "NODE", "DOMAIN", "TRUST", "POS", "NEG", "STATE");
   for (const auto& t : arr) {
-    std::string state = t.value("self", false) ? "self" : t.value("quarantined", false)
-                            ? "quarantined until " + time_or_dash(t["quarantine_until"]) : "ok";
-    std::printf("%-20s %-12s %-6s %-6s %-6s %s\n", t.value("node", "").c_str(), t.value("domain", "").c_str(),
-                fixed(t.value("trust", 0.0), 2).c_str(), fixed(t.value("positive", 0.0), 1).c_str(),
+    std::string state = t.value("self", false) ? "self"
+                        : t.value("quarantined", false)
+                            ? "quarantined until " + time_or_dash(t["quarantine_until"])
+                            : "ok";
+    std::printf("%-20s %-12s %-6s %-6s %-6s %s\n", t.value("node", "").c_str(),
+                t.value("domain", "").c_str(), fixed(t.value("trust", 0.0), 2).c_str(),
+                fixed(t.value("positive", 0.0), 1).c_str(),
                 fixed(t.value("negative", 0.0), 1).c_str(), state.c_str());
   }
 }
@@ -93,7 +101,8 @@ void print_event(const json& e) {
   std::string rest;
   for (auto it = e.begin(); it != e.end(); ++it) {
     if (it.key() == "event" || it.key() == "at") continue;
-    rest += " " + it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+    rest += " " + it.key() + "=" +
+            (it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
   }
   std::cout << at << " " << e.value("event", "?") << rest << "\n";
 }
@@ -134,7 +143,8 @@ Result<void> decision(const Context& ctx, const DecisionOptions& o) {
   auto decoded = proto::decode_cert(*cert);
   if (!decoded) return std::unexpected(decoded.error());
   if (decoded->role() != v1::ROLE_OPERATOR)
-    return fail("cert_wrong_role", o.cert + " is a " + std::string(proto::role_name(decoded->role())) +
+    return fail("cert_wrong_role", o.cert + " is a " +
+                                       std::string(proto::role_name(decoded->role())) +
                                        " cert; decisions need an operator cert");
   if (decoded->public_key() != std::string(key->public_key().view()))
     return fail("identity_mismatch", o.cert + " does not certify the key in " + o.key);
@@ -151,8 +161,9 @@ Result<void> decision(const Context& ctx, const DecisionOptions& o) {
   v1::OperatorDecision d;
   d.set_operator_id(decoded->node_id());
   d.set_seq(*seq);
-  d.set_action(o.action == "block" ? v1::OPERATOR_ACTION_BLOCK
-               : o.action == "unblock" ? v1::OPERATOR_ACTION_UNBLOCK : v1::OPERATOR_ACTION_ALLOW);
+  d.set_action(o.action == "block"     ? v1::OPERATOR_ACTION_BLOCK
+               : o.action == "unblock" ? v1::OPERATOR_ACTION_UNBLOCK
+                                       : v1::OPERATOR_ACTION_ALLOW);
   *d.mutable_target() = proto::to_cidr(*prefix);
   d.set_direction(proto::to_wire(*dir));
   d.set_false_positive(o.false_positive);
@@ -166,8 +177,8 @@ Result<void> decision(const Context& ctx, const DecisionOptions& o) {
   *od->mutable_operator_cert() = *cert;
   auto resp = call(ctx.socket, req);
   if (!resp) return std::unexpected(resp.error());
-  std::cout << "operator " << o.action << " " << prefix->to_string() << " signed by " << decoded->node_id()
-            << " (seq " << *seq << ") and submitted\n";
+  std::cout << "operator " << o.action << " " << prefix->to_string() << " signed by "
+            << decoded->node_id() << " (seq " << *seq << ") and submitted\n";
   return {};
 }
 
@@ -185,11 +196,17 @@ void register_control_commands(CLI::App& app, Context& ctx) {
     });
     return cmd;
   };
-  list("status", "node, peers, enforced blocks, backend", [](auto& r) { r.mutable_status(); }, print_status);
-  list("peers", "connected peers with trust and penalty", [](auto& r) { r.mutable_peers(); }, print_peers);
-  list("blocks", "known targets: enforced or not, score, origins", [](auto& r) { r.mutable_blocks(); },
-       print_blocks);
-  list("trust", "trust ledger: every known origin", [](auto& r) { r.mutable_trust(); }, print_trust);
+  list(
+      "status", "node, peers, enforced blocks, backend", [](auto& r) { r.mutable_status(); },
+      print_status);
+  list(
+      "peers", "connected peers with trust and penalty", [](auto& r) { r.mutable_peers(); },
+      print_peers);
+  list(
+      "blocks", "known targets: enforced or not, score, origins",
+      [](auto& r) { r.mutable_blocks(); }, print_blocks);
+  list(
+      "trust", "trust ledger: every known origin", [](auto& r) { r.mutable_trust(); }, print_trust);
 
   {
     auto ip = std::make_shared<std::string>();
@@ -203,7 +220,8 @@ void register_control_commands(CLI::App& app, Context& ctx) {
       ctx.result = run(ctx, req, opts->json, [](const json& j) {
         const auto& targets = j["targets"];
         for (std::size_t i = 0; i < targets.size(); ++i)
-          std::cout << (i ? "\n" : "") << targets[i].value("text", "") << (targets[i].value("text", "").ends_with("\n") ? "" : "\n");
+          std::cout << (i ? "\n" : "") << targets[i].value("text", "")
+                    << (targets[i].value("text", "").ends_with("\n") ? "" : "\n");
       });
     });
   }
@@ -219,14 +237,18 @@ void register_control_commands(CLI::App& app, Context& ctx) {
       req.mutable_events()->set_follow(opts->first);
       req.mutable_events()->set_limit(static_cast<std::uint32_t>(opts->second));
       auto print = [as_json](const json& e) {
-        if (*as_json) std::cout << e.dump() << std::endl;
-        else print_event(e);
+        if (*as_json)
+          std::cout << e.dump() << std::endl;
+        else
+          print_event(e);
         std::cout.flush();
       };
       ctx.result = stream(ctx.socket, req, [&](const v1::ControlResponse& r) {
         json j = json::parse(r.json(), nullptr, false);
-        if (j.is_array()) for (const auto& e : j) print(e);
-        else if (!j.is_discarded()) print(j);
+        if (j.is_array())
+          for (const auto& e : j) print(e);
+        else if (!j.is_discarded())
+          print(j);
       });
     });
   }
@@ -239,7 +261,8 @@ void register_control_commands(CLI::App& app, Context& ctx) {
       double confidence = -1;
     };
     auto o = std::make_shared<AddOptions>();
-    auto* add = block->add_subcommand("add", "claim CIDR as malicious (signed by this node, gossiped)");
+    auto* add =
+        block->add_subcommand("add", "claim CIDR as malicious (signed by this node, gossiped)");
     add->add_option("CIDR", o->cidr, "address or CIDR")->required();
     add->add_option("--confidence", o->confidence, "confidence in [0, 1]")->required();
     add->add_option("--reason", o->reason, "why (shown by explain)")->required();
@@ -259,12 +282,16 @@ void register_control_commands(CLI::App& app, Context& ctx) {
       b->set_reason(o->reason);
       b->set_severity(parse_severity(o->severity, err));
       auto dir = trust::parse_direction(o->direction);
-      if (!dir) err = fail("bad_direction", "'" + o->direction + "' is not egress, ingress or both");
-      else b->set_direction(proto::to_wire(*dir));
+      if (!dir)
+        err = fail("bad_direction", "'" + o->direction + "' is not egress, ingress or both");
+      else
+        b->set_direction(proto::to_wire(*dir));
       if (!o->ttl.empty()) {
         auto t = parse_duration(o->ttl);
-        if (!t) err = std::unexpected(t.error());
-        else b->set_ttl_ms(*t);
+        if (!t)
+          err = std::unexpected(t.error());
+        else
+          b->set_ttl_ms(*t);
       }
       if (auto p = trust::Prefix::parse(o->cidr); !p) err = fail("bad_cidr", p.error().message);
       if (!err) {
@@ -272,9 +299,10 @@ void register_control_commands(CLI::App& app, Context& ctx) {
         return;
       }
       ctx.result = run(ctx, req, false, [](const json& j) {
-        std::cout << "claimed " << j.value("prefix", "") << " (seq " << j.value("seq", 0) << "): "
-                  << (j.value("enforced", false) ? "enforced here" : "not enforced here") << " ("
-                  << j.value("verdict", "") << ", score " << fixed(j.value("score", 0.0)) << ")\n";
+        std::cout << "claimed " << j.value("prefix", "") << " (seq " << j.value("seq", 0)
+                  << "): " << (j.value("enforced", false) ? "enforced here" : "not enforced here")
+                  << " (" << j.value("verdict", "") << ", score " << fixed(j.value("score", 0.0))
+                  << ")\n";
       });
     });
   }
@@ -299,12 +327,16 @@ void register_control_commands(CLI::App& app, Context& ctx) {
   }
   {
     auto o = std::make_shared<DecisionOptions>();
-    auto* dec = app.add_subcommand("decision", "operator-signed, authoritative fleet-wide decision");
-    dec->add_option("ACTION", o->action, "block|unblock|allow")->required()->check(CLI::IsMember({"block", "unblock", "allow"}));
+    auto* dec =
+        app.add_subcommand("decision", "operator-signed, authoritative fleet-wide decision");
+    dec->add_option("ACTION", o->action, "block|unblock|allow")
+        ->required()
+        ->check(CLI::IsMember({"block", "unblock", "allow"}));
     dec->add_option("CIDR", o->cidr, "address or CIDR")->required();
     dec->add_option("--operator-key", o->key, "operator secret key file")->required();
     dec->add_option("--operator-cert", o->cert, "operator cert (role operator)")->required();
-    dec->add_flag("--false-positive", o->false_positive, "unblock: the claims were wrong (lowers their origins' trust)");
+    dec->add_flag("--false-positive", o->false_positive,
+                  "unblock: the claims were wrong (lowers their origins' trust)");
     dec->add_option("--ttl", o->ttl, "duration of a block/allow, e.g. 1d");
     dec->add_option("--reason", o->reason, "why");
     dec->add_option("--direction", o->direction, "egress|ingress|both (block)");

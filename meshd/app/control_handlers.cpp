@@ -1,0 +1,237 @@
+// The control API's request handlers: every answer is a JSON document, so `meshctl --json`
+// prints it verbatim and the human view is rendered from the same data.
+#include <nlohmann/json.hpp>
+
+#include "meshd/app/daemon_impl.hpp"
+#include "proto/envelope.hpp"
+#include "sensor/detectors/detection.hpp"
+
+namespace meshd::app {
+
+using nlohmann::json;
+
+namespace {
+
+v1::ControlResponse ok(const json& j) {
+  v1::ControlResponse r;
+  r.set_ok(true);
+  r.set_json(j.dump());
+  return r;
+}
+
+v1::ControlResponse error(const Error& e) {
+  v1::ControlResponse r;
+  r.set_ok(false);
+  r.set_error_code(e.code);
+  r.set_error(e.message);
+  return r;
+}
+
+json claim_json(const trust::ClaimExplanation& c) {
+  return {{"origin", c.origin.node},
+          {"domain", c.origin.domain},
+          {"seq", c.seq},
+          {"detector", c.detector},
+          {"severity", std::string(trust::to_string(c.severity))},
+          {"trust", c.trust},
+          {"confidence", c.confidence},
+          {"contribution", c.contribution},
+          {"quarantined", c.quarantined},
+          {"issued_at", c.issued_at},
+          {"expires_at", c.expires_at}};
+}
+
+json explanation_json(const trust::Explanation& e) {
+  const auto& d = e.decision;
+  json claims = json::array(), domains = json::array();
+  for (const auto& c : e.claims) claims.push_back(claim_json(c));
+  for (const auto& dm : e.domains)
+    domains.push_back({{"domain", dm.domain},
+                       {"support", dm.support},
+                       {"max_contribution", dm.max_contribution},
+                       {"lead", dm.lead}});
+  return {{"prefix", e.prefix.to_string()},
+          {"policy", e.policy},
+          {"verdict", std::string(trust::to_string(d.verdict))},
+          {"enforce", d.enforce},
+          {"score", d.score},
+          {"cost", std::isinf(d.cost) ? json("inf") : json(d.cost)},
+          {"benefit", d.benefit},
+          {"threshold", d.threshold},
+          {"domains_supporting", d.domains},
+          {"single_domain", d.single_domain},
+          {"ttl_ms", d.ttl},
+          {"flows", e.flows},
+          {"enforced", e.enforced},
+          {"enforced_since", e.enforced_since},
+          {"enforced_until", e.enforced_until},
+          {"by_operator", e.by_operator},
+          {"protected_reason", e.protected_reason},
+          {"protected_by", e.protected_by ? e.protected_by->to_string() : ""},
+          {"budget",
+           {{"applies", e.budget.applies},
+            {"origin", e.budget.origin},
+            {"tokens", e.budget.tokens},
+            {"capacity", e.budget.capacity},
+            {"pending", e.budget.pending},
+            {"retry_at", e.budget.retry_at}}},
+          {"claims", claims},
+          {"domains", domains},
+          {"text", trust::format_explanation(e)}};
+}
+
+Result<trust::Prefix> parse_target(const std::string& text) {
+  auto p = trust::Prefix::parse(text);
+  if (!p) return fail("bad_cidr", p.error().message);
+  return p;
+}
+
+}  // namespace
+
+v1::ControlResponse Daemon::Impl::handle(const v1::ControlRequest& req) {
+  ++counters.control_requests;
+  const trust::TimeMs now = wall_now_ms();
+  auto failed = [&](const Error& e) {
+    ++counters.control_errors;
+    return error(e);
+  };
+  switch (req.request_case()) {
+    case v1::ControlRequest::kStatus: {
+      const auto& s = engine->stats();
+      return ok({{"node", node_id},
+                 {"domain", domain},
+                 {"peers", transport->peers().size()},
+                 {"enforced", engine->enforced().size()},
+                 {"active_claims", s.active_claims},
+                 {"pending_blocks", s.pending_blocks},
+                 {"backend", std::string(enforcement->backend())},
+                 {"enforcement", enforcement->description()},
+                 {"policy", trust::policy_to_string(params)},
+                 {"uptime_ms", now - started_at},
+                 {"store_envelopes", node->store_size()},
+                 {"own_seq", store->last_sequence().value_or(0)}});
+    }
+    case v1::ControlRequest::kPeers: {
+      json arr = json::array();
+      for (const auto& p : transport->peers()) {
+        json j{{"node", p.node_id},
+               {"domain", p.failure_domain},
+               {"address", p.remote.address().to_string()},
+               {"port", p.remote.port()},
+               {"outbound", p.outbound},
+               {"connected_since", p.connected_since_ms},
+               {"frames_in", p.frames_in},
+               {"frames_out", p.frames_out},
+               {"bytes_in", p.bytes_in},
+               {"bytes_out", p.bytes_out},
+               {"trust", engine->ledger().trust(p.node_id, now)}};
+        if (auto c = core_id_of_node.find(p.node_id); c != core_id_of_node.end())
+          if (auto info = node->peer(c->second, now)) j["penalty"] = info->penalty;
+        arr.push_back(j);
+      }
+      return ok(arr);
+    }
+    case v1::ControlRequest::kBlocks: {
+      // Every known target, enforced or not, most recent decision first by prefix order.
+      json arr = json::array();
+      for (const char* all : {"0.0.0.0/0", "::/0"}) {
+        for (const auto& e : engine->explain_overlapping(*trust::Prefix::parse(all), now)) {
+          if (e.claims.empty() && !e.enforced) continue;
+          json origins = json::array();
+          for (const auto& c : e.claims) origins.push_back(c.origin.node);
+          arr.push_back({{"prefix", e.prefix.to_string()},
+                         {"enforced", e.enforced},
+                         {"direction", std::string(trust::to_string(e.decision.direction))},
+                         {"expires_at", e.enforced ? e.enforced_until : 0},
+                         {"score", e.decision.score},
+                         {"threshold", e.decision.threshold},
+                         {"verdict", std::string(trust::to_string(e.decision.verdict))},
+                         {"by_operator", e.by_operator},
+                         {"origins", origins}});
+        }
+      }
+      return ok(arr);
+    }
+    case v1::ControlRequest::kBlockAdd: {
+      const auto& b = req.block_add();
+      auto prefix = parse_target(b.cidr());
+      if (!prefix) return failed(prefix.error());
+      if (!(b.confidence() >= 0 && b.confidence() <= 1))
+        return failed(Error{"bad_confidence", "confidence must be a number in [0, 1]"});
+      auto sev = sensor::Severity::high;
+      switch (b.severity()) {
+        case v1::SEVERITY_LOW:
+          sev = sensor::Severity::low;
+          break;
+        case v1::SEVERITY_MEDIUM:
+          sev = sensor::Severity::medium;
+          break;
+        case v1::SEVERITY_CRITICAL:
+          sev = sensor::Severity::critical;
+          break;
+        default:
+          break;
+      }
+      auto dir = proto::to_direction(b.direction()).value_or(trust::Direction::both);
+      auto d = sensor::make_manual_detection(*prefix, b.confidence(), b.reason(), now, dir, sev);
+      auto seq = submit_claim(d, b.ttl_ms());
+      if (!seq) return failed(seq.error());
+      auto dec = engine->decide(*prefix, now);
+      return ok({{"prefix", prefix->to_string()},
+                 {"seq", *seq},
+                 {"enforced", engine->enforced(*prefix).has_value()},
+                 {"verdict", std::string(trust::to_string(dec.verdict))},
+                 {"score", dec.score}});
+    }
+    case v1::ControlRequest::kBlockDel: {
+      auto prefix = parse_target(req.block_del().cidr());
+      if (!prefix) return failed(prefix.error());
+      auto r = retract_own(*prefix, req.block_del().reason());
+      if (!r) return failed(r.error());
+      return ok({{"prefix", prefix->to_string()},
+                 {"retracted", true},
+                 {"enforced", engine->enforced(*prefix).has_value()}});
+    }
+    case v1::ControlRequest::kExplain: {
+      auto prefix = trust::Prefix::parse(req.explain().ip());
+      if (!prefix) return failed(Error{"bad_cidr", prefix.error().message});
+      json arr = json::array();
+      for (const auto& e : engine->explain_overlapping(*prefix, now))
+        arr.push_back(explanation_json(e));
+      if (arr.empty()) arr.push_back(explanation_json(engine->explain(*prefix, now)));
+      return ok({{"query", prefix->to_string()}, {"targets", arr}});
+    }
+    case v1::ControlRequest::kTrust: {
+      json arr = json::array();
+      const auto& ledger = engine->ledger();
+      for (const auto& [id, entry] : ledger.entries())
+        arr.push_back({{"node", id},
+                       {"domain", entry.domain},
+                       {"trust", ledger.trust(id, now)},
+                       {"positive", entry.pos},
+                       {"negative", entry.neg},
+                       {"quarantined", ledger.quarantined(id, now)},
+                       {"quarantine_until", entry.quarantine_until},
+                       {"self", entry.pinned}});
+      std::sort(arr.begin(), arr.end(),
+                [](const json& a, const json& b) { return a["node"] < b["node"]; });
+      return ok(arr);
+    }
+    case v1::ControlRequest::kEvents: {
+      std::size_t limit = req.events().limit() ? req.events().limit() : 50;
+      json arr = json::array();
+      for (const auto& line : self->recent_events(limit)) arr.push_back(json::parse(line));
+      return ok(arr);
+    }
+    case v1::ControlRequest::kOperatorDecision: {
+      const auto& od = req.operator_decision();
+      auto r = submit_operator_decision(od.decision(), od.operator_cert());
+      if (!r) return failed(r.error());
+      return ok({{"accepted", true}});
+    }
+    default:
+      return failed(Error{"bad_request", "unknown control request"});
+  }
+}
+
+}  // namespace meshd::app

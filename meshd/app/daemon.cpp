@@ -1,0 +1,528 @@
+#include "meshd/app/daemon.hpp"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "meshd/app/daemon_impl.hpp"
+#include "meshd/app/frames.hpp"
+#include "proto/cert.hpp"
+#include "proto/keys.hpp"
+#include "sensor/bpf_ringbuf.hpp"
+
+namespace meshd::app {
+
+using nlohmann::json;
+
+trust::TimeMs wall_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+constexpr std::size_t kEventLogSize = 2000;
+
+Result<void> load_identity(Daemon::Impl& d, trust::TimeMs now) {
+  const auto& n = d.config.node;
+  auto ca = proto::load_public_key(n.ca);
+  if (!ca) return fail(ca.error().code, "node.ca: " + ca.error().message);
+  auto cert = proto::load_cert_file(n.cert);
+  if (!cert) return fail(cert.error().code, "node.cert: " + cert.error().message);
+  auto key = proto::load_secret_key(n.key);
+  if (!key) return fail(key.error().code, "node.key: " + key.error().message);
+  auto transport_key = proto::load_secret_key(n.key);  // the transport owns its own copy
+  if (!transport_key)
+    return fail(transport_key.error().code, "node.key: " + transport_key.error().message);
+  auto identity = net::make_identity(std::move(*transport_key), *cert, *ca, now);
+  if (!identity) return fail(identity.error().code, "node.cert: " + identity.error().message);
+  if (!n.name.empty() && n.name != identity->node_cert.node_id())
+    return fail("identity_mismatch", "node.name is '" + n.name + "' but node.cert certifies '" +
+                                         identity->node_cert.node_id() + "'");
+  d.ca = *ca;
+  d.cert = *cert;
+  d.node_cert = identity->node_cert;
+  d.node_id = d.node_cert.node_id();
+  d.domain = d.node_cert.failure_domain();
+  d.key.emplace(std::move(*key));
+  return {};
+}
+
+core::Config core_config(const AppConfig& c) {
+  core::Config cc;
+  cc.target_degree = static_cast<std::size_t>(c.mesh.target_peers);
+  cc.max_peers = static_cast<std::size_t>(c.mesh.max_peers);
+  cc.peer_rate_per_s = c.mesh.peer_rate_frames_per_s;
+  cc.peer_burst = c.mesh.peer_rate_frames_per_s * 4;
+  cc.origin_rate_per_min = c.mesh.origin_rate_per_min;
+  cc.origin_burst = c.mesh.origin_burst;
+  cc.claim_ttl_cap_ms = c.policy.ttl_max_ms;
+  return cc;
+}
+
+net::TransportLimits transport_limits(const AppConfig& c) {
+  net::TransportLimits l;
+  l.handshake_timeout = std::chrono::milliseconds(c.mesh.handshake_timeout_ms);
+  l.idle_timeout = std::chrono::milliseconds(c.mesh.idle_timeout_ms);
+  l.max_peers = static_cast<std::size_t>(c.mesh.max_peers);
+  l.target_peers = static_cast<std::size_t>(c.mesh.target_peers);
+  l.max_frame_size = static_cast<std::size_t>(c.mesh.max_frame_bytes);
+  l.dns_refresh = std::chrono::milliseconds(c.mesh.dns_refresh_ms);
+  return l;
+}
+
+std::unordered_set<std::uint64_t> revoked_serials(const AppConfig& c) {
+  std::unordered_set<std::uint64_t> out;
+  for (const auto& s : c.mesh.revoked_serials) out.insert(std::stoull(s));
+  return out;
+}
+
+std::string change_json(const trust::BlockChange& c) {
+  return json{{"event", std::string("block_") + std::string(trust::to_string(c.kind))},
+              {"prefix", c.prefix.to_string()},
+              {"direction", std::string(trust::to_string(c.direction))},
+              {"expires_at", c.expires_at},
+              {"score", c.score},
+              {"cause", std::string(trust::to_string(c.cause))},
+              {"at", wall_now_ms()}}
+      .dump();
+}
+
+}  // namespace
+
+Result<void> Daemon::Impl::start() {
+  const trust::TimeMs now = wall_now_ms();
+  started_at = now;
+  if (auto r = load_identity(*this, now); !r) return r;
+  auto st = Store::open(config.node.data_dir);
+  if (!st) return std::unexpected(st.error());
+  store.emplace(std::move(*st));
+
+  params = config.policy;
+  usage = std::make_unique<UsageAdapter>(usage_stats);
+  trust::LocalContext ctx{trust::Origin{node_id, domain}, node_protected_prefixes(config),
+                          usage.get()};
+  auto engine_or = trust::Engine::create(params, std::move(ctx), now);
+  if (!engine_or) return fail("bad_config", "policy: " + engine_or.error().message);
+  engine = std::make_unique<trust::Engine>(std::move(*engine_or));
+
+  opener = std::make_unique<ProductionOpener>(ca, params);
+  opener->set_revoked_serials(revoked_serials(config));
+  (void)opener->learn_cert(cert, now);
+  std::uint64_t seed;
+  randombytes_buf(&seed, sizeof seed);
+  rng = std::make_unique<core::SplitMix64>(seed);
+  try {
+    node = std::make_unique<core::Node>(core_config(config), *engine, *opener, *rng);
+  } catch (const std::exception& e) {
+    return fail("bad_config", std::string("mesh: ") + e.what());
+  }
+
+  // Durable state first: the trust ledger, then every stored envelope.
+  if (auto blob = store->get_blob("ledger"); blob && *blob) {
+    auto ledger = trust::TrustLedger::deserialize(**blob, params);
+    if (ledger)
+      (void)engine->restore_ledger(std::move(*ledger), now);
+    else
+      spdlog::warn("stored trust ledger unreadable, starting from priors: {}",
+                   ledger.error().message);
+  }
+  auto stored = store->load_envelopes();
+  if (!stored) return std::unexpected(stored.error());
+  std::vector<core::Envelope> envs;
+  envs.reserve(stored->size());
+  for (auto& e : *stored) envs.push_back(core::make_envelope(std::move(e.bytes)));
+  actions.clear();
+  node->restore(envs, now, actions);
+  spdlog::info("restored {} envelopes from {}", envs.size(), store->path());
+
+  auto enf = Enforcement::create(config);
+  if (!enf) return std::unexpected(enf.error());
+  enforcement = std::move(*enf);
+  auto rec = enforcement->reconcile(engine->enforced(), now);
+  for (const auto& e : rec.errors) spdlog::warn("reconcile: {}", e.message);
+  spdlog::info("reconciled enforcement: {} installed, {} stale removed", rec.applied, rec.removed);
+  actions.blocks.clear();  // reconcile covered what restore() enforced
+  apply_actions(now);
+
+  // Peers.
+  net::TransportCallbacks cb;
+  cb.on_peer_up = [this](net::PeerId id, const v1::NodeCert& c) { on_peer_up(id, c); };
+  cb.on_frame = [this](net::PeerId id, std::span<const std::uint8_t> p) { on_frame(id, p); };
+  cb.on_peer_down = [this](net::PeerId id, std::string_view why) { on_peer_down(id, why); };
+  auto identity = net::make_identity(*proto::load_secret_key(config.node.key), cert, ca, now);
+  transport = std::make_unique<net::Transport>(io, std::move(*identity), transport_limits(config),
+                                               std::move(cb));
+  transport->set_revoked_serials(revoked_serials(config));
+  if (!config.mesh.listen.empty()) {
+    auto hp = split_host_port(config.mesh.listen);
+    boost::system::error_code ec;
+    auto addr = boost::asio::ip::make_address(hp->first, ec);
+    if (ec) return fail("bad_config", "mesh.listen: '" + hp->first + "' is not an IP address");
+    auto bound = transport->listen({addr, hp->second});
+    if (!bound) return std::unexpected(bound.error());
+    spdlog::info("node {} (domain {}) listening for peers on {}:{}", node_id, domain,
+                 bound->address().to_string(), bound->port());
+  }
+  for (const auto& seed : config.mesh.peers)
+    if (auto r = transport->add_seed(seed); !r)
+      return fail("bad_config", "mesh.peers: " + r.error().message);
+
+  // Operators.
+  ControlHooks hooks;
+  hooks.handle = [this](const v1::ControlRequest& r) { return handle(r); };
+  hooks.subscribe = [this](std::function<void(const std::string&)> sink) {
+    return self->subscribe_events(std::move(sink));
+  };
+  hooks.unsubscribe = [this](std::uint64_t id) { self->unsubscribe_events(id); };
+  auto ctl = ControlServer::create(io, config.control_socket, std::move(hooks));
+  if (!ctl) return std::unexpected(ctl.error());
+  control = std::move(*ctl);
+  if (!config.metrics_listen.empty()) {
+    auto h = HttpServer::create(
+        io, config.metrics_listen,
+        HttpRoutes{[this] { return metrics_text(); }, [this] { return self->healthy(); }});
+    if (!h) return std::unexpected(h.error());
+    http = std::move(*h);
+  }
+
+  // Sensor and detectors.
+  for (const auto& path : config.sensor.feeds) {
+    sensor::FeedOptions fo;
+    fo.name = std::filesystem::path(path).stem().string();
+    fo.confidence = config.sensor.feed_confidence;
+    auto feed = std::make_unique<sensor::ThreatFeed>(path, fo);
+    if (auto r = feed->load(); !r) spdlog::warn("threat feed: {}", r.error().message);
+    for (const auto& e : feed->last_errors()) spdlog::warn("threat feed: {}", e);
+    feeds.push_back(std::move(feed));
+  }
+  sensor::FanoutConfig fc;
+  fc.max_destinations = static_cast<std::size_t>(config.sensor.fanout_destinations);
+  fc.max_ports = static_cast<std::size_t>(config.sensor.fanout_ports);
+  fc.window_ms = config.sensor.fanout_window_ms;
+  fc.bad_ports.assign(config.sensor.bad_ports.begin(), config.sensor.bad_ports.end());
+  fanout = std::make_unique<sensor::FanoutDetector>(fc);
+  if (auto* src = enforcement->events()) {
+    if (auto resolver = sensor::CgroupPathResolver::from_proc_mounts()) {
+      cgroups.emplace(std::move(*resolver));
+      pods = std::make_unique<sensor::PodIdentityResolver>(&*cgroups, nullptr);
+    } else {
+      spdlog::warn("pod identity off: {}", resolver.error().message);
+    }
+    sensor_fd.emplace(io, ::dup(src->epoll_fd()));
+    on_sensor_readable();
+    sensor_poll_loop();
+  }
+
+  signals.add(SIGTERM);
+  signals.add(SIGINT);
+  signals.add(SIGHUP);
+  signals.async_wait(
+      [this](const boost::system::error_code& ec, int sig) { on_signal_received(ec, sig); });
+  housekeeping();
+  record_event(json{
+      {"event", "started"},
+      {"node", node_id},
+      {"backend", std::string(enforcement->backend())},
+      {"at", now}}.dump());
+  return {};
+}
+
+void Daemon::Impl::on_signal_received(const boost::system::error_code& ec, int sig) {
+  if (ec) return;
+  if (sig == SIGHUP) {
+    reload();
+    signals.async_wait(
+        [this](const boost::system::error_code& e, int s) { on_signal_received(e, s); });
+    return;
+  }
+  spdlog::info("signal {}: shutting down", sig);
+  shutdown();
+}
+
+void Daemon::Impl::on_peer_up(net::PeerId id, const v1::NodeCert& c) {
+  const trust::TimeMs now = wall_now_ms();
+  auto [it, fresh] = core_id_of_node.try_emplace(c.node_id(), next_core_id);
+  if (fresh) ++next_core_id;
+  core::PeerId cid = it->second;
+  core_of_net[id] = cid;
+  net_of_core[cid] = id;
+  node_of_core[cid] = c.node_id();
+  engine->register_origin(c.node_id(), c.failure_domain(), now);
+  spdlog::info("peer up: {} (domain {})", c.node_id(), c.failure_domain());
+  record_event(json{
+      {"event", "peer_up"},
+      {"peer", c.node_id()},
+      {"domain", c.failure_domain()},
+      {"at", now}}.dump());
+  actions.clear();
+  node->on_peer_up(cid, now, actions);
+  apply_actions(now);
+}
+
+void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payload) {
+  auto it = core_of_net.find(id);
+  if (it == core_of_net.end()) return;
+  const trust::TimeMs now = wall_now_ms();
+  auto msg = decode_message(payload);
+  if (!msg) {
+    ++counters.frames_malformed;
+    spdlog::debug("malformed frame from {}: {}", node_of_core[it->second], msg.error().message);
+    // The core scores malformed input: hand it an empty push (a malformed message).
+    msg = core::Message{core::Push{core::make_envelope(std::string())}};
+  }
+  actions.clear();
+  node->on_message(it->second, *msg, now, actions);
+  apply_actions(now);
+}
+
+void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
+  auto it = core_of_net.find(id);
+  if (it == core_of_net.end()) return;
+  const trust::TimeMs now = wall_now_ms();
+  core::PeerId cid = it->second;
+  core_of_net.erase(it);
+  auto n = net_of_core.find(cid);
+  // A replaced duplicate connection: the node is still up on its other connection.
+  if (n == net_of_core.end() || n->second != id) return;
+  net_of_core.erase(n);
+  spdlog::info("peer down: {} ({})", node_of_core[cid], reason);
+  record_event(json{
+      {"event", "peer_down"},
+      {"peer", node_of_core[cid]},
+      {"reason", std::string(reason)},
+      {"at", now}}.dump());
+  actions.clear();
+  node->on_peer_down(cid, now, actions);
+  apply_actions(now);
+}
+
+void Daemon::Impl::apply_actions(trust::TimeMs now) {
+  // Sends first: gossip latency is the product.
+  for (const auto& s : actions.sends) {
+    auto n = net_of_core.find(s.peer);
+    if (n == net_of_core.end()) continue;
+    std::string bytes = encode_message(s.message);
+    auto r = transport->send(n->second,
+                             {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    if (!r) ++counters.sends_failed;
+  }
+  if (!actions.blocks.empty()) apply_block_changes(actions.blocks, now);
+  if (!actions.persist.empty()) {
+    std::vector<StoredEnvelope> rows;
+    rows.reserve(actions.persist.size());
+    for (const auto& p : actions.persist)
+      rows.push_back(
+          {p.id, p.origin, p.seq, static_cast<int>(p.kind), *p.envelope, now, p.expires_at});
+    if (auto r = store->put_envelopes(rows); !r) {
+      ++counters.store_errors;
+      spdlog::error("{}", r.error().message);
+    }
+  }
+  for (const auto& d : actions.disconnects) {
+    auto n = net_of_core.find(d.peer);
+    spdlog::warn("disconnecting peer {}: {}", node_of_core[d.peer], d.reason);
+    record_event(json{
+        {"event", "peer_banned"},
+        {"peer", node_of_core[d.peer]},
+        {"reason", d.reason},
+        {"ban_until", d.ban_until},
+        {"at", now}}.dump());
+    if (n != net_of_core.end())
+      transport->disconnect(
+          n->second, d.reason,
+          std::chrono::milliseconds(std::max<trust::TimeMs>(0, d.ban_until - now)));
+  }
+  auto proofs = std::move(actions.proofs);
+  auto deadline = actions.next_deadline;
+  actions.proofs.clear();
+  for (const auto& p : proofs) publish_proof(p, now);
+  schedule_tick(deadline);
+}
+
+void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& changes,
+                                       trust::TimeMs now) {
+  auto result = enforcement->apply(changes, now);
+  for (const auto& e : result.errors) {
+    ++counters.enforcer_refused;
+    spdlog::warn("enforcement: {}", e.message);
+  }
+  for (const auto& c : changes) {
+    spdlog::info("{} {} ({}, score {:.3f}, cause {}, until {})", trust::to_string(c.kind),
+                 c.prefix.to_string(), trust::to_string(c.direction), c.score,
+                 trust::to_string(c.cause), c.expires_at);
+    record_event(change_json(c));
+  }
+  blocks_dirty = true;
+}
+
+void Daemon::Impl::schedule_tick(trust::TimeMs deadline) {
+  if (deadline == core::kNoDeadline || deadline >= tick_at) {
+    if (deadline == core::kNoDeadline) return;
+    if (tick_at != core::kNoDeadline && deadline >= tick_at) return;
+  }
+  tick_at = deadline;
+  auto delay = std::max<trust::TimeMs>(0, deadline - wall_now_ms());
+  tick_timer.expires_after(std::chrono::milliseconds(delay));
+  tick_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping) return;
+    tick_at = core::kNoDeadline;
+    const trust::TimeMs now = wall_now_ms();
+    actions.clear();
+    node->tick(now, actions);
+    apply_actions(now);
+  });
+}
+
+void Daemon::Impl::housekeeping() {
+  if (stopping) return;
+  const trust::TimeMs now = wall_now_ms();
+  for (auto& f : feeds)
+    if (auto r = f->maybe_reload(now); r && *r) {
+      spdlog::info("threat feed {} reloaded: {} entries", f->path(), f->stats().entries);
+      for (const auto& e : f->last_errors()) spdlog::warn("threat feed: {}", e);
+    }
+  usage_stats.expire(now);
+  if (fanout) fanout->expire(now);
+  if (now - last_prune >= 60'000) {
+    last_prune = now;
+    enforcement->prune();
+    if (auto r = store->forget_expired(now); !r) ++counters.store_errors;
+  }
+  if (blocks_dirty) {
+    blocks_dirty = false;
+    std::vector<StoredBlock> rows;
+    for (const auto& b : engine->enforced())
+      rows.push_back({b.prefix.to_string(), static_cast<int>(b.direction), rule_id_of(b.prefix),
+                      b.expires_at, b.score});
+    if (auto r = store->replace_blocks(rows); !r) ++counters.store_errors;
+  }
+  if (now - ledger_saved_at >= 10'000) {
+    ledger_saved_at = now;
+    if (auto r = store->put_blob("ledger", engine->ledger().serialize()); !r)
+      ++counters.store_errors;
+  }
+  // The engine may have work (expiry) even when the core scheduled nothing sooner.
+  if (auto d = engine->next_deadline(); d && *d <= now) {
+    actions.clear();
+    node->tick(now, actions);
+    apply_actions(now);
+  }
+  housekeeping_timer.expires_after(std::chrono::seconds(1));
+  housekeeping_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) housekeeping();
+  });
+}
+
+void Daemon::Impl::reload() {
+  const trust::TimeMs now = wall_now_ms();
+  auto fresh = load_config_file(config_path);
+  if (!fresh) {
+    ++counters.reload_failures;
+    spdlog::error("SIGHUP: config not reloaded: {}", fresh.error().message);
+    return;
+  }
+  auto changes = engine->set_params(fresh->policy, now);
+  if (!changes) {
+    ++counters.reload_failures;
+    spdlog::error("SIGHUP: policy not reloaded: {}", changes.error().message);
+    return;
+  }
+  config.policy = fresh->policy;
+  config.protected_prefixes = fresh->protected_prefixes;
+  params = fresh->policy;
+  auto prot = node_protected_prefixes(config);
+  auto more = engine->set_protected(prot, now);
+  changes->insert(changes->end(), more.begin(), more.end());
+  std::vector<trust::Prefix> plain;
+  for (const auto& p : prot) plain.push_back(p.prefix);
+  for (const auto& p : trust::builtin_protected()) plain.push_back(p.prefix);
+  enforcement->enforcer().set_protected(std::move(plain));
+  if (!changes->empty()) apply_block_changes(*changes, now);
+  ++counters.reloads;
+  spdlog::info("SIGHUP: policy and protected prefixes reloaded ({} block changes)",
+               changes->size());
+  record_event(json{{"event", "reloaded"}, {"changes", changes->size()}, {"at", now}}.dump());
+}
+
+void Daemon::Impl::shutdown() {
+  if (stopping) return;
+  stopping = true;
+  const trust::TimeMs now = wall_now_ms();
+  (void)store->put_blob("ledger", engine->ledger().serialize());
+  std::vector<StoredBlock> rows;
+  for (const auto& b : engine->enforced())
+    rows.push_back({b.prefix.to_string(), static_cast<int>(b.direction), rule_id_of(b.prefix),
+                    b.expires_at, b.score});
+  (void)store->replace_blocks(rows);
+  tick_timer.cancel();
+  housekeeping_timer.cancel();
+  sensor_timer.cancel();
+  signals.cancel();
+  if (sensor_fd) sensor_fd->close();
+  if (control) control->stop();
+  http.reset();
+  if (transport) transport->stop();
+  (void)now;
+  io.stop();
+}
+
+void Daemon::Impl::record_event(const std::string& line) {
+  events.push_back(line);
+  if (events.size() > kEventLogSize) events.pop_front();
+  for (auto& [id, sink] : subscribers) sink(line);
+}
+
+// ---- Daemon ----
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->self = this;
+}
+Daemon::~Daemon() = default;
+
+Result<std::unique_ptr<Daemon>> Daemon::create(AppConfig config, std::string config_path) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  impl->config_path = std::move(config_path);
+  std::unique_ptr<Daemon> d(new Daemon(std::move(impl)));
+  if (auto r = d->impl_->start(); !r) return std::unexpected(r.error());
+  return d;
+}
+
+int Daemon::run() {
+  impl_->io.run();
+  spdlog::info("meshd stopped");
+  return 0;
+}
+
+v1::ControlResponse Daemon::handle(const v1::ControlRequest& request) {
+  return impl_->handle(request);
+}
+
+std::uint64_t Daemon::subscribe_events(EventSink sink) {
+  auto id = impl_->next_subscriber++;
+  impl_->subscribers.emplace(id, std::move(sink));
+  return id;
+}
+void Daemon::unsubscribe_events(std::uint64_t id) {
+  impl_->subscribers.erase(id);
+}
+
+std::deque<std::string> Daemon::recent_events(std::size_t limit) const {
+  const auto& e = impl_->events;
+  auto n = std::min(limit, e.size());
+  return std::deque<std::string>(e.end() - static_cast<std::ptrdiff_t>(n), e.end());
+}
+
+std::string Daemon::metrics_text() const {
+  return impl_->metrics_text();
+}
+bool Daemon::healthy() const {
+  return !impl_->stopping && impl_->engine != nullptr;
+}
+
+}  // namespace meshd::app

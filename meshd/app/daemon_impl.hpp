@@ -1,0 +1,166 @@
+// Internal state of the daemon, shared by its implementation files (daemon.cpp: start-up
+// and the event loop; local_events.cpp: events this node signs; control_handlers.cpp: the
+// control API; metrics_page.cpp: /metrics). Not part of any public interface.
+#pragma once
+
+#include <utility>  // before Asio (Boost 1.74)
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "meshd/app/config.hpp"
+#include "meshd/app/control_server.hpp"
+#include "meshd/app/daemon.hpp"
+#include "meshd/app/enforcement.hpp"
+#include "meshd/app/http_server.hpp"
+#include "meshd/app/opener.hpp"
+#include "meshd/app/store.hpp"
+#include "meshd/core/node.hpp"
+#include "meshd/net/transport.hpp"
+#include "proto/crypto.hpp"
+#include "proto/wire.pb.h"
+#include "sensor/detectors/detection.hpp"
+#include "sensor/detectors/fanout.hpp"
+#include "sensor/detectors/threat_feed.hpp"
+#include "sensor/pod_identity.hpp"
+#include "sensor/usage_stats.hpp"
+#include "trust/engine.hpp"
+
+namespace meshd::app {
+
+// The cost model's view of the sensor's flow counters.
+class UsageAdapter final : public trust::UsageSource {
+ public:
+  explicit UsageAdapter(const sensor::UsageStats& stats) : stats_(stats) {}
+  std::uint64_t flows(const trust::Prefix& target, trust::TimeMs now) const override {
+    return stats_.flows_to(target, now);
+  }
+
+ private:
+  const sensor::UsageStats& stats_;
+};
+
+struct DaemonCounters {
+  std::uint64_t local_claims = 0;  // claims this node signed
+  std::uint64_t local_retractions = 0;
+  std::uint64_t proofs_published = 0;
+  std::uint64_t operator_decisions_submitted = 0;
+  std::uint64_t frames_malformed = 0;  // undecodable gossip frames from peers
+  std::uint64_t sends_failed = 0;
+  std::uint64_t store_errors = 0;
+  std::uint64_t enforcer_errors = 0;
+  std::uint64_t enforcer_refused = 0;  // rules the backend refused (protected etc.)
+  std::uint64_t detections = 0;
+  std::uint64_t detections_suppressed = 0;  // already claimed recently
+  std::uint64_t sensor_events = 0;
+  std::uint64_t control_requests = 0;
+  std::uint64_t control_errors = 0;
+  std::uint64_t reloads = 0;
+  std::uint64_t reload_failures = 0;
+};
+
+struct Daemon::Impl {
+  Daemon* self = nullptr;
+  AppConfig config;
+  std::string config_path;
+  boost::asio::io_context io;
+  boost::asio::signal_set signals{io};
+  boost::asio::steady_timer tick_timer{io};
+  boost::asio::steady_timer housekeeping_timer{io};
+  boost::asio::steady_timer sensor_timer{io};
+  trust::TimeMs tick_at = core::kNoDeadline;
+  trust::TimeMs started_at = 0;
+  bool stopping = false;
+
+  // Identity.
+  std::optional<proto::SecretKey> key;
+  v1::SignedCert cert;
+  v1::NodeCert node_cert;
+  proto::PublicKey ca;
+  std::string node_id;
+  std::string domain;
+
+  std::optional<Store> store;
+  trust::Params params;  // the opener reads TTL caps from here
+  sensor::UsageStats usage_stats;
+  std::unique_ptr<UsageAdapter> usage;
+  std::unique_ptr<trust::Engine> engine;
+  std::unique_ptr<ProductionOpener> opener;
+  std::unique_ptr<core::SplitMix64> rng;
+  std::unique_ptr<core::Node> node;
+  std::unique_ptr<net::Transport> transport;
+  std::unique_ptr<Enforcement> enforcement;
+  std::unique_ptr<ControlServer> control;
+  std::unique_ptr<HttpServer> http;
+  std::optional<boost::asio::posix::stream_descriptor> sensor_fd;
+
+  // Detectors.
+  std::vector<std::unique_ptr<sensor::ThreatFeed>> feeds;
+  std::unique_ptr<sensor::FanoutDetector> fanout;
+  // cgroup id -> path -> container / pod, attached to detections and claims' context.
+  std::optional<sensor::CgroupPathResolver> cgroups;
+  std::unique_ptr<sensor::PodIdentityResolver> pods;
+  std::unordered_map<trust::Prefix, trust::TimeMs, trust::PrefixHash> claimed_at;  // suppression
+
+  core::Actions actions;  // reused for every input
+  // Core peer ids are stable per node id (the core keeps ban state under them); transport
+  // ids are per connection.
+  std::unordered_map<std::string, core::PeerId> core_id_of_node;
+  std::unordered_map<net::PeerId, core::PeerId> core_of_net;
+  std::unordered_map<core::PeerId, net::PeerId> net_of_core;
+  std::unordered_map<core::PeerId, std::string> node_of_core;
+  core::PeerId next_core_id = 1;
+
+  // Own claims by prefix (seq of the newest), so `block del` can retract them.
+  std::map<trust::Prefix, std::uint64_t> own_claims;
+
+  std::deque<std::string> events;  // recent JSON lines
+  std::map<std::uint64_t, EventSink> subscribers;
+  std::uint64_t next_subscriber = 1;
+
+  DaemonCounters counters;
+  bool blocks_dirty = false;
+  trust::TimeMs ledger_saved_at = 0;
+  trust::TimeMs last_prune = 0;
+
+  // daemon.cpp
+  Result<void> start();
+  void on_peer_up(net::PeerId id, const v1::NodeCert& cert);
+  void on_frame(net::PeerId id, std::span<const std::uint8_t> payload);
+  void on_peer_down(net::PeerId id, std::string_view reason);
+  void apply_actions(trust::TimeMs now);
+  void apply_block_changes(const std::vector<trust::BlockChange>& changes, trust::TimeMs now);
+  void schedule_tick(trust::TimeMs deadline);
+  void housekeeping();
+  void reload();
+  void on_signal_received(const boost::system::error_code& ec, int sig);
+  void shutdown();
+  // Appends one JSON line to the event log and sends it to subscribers.
+  void record_event(const std::string& json_line);
+
+  // local_events.cpp
+  Result<std::uint64_t> submit_claim(const sensor::Detection& d, trust::DurationMs ttl);
+  Result<std::size_t> retract_own(const trust::Prefix& prefix, const std::string& reason);
+  Result<void> submit_operator_decision(const v1::Envelope& env, const v1::SignedCert& cert);
+  void publish_proof(const core::ProofRequest& request, trust::TimeMs now);
+  Result<void> submit_local(v1::Envelope env, trust::TimeMs now);
+  void on_sensor_readable();
+  void drain_sensor();
+  void sensor_poll_loop();
+  void on_detection(const sensor::Detection& d);
+
+  // control_handlers.cpp
+  v1::ControlResponse handle(const v1::ControlRequest& request);
+
+  // metrics_page.cpp
+  std::string metrics_text() const;
+};
+
+}  // namespace meshd::app

@@ -1,0 +1,73 @@
+// Chooses and owns the enforcement backend (and, with bpf, the loaded programs and the
+// connect sensor's ring buffer), and turns the engine's block changes into enforcer calls.
+//
+// Backend selection for `enforcement.backend: auto`: bpf if the programs load and attach,
+// else nftables if the table can be created, else dryrun; each fallback is logged with the
+// reason. An explicit backend that cannot start is a start-up error.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "meshd/app/config.hpp"
+#include "meshd/common/result.hpp"
+#include "sensor/enforcer.hpp"
+#include "sensor/events.hpp"
+#include "trust/engine.hpp"
+
+namespace meshd::sensor {
+class BpfLoader;
+class RingbufEventSource;
+}  // namespace meshd::sensor
+
+namespace meshd::app {
+
+struct EnforcementResult {
+  std::size_t applied = 0;
+  std::size_t removed = 0;
+  std::vector<Error> errors;  // refused rules and backend errors, one per problem
+};
+
+class Enforcement {
+ public:
+  static Result<std::unique_ptr<Enforcement>> create(const AppConfig& config);
+  ~Enforcement();
+
+  std::string_view backend() const { return enforcer_->name(); }
+  sensor::Enforcer& enforcer() { return *enforcer_; }
+  const sensor::Enforcer& enforcer() const { return *enforcer_; }
+  // The connect sensor (bpf backend with cgroup hooks only), else null.
+  sensor::RingbufEventSource* events() { return events_.get(); }
+  // What was attached where ("bpf: connect4 -> /sys/fs/cgroup (cgroup link); ...").
+  const std::string& description() const { return description_; }
+  // The cgroup v2 directory the connect hooks are attached to ("" if none).
+  const std::string& cgroup_path() const { return cgroup_path_; }
+
+  // Applies the engine's changes in order: enforce/retime are installed, lift removed.
+  EnforcementResult apply(const std::vector<trust::BlockChange>& changes, trust::TimeMs now);
+  // Makes the kernel state equal to `blocks` (start-up reconciliation): installs what is
+  // missing or re-timed, removes rules this backend created that the engine no longer holds.
+  EnforcementResult reconcile(const std::vector<trust::EnforcedBlock>& blocks, trust::TimeMs now);
+  // Drops expired entries where the backend keeps them (bpf).
+  void prune();
+
+ private:
+  Enforcement() = default;
+  std::unique_ptr<sensor::BpfLoader> loader_;
+  std::unique_ptr<sensor::RingbufEventSource> events_;
+  std::unique_ptr<sensor::Enforcer> enforcer_;
+  std::string description_;
+  std::string cgroup_path_;
+};
+
+// Stable rule id of a prefix (shown in kernel counters and explain): FNV-1a of its text.
+std::uint64_t rule_id_of(const trust::Prefix& prefix);
+
+// Protected prefixes of this node: `protected` from the config (fleet-wide: claiming them is
+// provable misbehaviour) plus node-local critical addresses (own interface addresses, the
+// default gateways, DNS servers from /etc/resolv.conf, the Kubernetes API service). The
+// engine adds loopback and link-local itself.
+std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& config);
+
+}  // namespace meshd::app

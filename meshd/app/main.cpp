@@ -1,0 +1,66 @@
+// meshd: parse flags, load config, build the daemon, run. Logic lives in meshd_app.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "meshd/app/config.hpp"
+#include "meshd/app/daemon.hpp"
+
+namespace {
+
+void setup_logging(const meshd::app::AppConfig& c) {
+  auto logger = spdlog::stderr_color_mt("meshd");
+  spdlog::set_default_logger(logger);
+  if (c.log_format == "json")
+    spdlog::set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","node":")" + c.node.name + R"(","msg":"%v"})",
+        spdlog::pattern_time_type::utc);
+  else
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"meshd: peer-to-peer defence mesh daemon"};
+  std::string config_path;
+  std::string check_path;
+  bool print_default = false;
+  app.add_option("--config", config_path, "YAML config file (see --print-default-config)");
+  app.add_flag("--print-default-config", print_default,
+               "print every config key with its default and exit");
+  app.add_option("--check-config", check_path, "validate a config file and exit (0 = valid)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (print_default) {
+    std::cout << meshd::app::default_config_yaml();
+    return 0;
+  }
+  if (!check_path.empty()) {
+    auto c = meshd::app::load_config_file(check_path);
+    if (!c) {
+      std::fprintf(stderr, "meshd: %s\n", c.error().message.c_str());
+      return 1;
+    }
+    std::printf("meshd: %s is valid\n", check_path.c_str());
+    return 0;
+  }
+  auto config = config_path.empty() ? meshd::app::parse_config("", "<embedded default>")
+                                    : meshd::app::load_config_file(config_path);
+  if (!config) {
+    std::fprintf(stderr, "meshd: %s\n", config.error().message.c_str());
+    return 1;
+  }
+  setup_logging(*config);
+  auto daemon = meshd::app::Daemon::create(std::move(*config), config_path);
+  if (!daemon) {
+    spdlog::critical("cannot start: {}", daemon.error().message);
+    std::fprintf(stderr, "meshd: cannot start: %s\n", daemon.error().message.c_str());
+    return 1;
+  }
+  return (*daemon)->run();
+}

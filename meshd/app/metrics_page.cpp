@@ -1,0 +1,141 @@
+// /metrics: every component's counters in Prometheus text format. Names are prefixed
+// meshd_; counters end in _total; labels carry reasons.
+#include <unistd.h>
+
+#include <fstream>
+
+#include "meshd/app/daemon_impl.hpp"
+#include "meshd/app/metrics.hpp"
+
+namespace meshd::app {
+
+namespace {
+
+double resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+std::string Daemon::Impl::metrics_text() const {
+  MetricsWriter w;
+  const trust::TimeMs now = wall_now_ms();
+  w.gauge("meshd_up", "1 while the daemon runs.", 1);
+  w.gauge("meshd_uptime_seconds", "Seconds since start.",
+          static_cast<double>(now - started_at) / 1000.0);
+  w.gauge("meshd_resident_memory_bytes", "Resident set size.", resident_bytes());
+
+  const auto& e = engine->stats();
+  w.counter("meshd_claims_received_total", "Claims given to the acceptance engine.",
+            e.claims_received);
+  w.counter("meshd_claims_accepted_total", "Claims accepted by the acceptance engine.",
+            e.claims_accepted);
+  w.family("meshd_claims_rejected_total", "counter",
+           "Claims refused by the acceptance engine, by reason.");
+  w.sample("meshd_claims_rejected_total", e.rejected_bad_input, {{"reason", "bad_input"}});
+  w.sample("meshd_claims_rejected_total", e.rejected_future, {{"reason", "future"}});
+  w.sample("meshd_claims_rejected_total", e.rejected_expired, {{"reason", "expired"}});
+  w.sample("meshd_claims_rejected_total", e.rejected_quarantined, {{"reason", "quarantined"}});
+  w.sample("meshd_claims_rejected_total", e.rejected_protected, {{"reason", "protected"}});
+  w.counter("meshd_misbehaviour_detected_total", "Misbehaviour detected by this node.",
+            e.misbehaviour_detected);
+  w.counter("meshd_proofs_applied_total", "Misbehaviour proofs applied (origins quarantined).",
+            e.proofs_applied);
+  w.counter("meshd_retractions_total", "Retractions applied.", e.retractions);
+  w.counter("meshd_operator_decisions_total", "Operator decisions applied.", e.operator_decisions);
+  w.counter("meshd_blocks_enforced_total", "Blocks started.", e.blocks_enforced);
+  w.counter("meshd_blocks_lifted_total", "Blocks lifted.", e.blocks_lifted);
+  w.counter("meshd_budget_deferrals_total", "Blocks that waited for an origin's budget.",
+            e.budget_deferrals);
+  w.gauge("meshd_active_claims", "Claims currently held by the engine.", e.active_claims);
+  w.gauge("meshd_blocks_active", "Blocks currently enforced.", e.active_blocks);
+  w.gauge("meshd_blocks_pending", "Blocks waiting for budget.", e.pending_blocks);
+
+  const auto& c = node->stats();
+  w.counter("meshd_gossip_messages_received_total", "Gossip messages received from peers.",
+            c.messages_received);
+  w.counter("meshd_gossip_events_new_total", "Distinct valid events learned.", c.events_new);
+  w.counter("meshd_gossip_duplicates_total", "Events already known.", c.duplicates);
+  w.counter("meshd_gossip_forwarded_total", "Pushes sent to peers.", c.forwarded);
+  w.family("meshd_gossip_dropped_total", "counter", "Gossip input dropped, by reason.");
+  w.sample("meshd_gossip_dropped_total", c.invalid, {{"reason", "invalid_signature_or_signer"}});
+  w.sample("meshd_gossip_dropped_total", c.malformed, {{"reason", "malformed"}});
+  w.sample("meshd_gossip_dropped_total", c.stale, {{"reason", "stale"}});
+  w.sample("meshd_gossip_dropped_total", c.rejected, {{"reason", "rejected"}});
+  w.sample("meshd_gossip_dropped_total", c.rate_limited_peer, {{"reason", "peer_rate_limit"}});
+  w.sample("meshd_gossip_dropped_total", c.origin_dropped, {{"reason", "origin_rate_limit"}});
+  w.sample("meshd_gossip_dropped_total", c.from_quarantined, {{"reason", "quarantined_origin"}});
+  w.counter("meshd_equivocations_total", "Equivocations detected.", c.equivocations);
+  w.counter("meshd_proofs_received_total", "Misbehaviour proofs received.", c.proofs_received);
+  w.counter("meshd_proofs_invalid_total", "Misbehaviour proofs that did not verify.",
+            c.proofs_invalid);
+  w.counter("meshd_sync_requests_sent_total", "Anti-entropy range requests sent.", c.requests_sent);
+  w.counter("meshd_sync_envelopes_served_total", "Envelopes served by anti-entropy.",
+            c.envelopes_served);
+  w.counter("meshd_peer_disconnects_total", "Peers disconnected for their score.", c.disconnects);
+  w.gauge("meshd_store_envelopes", "Envelopes held to serve anti-entropy.", c.store_size);
+
+  const auto& t = transport->stats();
+  w.gauge("meshd_peers", "Connected, authenticated peers.",
+          static_cast<double>(transport->peers().size()));
+  w.counter("meshd_handshakes_ok_total", "Completed handshakes.", t.handshakes_ok);
+  w.family("meshd_handshakes_failed_total", "counter",
+           "Failed handshakes and refused certificates, by reason.");
+  for (std::size_t i = 0; i < t.handshakes_failed.size(); ++i)
+    w.sample("meshd_handshakes_failed_total", t.handshakes_failed[i],
+             {{"reason", std::string(net::to_string(static_cast<net::HandshakeFailure>(i)))}});
+  w.family("meshd_frames_rejected_total", "counter",
+           "Peer frames rejected by the transport or decoder, by reason.");
+  w.sample("meshd_frames_rejected_total", t.oversize_frames, {{"reason", "frame_too_large"}});
+  w.sample("meshd_frames_rejected_total", t.decrypt_failures, {{"reason", "decrypt_failed"}});
+  w.sample("meshd_frames_rejected_total", t.protocol_errors, {{"reason", "protocol_error"}});
+  w.sample("meshd_frames_rejected_total", t.rate_limit_drops, {{"reason", "rate_limit"}});
+  w.sample("meshd_frames_rejected_total", counters.frames_malformed, {{"reason", "undecodable"}});
+  w.counter("meshd_idle_timeouts_total", "Connections closed for silence.", t.idle_timeouts);
+  w.counter("meshd_frames_in_total", "Frames received.", t.frames_in);
+  w.counter("meshd_frames_out_total", "Frames sent.", t.frames_out);
+
+  const auto& o = opener->stats();
+  w.counter("meshd_envelopes_verified_total", "Envelopes whose signature and signer verified.",
+            o.opened);
+  w.family("meshd_envelopes_refused_total", "counter",
+           "Envelopes refused by the verifier, by reason.");
+  w.sample("meshd_envelopes_refused_total", o.malformed, {{"reason", "malformed"}});
+  w.sample("meshd_envelopes_refused_total", o.bad_signature, {{"reason", "bad_signature"}});
+  w.sample("meshd_envelopes_refused_total", o.unknown_signer, {{"reason", "unknown_signer"}});
+  w.sample("meshd_envelopes_refused_total", o.stale, {{"reason", "stale"}});
+
+  const auto es = enforcement->enforcer().stats();
+  w.family("meshd_enforcer_info", "gauge", "Enforcement backend in use.");
+  w.sample("meshd_enforcer_info", 1, {{"backend", std::string(enforcement->backend())}});
+  w.gauge("meshd_enforcer_rules", "Rules installed in the backend.", es.active_rules);
+  w.counter("meshd_packets_dropped_total", "Packets dropped by XDP/TC/nftables.",
+            es.packets_dropped);
+  w.counter("meshd_connects_denied_total", "connect()/sendmsg() calls denied with EPERM.",
+            es.connects_denied);
+  w.counter("meshd_enforcer_refused_total", "Rules the backend refused (protected or invalid).",
+            counters.enforcer_refused);
+
+  w.counter("meshd_local_claims_total", "Claims this node signed.", counters.local_claims);
+  w.counter("meshd_local_retractions_total", "Retractions this node signed.",
+            counters.local_retractions);
+  w.counter("meshd_proofs_published_total", "Misbehaviour proofs this node signed.",
+            counters.proofs_published);
+  w.counter("meshd_detections_total", "Detections from the sensor's detectors.",
+            counters.detections);
+  w.counter("meshd_sensor_events_total", "Connect events read from the ring buffer.",
+            counters.sensor_events);
+  w.counter("meshd_store_errors_total", "Store writes that failed.", counters.store_errors);
+  w.counter("meshd_control_requests_total", "Control API requests.", counters.control_requests);
+  w.counter("meshd_control_errors_total", "Control API requests answered with an error.",
+            counters.control_errors);
+  w.counter("meshd_config_reloads_total", "Successful SIGHUP reloads.", counters.reloads);
+  w.counter("meshd_config_reload_failures_total", "Rejected SIGHUP reloads.",
+            counters.reload_failures);
+  return w.text();
+}
+
+}  // namespace meshd::app
