@@ -35,8 +35,8 @@ struct ApplyReport {
 
 struct EnforcerStats {
   std::uint64_t active_rules = 0;
-  std::uint64_t packets_dropped = 0;   // XDP/TC/nft drops, where the backend can count them
-  std::uint64_t connects_denied = 0;   // cgroup connect/sendmsg EPERMs
+  std::uint64_t packets_dropped = 0;  // XDP/TC/nft drops, where the backend can count them
+  std::uint64_t connects_denied = 0;  // cgroup connect/sendmsg EPERMs
 };
 
 class Enforcer {

@@ -22,7 +22,7 @@ struct ConnectEvent {
   std::uint32_t pid = 0;   // thread id (kernel "pid")
   std::uint32_t tgid = 0;  // process id as users know it
   std::uint32_t uid = 0;
-  std::string comm;        // task name, at most 15 bytes
+  std::string comm;           // task name, at most 15 bytes
   trust::Prefix destination;  // always a host prefix (/32 or /128)
   std::uint16_t port = 0;     // host byte order
   Protocol protocol = Protocol::other;
