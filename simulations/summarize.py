@@ -16,7 +16,8 @@ def fmt(x, digits=3):
     if isinstance(x, float):
         if x != 0 and (abs(x) < 10 ** -digits or abs(x) >= 1e6):
             return f"{x:.2e}"
-        return f"{x:.{digits}f}".rstrip("0").rstrip(".")
+        text = f"{x:.{digits}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return str(x)
 
 
