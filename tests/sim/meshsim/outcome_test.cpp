@@ -109,7 +109,7 @@ TEST(MeshsimOutcome, FloodDoesNotSlowHonestDelivery) {
   auto base = run("");
   auto flood = run(R"(
 adversaries:
-  - {count: 1, strategy: flood, start_s: 30}
+  - {count: 1, strategy: flood, rate_per_min: 1200, start_s: 40}
 )");
   const auto& d = flood.report["delivery"];
   EXPECT_GE(d["fraction"].get<double>(), 0.999) << flood.report.dump();
