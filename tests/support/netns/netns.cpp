@@ -135,8 +135,7 @@ TestSubnet unique_subnet() {
   static std::atomic<unsigned> subnet_counter{0};
   // 2^20 /30 subnets in 100.64.0.0/10; 16 per process before an index repeats.
   const unsigned index =
-      ((static_cast<unsigned>(::getpid()) << 4) | (subnet_counter.fetch_add(1) & 0xf)) &
-      0xfffff;
+      ((static_cast<unsigned>(::getpid()) << 4) | (subnet_counter.fetch_add(1) & 0xf)) & 0xfffff;
   const std::uint32_t base = 0x64400000u + (index << 2);  // 100.64.0.0 + index * 4
   auto v4 = [](std::uint32_t a) {
     return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
