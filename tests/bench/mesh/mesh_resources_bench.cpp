@@ -11,11 +11,14 @@
 // 100k claims are accepted and enforced rather than deferred or treated as an overrun.
 // Prints one JSON object.
 //
-// Usage (root): mesh_resources_bench [--claims N] [--idle-s S] [--backend bpf|dryrun]
+// Usage (root): mesh_resources_bench [--claims N] [--idle-s S] [--max-load-s S] [--backend
+// bpf|dryrun]
 //               (the peer tool's path is compiled in: MESHD_PEER_TOOL)
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -33,6 +36,18 @@ namespace {
 
 using meshd::test::MeshCluster;
 using nlohmann::json;
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) {
+  g_stop = true;
+}
+
+// Sleeps `s` seconds unless a signal asks to stop.
+void sleep_s(double s) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(s);
+  while (!g_stop && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
 
 double rss_mb(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
@@ -61,6 +76,7 @@ long cpu_ticks(pid_t pid) {
 int main(int argc, char** argv) {
   long claims = 100000;
   int idle_s = 60;
+  int max_load_s = 900;
   std::string backend = "bpf";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -70,7 +86,11 @@ int main(int argc, char** argv) {
       idle_s = std::stoi(argv[i + 1]);
     else if (a == "--backend")
       backend = argv[i + 1];
+    else if (a == "--max-load-s")
+      max_load_s = std::stoi(argv[i + 1]);
   }
+  std::signal(SIGINT, on_signal);  // stop waiting, then tear the mesh down normally
+  std::signal(SIGTERM, on_signal);
   if (!meshd::test::is_root()) {
     std::fprintf(stderr, "mesh_resources_bench: needs root (netns, bpf, cgroups)\n");
     return 1;
@@ -90,7 +110,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mesh did not come up\n%s", mesh.logs().c_str());
     return 1;
   }
-  std::this_thread::sleep_for(std::chrono::seconds(5));  // settle: anti-entropy, first pings
+  sleep_s(5);  // settle: anti-entropy, first pings
 
   json idle_rss = json::object(), idle_cpu = json::object();
   double idle_rss_max = 0, idle_cpu_max = 0;
@@ -102,7 +122,7 @@ int main(int argc, char** argv) {
     t0.push_back(cpu_ticks(mesh.pid(i)));
   }
   const auto w0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::seconds(idle_s));
+  sleep_s(idle_s);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
   for (int i = 1; i <= mesh.size(); ++i) {
@@ -113,34 +133,46 @@ int main(int argc, char** argv) {
     idle_cpu_max = std::max(idle_cpu_max, pct);
   }
 
-  // Loaded: a certified peer floods node1 with valid claims.
+  // Loaded: a certified peer floods node1 with valid claims. It stays connected (a peer
+  // that leaves takes its undelivered frames with it) until every node holds them all.
   const auto& flood_ns = mesh.attach("mfld", {"10.213.0.88"});
   const std::string fdir = mesh.work_dir() + "/flooder";
   mesh.make_identity(fdir, "flooder", "zone-x");
   const auto f0 = std::chrono::steady_clock::now();
-  auto flood =
-      meshd::test::run(meshd::test::netns_prefix(flood_ns) + MESHD_PEER_TOOL + " --ca " +
-                       mesh.ca_dir() + "/ca.pub --key " + fdir + "/node.key --cert " + fdir +
-                       "/node.cert --connect " + MeshCluster::ip(1) + ":7946 flood --count " +
-                       std::to_string(claims) + " --hold-ms 1000 --timeout-ms 20000");
-  if (!flood.ok()) {
-    std::fprintf(stderr, "flood failed: %s\n%s", flood.output.c_str(), mesh.logs().c_str());
-    return 1;
-  }
+  const std::string flood_log = mesh.work_dir() + "/flood.out";
+  auto flood = std::make_unique<meshd::test::BackgroundProcess>(
+      meshd::test::netns_prefix(flood_ns) + MESHD_PEER_TOOL + " --ca " + mesh.ca_dir() +
+      "/ca.pub --key " + fdir + "/node.key --cert " + fdir + "/node.cert --connect " +
+      MeshCluster::ip(1) + ":7946 flood --count " + std::to_string(claims) +
+      " --hold-ms 3600000 --timeout-ms 20000 > " + flood_log + " 2>&1");
   json active = json::object();
+  auto last_report = std::chrono::steady_clock::now();
   auto all_hold = [&] {
+    if (g_stop) return true;
+    bool all = true;
     for (int i = 1; i <= mesh.size(); ++i) {
       json s = mesh.ctl_json(i, "status");
-      if (!s.is_object()) return false;
-      active[mesh.name(i)] = s.value("active_claims", 0L);
-      if (s.value("active_claims", 0L) < claims) return false;
+      const long a = s.is_object() ? s.value("active_claims", 0L) : -1;
+      active[mesh.name(i)] = a;
+      all = all && a >= claims;
     }
-    return true;
+    if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(10)) {
+      last_report = std::chrono::steady_clock::now();
+      std::fprintf(stderr, "mesh_resources_bench: %.0f s: active claims %s\n",
+                   std::chrono::duration<double>(last_report - f0).count(), active.dump().c_str());
+    }
+    return all;
   };
-  const bool held = meshd::test::wait_until(all_hold, 600000);
+  // Polled once a second: meshctl calls must not be a load of their own.
+  bool held = false;
+  while (!g_stop && !(held = all_hold()) &&
+         std::chrono::steady_clock::now() - f0 < std::chrono::seconds(max_load_s))
+    sleep_s(1);
+  held = held && !g_stop;
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  flood.reset();
+  sleep_s(2);
   json loaded_rss = json::object(), enforced = json::object();
   double loaded_rss_max = 0;
   for (int i = 1; i <= mesh.size(); ++i) {
