@@ -4,7 +4,8 @@
 //      CPU over --idle-s seconds (default 60) from utime+stime in /proc/PID/stat;
 //   2. loaded: a certified peer (mesh_peer_tool flood, the real transport) pushes --claims
 //      valid claims (default 100000, distinct /32s) into node1, which gossips them to the
-//      fleet; once every node holds them all (status.active_claims), VmRSS again.
+//      fleet; once every node holds them all (status.active_claims), or after --max-load-s
+//      (default 300), VmRSS again (with its anon/file split), per node with what it holds.
 // Goals: idle RSS <= 15 MB, RSS with 100k active claims <= 40 MB, idle CPU <= 0.5% of a core.
 // The config raises mesh.origin_rate_per_min / origin_burst / peer_rate_frames_per_s and the
 // policy budget (budget_burst, budget_rate_per_min, overrun_max_claims) so that one origin's
@@ -49,12 +50,23 @@ void sleep_s(double s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
-double rss_mb(pid_t pid) {
+// A /proc/PID/status field in MB ("VmRSS", "RssAnon", "RssFile").
+double status_mb(pid_t pid, const std::string& field) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
   return -1;
+}
+double rss_mb(pid_t pid) {
+  return status_mb(pid, "VmRSS");
+}
+// VmRSS with its anonymous / file-backed split, for the report.
+json rss_detail(pid_t pid) {
+  return {{"rss", status_mb(pid, "VmRSS")},
+          {"anon", status_mb(pid, "RssAnon")},
+          {"file", status_mb(pid, "RssFile")},
+          {"shmem", status_mb(pid, "RssShmem")}};
 }
 
 // utime + stime in clock ticks.
@@ -76,7 +88,7 @@ long cpu_ticks(pid_t pid) {
 int main(int argc, char** argv) {
   long claims = 100000;
   int idle_s = 60;
-  int max_load_s = 900;
+  int max_load_s = 300;
   std::string backend = "bpf";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -117,7 +129,7 @@ int main(int argc, char** argv) {
   std::vector<long> t0;
   for (int i = 1; i <= mesh.size(); ++i) {
     const double r = rss_mb(mesh.pid(i));
-    idle_rss[mesh.name(i)] = r;
+    idle_rss[mesh.name(i)] = rss_detail(mesh.pid(i));
     idle_rss_max = std::max(idle_rss_max, r);
     t0.push_back(cpu_ticks(mesh.pid(i)));
   }
@@ -177,7 +189,7 @@ int main(int argc, char** argv) {
   double loaded_rss_max = 0;
   for (int i = 1; i <= mesh.size(); ++i) {
     const double r = rss_mb(mesh.pid(i));
-    loaded_rss[mesh.name(i)] = r;
+    loaded_rss[mesh.name(i)] = rss_detail(mesh.pid(i));
     loaded_rss_max = std::max(loaded_rss_max, r);
     enforced[mesh.name(i)] = mesh.ctl_json(i, "status").value("enforced", 0L);
   }
