@@ -409,12 +409,12 @@ say "  made $WEB_FLOWS connections to the web service $WEB_IP (that usage is wha
 # ---- 1. detection -------------------------------------------------------------------------
 C2_PREFIX="$C2_IP"
 step "1. A workload on node$DET connects to the C2 server $C2_IP"
-T_CONNECT=$(now_ms)
 first=$(workload "$DET" connect "$C2_IP" 443 --timeout 1 || true)
 say "  node$DET workload: connect($C2_IP:443) -> $(jq -r 'if .ok == 1 then "connected (not blocked yet)" else "\(.errno) \(.error)" end' <<<"$first")"
 claim_signed() { [ -n "$(event_at "$DET" claim_signed "$C2_PREFIX")" ]; }
 wait_for 5000 "node$DET to sign a claim on $C2_PREFIX" claim_signed
 CLAIM_AT=$(event_at "$DET" claim_signed "$C2_PREFIX")
+T_CONNECT=$(jq -r '.at_ms' <<<"$first") # the connect() itself, not the interpreter start
 DETECT_MS=$((CLAIM_AT - T_CONNECT))
 say "  threat-feed match -> signed claim, ${DETECT_MS} ms after the connect:"
 ctl "$DET" events --limit 2000 | grep claim_signed | grep -F "$C2_PREFIX" | head -n 1 | indent

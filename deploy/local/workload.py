@@ -8,8 +8,8 @@
   workload.py connect HOST PORT [--count N] [--timeout S] [--source ADDR]
       Opens N TCP connections one after the other and prints one JSON line:
       {"target": ..., "attempts": N, "ok": K, "errno": "EPERM", "error": "...", "ms": ...}
-      where errno/error describe the last failure (empty when all succeeded) and ms is the
-      duration of the last attempt. Exit status 0 when every attempt connected, else 1.
+      where errno/error describe the last failure (empty when all succeeded), ms is the
+      duration of the last attempt and at_ms the Unix ms time of the first attempt. Exit status 0 when every attempt connected, else 1.
 
 The demo runs `connect` inside a node's cgroup and network namespace, so the node's eBPF
 connect hooks see it as that node's workload: a denied connect fails with EPERM.
@@ -55,7 +55,7 @@ def serve(endpoints):
 
 def connect(host, port, count, timeout, source):
     ok = 0
-    last_errno, last_error, last_ms = "", "", 0.0
+    last_errno, last_error, last_ms, first_at = "", "", 0.0, 0
     for _ in range(count):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
@@ -63,6 +63,7 @@ def connect(host, port, count, timeout, source):
         if source:
             s.bind((source, 0))
         t0 = time.monotonic()
+        first_at = first_at or int(time.time() * 1000)
         try:
             s.connect((host, port))
             ok += 1
@@ -75,7 +76,8 @@ def connect(host, port, count, timeout, source):
             last_ms = (time.monotonic() - t0) * 1000
             s.close()
     print(json.dumps({"target": "%s:%d" % (host, port), "attempts": count, "ok": ok,
-                      "errno": last_errno, "error": last_error, "ms": round(last_ms, 2)}),
+                      "errno": last_errno, "error": last_error, "ms": round(last_ms, 2),
+                      "at_ms": first_at}),
           flush=True)
     return 0 if ok == count else 1
 
