@@ -37,6 +37,7 @@ Result<void> Config::validate() const {
   if (max_outstanding_requests == 0) return bad("max_outstanding_requests", "must be > 0");
   if (request_timeout_ms <= 0) return bad("request_timeout_ms", "must be > 0");
   if (out_of_order_window < 16) return bad("out_of_order_window", "must be >= 16");
+  if (gap_give_up_ms < 0) return bad("gap_give_up_ms", "must be >= 0");
   if (!positive(peer_rate_per_s)) return bad("peer_rate_per_s", "must be a number > 0");
   if (!(positive(peer_burst) && peer_burst >= 1)) return bad("peer_burst", "must be >= 1");
   if (!positive(origin_rate_per_min)) return bad("origin_rate_per_min", "must be a number > 0");
@@ -124,6 +125,7 @@ const ConfigInfo kTable[] = {
     MESHD_CORE_ROW(max_outstanding_requests, "requests", "unanswered range requests per peer"),
     MESHD_CORE_ROW(request_timeout_ms, "ms", "an unanswered range request is forgotten after"),
     MESHD_CORE_ROW(out_of_order_window, "seqs", "held seqs tracked above the contiguous mark"),
+    MESHD_CORE_ROW(gap_give_up_ms, "ms", "gaps below the window are given up after no progress for"),
     MESHD_CORE_ROW(peer_rate_per_s, "messages/s", "per-peer token bucket refill"),
     MESHD_CORE_ROW(peer_burst, "messages", "per-peer token bucket size"),
     MESHD_CORE_ROW(origin_rate_per_min, "events/min", "per-origin token bucket refill"),

@@ -53,9 +53,12 @@ struct Config {
   std::size_t max_requests_per_vector = 64;     // RangeRequests sent for one received vector
   std::size_t max_outstanding_requests = 128;   // per peer; more are not sent until answered
   trust::DurationMs request_timeout_ms = 5000;  // an unanswered request is forgotten
-  // Held seqs are tracked up to this far above the contiguous mark; an event further ahead
-  // slides the window (older gaps are given up: they are long expired for an honest origin).
+  // Held seqs are tracked up to this far above the contiguous mark.
   std::uint64_t out_of_order_window = 4096;
+  // An event further ahead is refused (and fetched again later, in order) while the gaps
+  // below it are being filled; only when the contiguous mark made no progress for this long
+  // are the gaps given up (nobody can serve them: expired and forgotten everywhere).
+  trust::DurationMs gap_give_up_ms = 30'000;
 
   // --- per-peer rate limit (token bucket over messages of any kind) ---
   double peer_rate_per_s = 500;

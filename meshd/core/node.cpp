@@ -260,9 +260,13 @@ void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env
     if (from != nullptr) note_duplicate(*from, src, now, out);
     return;
   }
-  if (ev.seq > o.contiguous + config.out_of_order_window) {
+  if (ev.seq > o.contiguous + config.out_of_order_window && !beyond_window(o, ev.seq, src, now)) {
+    // Too far ahead of what we hold: refused, not relayed, and forgotten by the seen-set, so
+    // it is considered again once anti-entropy has filled the gaps below it (they are fetched
+    // in order). Giving the gaps up at once would lose an honest origin's burst for good.
     ++stats.out_of_window;
-    slide_window(o, ev.seq);
+    seen.erase(id);
+    return;
   }
   // A proven misbehaver's events are dropped here, not relayed: they have no influence and
   // relaying them only spends the fleet's bandwidth. Operators are never quarantined.

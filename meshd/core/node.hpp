@@ -152,7 +152,7 @@ struct Stats {
   std::uint64_t rate_limited_origin = 0;  // events queued by the per-origin limit
   std::uint64_t origin_dropped = 0;       // queued events dropped (queue full)
   std::uint64_t from_quarantined = 0;     // events of quarantined origins (dropped)
-  std::uint64_t out_of_window = 0;        // seq beyond the out-of-order window (window slid)
+  std::uint64_t out_of_window = 0;        // seq beyond the out-of-order window: refused
   std::uint64_t equivocations = 0;        // detected here (core or engine)
   std::uint64_t proofs_requested = 0;     // ProofRequest actions returned
   std::uint64_t proofs_unbuildable = 0;   // detected, but an offending envelope is not stored

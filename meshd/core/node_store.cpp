@@ -29,10 +29,24 @@ void Node::Impl::mark_held(OriginState& o, std::uint64_t seq) {
   note_advanced(o, static_cast<std::uint32_t>(&o - origins.data()));
 }
 
+bool Node::Impl::beyond_window(OriginState& o, std::uint64_t seq, Source src, TimeMs now) {
+  OriginExtra& x = o.ext();
+  if (x.stalled_since == kUnset || x.stalled_at != o.contiguous) {
+    x.stalled_since = now;  // the contiguous mark moved (or this is the first refusal)
+    x.stalled_at = o.contiguous;
+  }
+  // Restored events are our own persisted history: never refused. Otherwise the gaps below
+  // are given up only when anti-entropy made no progress on them for gap_give_up_ms.
+  if (src != Source::restore && now - x.stalled_since < config.gap_give_up_ms) return false;
+  slide_window(o, seq);
+  x.stalled_since = kUnset;
+  return true;
+}
+
 void Node::Impl::slide_window(OriginState& o, std::uint64_t seq) {
-  // Give up on gaps more than out_of_order_window below the newest seq: an honest origin's
-  // events that old are long expired (and not served by anyone), an adversary only hurts its
-  // own sequence space.
+  // Give up on gaps more than out_of_order_window below the newest seq: nobody served them
+  // for gap_give_up_ms (an honest origin's events that old are expired and forgotten
+  // everywhere); an adversary only hurts its own sequence space.
   const std::uint64_t floor = seq - config.out_of_order_window;
   if (floor <= o.contiguous) return;
   if (o.contiguous == 0) ++nonzero_origins;

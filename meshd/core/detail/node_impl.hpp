@@ -47,6 +47,8 @@ struct OriginExtra {
   TimeMs proved_until = 0;            // a valid proof against this origin is known until then
   std::uint64_t requested_until = 0;  // an outstanding sync request covers up to this seq
   TimeMs requested_at = 0;
+  TimeMs stalled_since = kUnset;  // an event beyond the window was refused, contiguous then:
+  std::uint64_t stalled_at = 0;
 };
 
 struct OriginState {
@@ -256,6 +258,9 @@ struct Node::Impl {
   // node_store.cpp: held seqs, store, per-origin rate limit
   bool held(const OriginState& o, std::uint64_t seq) const;
   void mark_held(OriginState& o, std::uint64_t seq);
+  // Whether an event at `seq` (beyond the out-of-order window) is taken now, sliding the
+  // window over the gaps below it; false = refuse it, anti-entropy fills the gaps first.
+  bool beyond_window(OriginState& o, std::uint64_t seq, Source src, TimeMs now);
   void slide_window(OriginState& o, std::uint64_t seq);
   const StoredEvent* find_stored(const OriginState& o, std::uint64_t seq) const;
   TimeMs store(std::uint32_t oi, const SignedEvent& ev, const Envelope& env, TimeMs now,

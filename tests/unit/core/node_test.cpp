@@ -348,7 +348,7 @@ TEST(ConfigTable, EveryRowRoundTripsAndBadValuesAreNamed) {
     EXPECT_FALSE(row.description.empty()) << row.name;
     EXPECT_EQ(find_config(row.name), &row);
   }
-  EXPECT_EQ(config_table().size(), 35u);
+  EXPECT_EQ(config_table().size(), 36u);
   Config c;
   ASSERT_TRUE(set_config(c, "anti_entropy_period_ms", "500"));
   EXPECT_EQ(c.anti_entropy_period_ms, 500);

@@ -120,17 +120,34 @@ TEST(Sync, BadRequestsAndUnsolicitedResponsesArePenalised) {
   EXPECT_TRUE(std::get<RangeResponse>(b.sends[0].message).envelopes.empty());
 }
 
-TEST(Sync, OutOfOrderWindowSlides) {
+TEST(Sync, EventsBeyondTheWindowWaitForTheGapsThenGiveThemUp) {
   Registry reg;
   Config cfg;
   cfg.out_of_order_window = 16;
+  cfg.gap_give_up_ms = 30'000;
   TestNode t(reg, "me", "dA", cfg);
   t.node.on_peer_up(1, kT0);
   t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = 1})}, kT0);
-  t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = 100})}, kT0);
+  // Too far ahead: refused (not relayed), the gap below is not given up...
+  const Envelope e100 = reg.make(Spec{.origin = "x", .seq = 100});
+  Actions a = t.node.on_message(1, Push{e100}, kT0);
+  EXPECT_EQ(push_count(a), 0u);
   EXPECT_EQ(t.node.stats().out_of_window, 1u);
+  EXPECT_EQ(t.node.contiguous_seq("x"), 1u);
+  // ...and the refused event is not remembered as seen: a later copy is considered again.
+  EXPECT_FALSE(t.node.seen(fake_id(*e100)));
+  // Progress on the gap (anti-entropy) restarts the give-up clock.
+  for (std::uint64_t s = 2; s <= 10; ++s)
+    t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = s})}, kT0 + 20'000);
+  EXPECT_EQ(t.node.contiguous_seq("x"), 10u);
+  t.node.on_message(1, Push{e100}, kT0 + 40'000);
+  EXPECT_EQ(t.node.contiguous_seq("x"), 10u);  // refused again: the clock restarted at 40 s
+  EXPECT_EQ(t.node.stats().out_of_window, 2u);
+  // No progress for gap_give_up_ms: nobody can serve the gap, it is given up.
+  t.node.on_message(1, Push{e100}, kT0 + 70'000);
+  EXPECT_TRUE(t.node.seen(fake_id(*e100)));  // taken this time
   EXPECT_EQ(t.node.contiguous_seq("x"), 84u);  // gaps below 100 - 16 are given up
-  t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = 85})}, kT0);
+  t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = 85})}, kT0 + 70'000);
   EXPECT_EQ(t.node.contiguous_seq("x"), 85u);
 }
 
