@@ -126,7 +126,9 @@ struct Daemon::Impl {
   std::uint64_t next_subscriber = 1;
 
   DaemonCounters counters;
-  bool blocks_dirty = false;
+  // Block changes not yet written to the store's blocks table, by prefix text (the newest
+  // change wins; nullopt = lifted). Flushed by housekeeping, so the cost follows the changes.
+  std::unordered_map<std::string, std::optional<StoredBlock>> unsaved_blocks;
   trust::TimeMs ledger_saved_at = 0;
   trust::TimeMs last_prune = 0;
 
@@ -138,6 +140,7 @@ struct Daemon::Impl {
   void apply_actions(trust::TimeMs now);
   void apply_block_changes(const std::vector<trust::BlockChange>& changes, trust::TimeMs now);
   void schedule_tick(trust::TimeMs deadline);
+  void save_blocks();
   void housekeeping();
   void reload();
   void on_signal_received(const boost::system::error_code& ec, int sig);

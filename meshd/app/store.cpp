@@ -223,11 +223,24 @@ Result<std::optional<std::string>> Store::get_blob(const std::string& key) const
 
 Result<void> Store::replace_blocks(std::span<const StoredBlock> blocks) {
   if (auto r = exec("BEGIN IMMEDIATE; DELETE FROM blocks;"); !r) return r;
+  return write_blocks(blocks, {});
+}
+
+Result<void> Store::update_blocks(std::span<const StoredBlock> changed,
+                                  std::span<const std::string> lifted) {
+  if (changed.empty() && lifted.empty()) return {};
+  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  return write_blocks(changed, lifted);
+}
+
+// Inside an open transaction: upserts and deletes, then COMMIT (or ROLLBACK on error).
+Result<void> Store::write_blocks(std::span<const StoredBlock> changed,
+                                 std::span<const std::string> lifted) {
   Stmt s(db_,
          "INSERT OR REPLACE INTO blocks(prefix, direction, rule_id, expires_at, score) "
          "VALUES (?1, ?2, ?3, ?4, ?5)");
   bool ok = s.ok();
-  for (const auto& b : blocks) {
+  for (const auto& b : changed) {
     if (!ok) break;
     s.bind_text(1, b.prefix);
     s.bind(2, static_cast<std::int64_t>(b.direction));
@@ -236,6 +249,16 @@ Result<void> Store::replace_blocks(std::span<const StoredBlock> blocks) {
     s.bind(5, b.score);
     ok = s.step() == SQLITE_DONE;
     s.reset();
+  }
+  if (ok && !lifted.empty()) {
+    Stmt d(db_, "DELETE FROM blocks WHERE prefix = ?1");
+    ok = d.ok();
+    for (const auto& p : lifted) {
+      if (!ok) break;
+      d.bind_text(1, p);
+      ok = d.step() == SQLITE_DONE;
+      d.reset();
+    }
   }
   if (!ok) {
     auto e = db_error(db_, path_, "storing blocks");

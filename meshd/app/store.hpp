@@ -70,13 +70,19 @@ class Store {
   Result<void> put_blob(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> get_blob(const std::string& key) const;
 
-  // The enforced set, replaced as a whole in one transaction.
+  // The enforced set, replaced as a whole in one transaction (start-up, after reconcile).
   Result<void> replace_blocks(std::span<const StoredBlock> blocks);
+  // Incremental form, one transaction: upserts `changed` (by prefix), deletes `lifted`.
+  // Its cost follows the number of changes, not the size of the enforced set.
+  Result<void> update_blocks(std::span<const StoredBlock> changed,
+                             std::span<const std::string> lifted);
   Result<std::vector<StoredBlock>> load_blocks() const;
 
  private:
   Store(sqlite3* db, std::string path);
   Result<void> exec(const char* sql) const;
+  Result<void> write_blocks(std::span<const StoredBlock> changed,
+                            std::span<const std::string> lifted);
   sqlite3* db_ = nullptr;
   std::string path_;
 };

@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
   flood.reset();
-  sleep_s(2);
+  sleep_s(12);  // settled: the daemons return freed memory to the OS every 10 s
   json loaded_rss = json::object(), enforced = json::object();
   double loaded_rss_max = 0;
   for (int i = 1; i <= mesh.size(); ++i) {

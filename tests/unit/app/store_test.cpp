@@ -87,6 +87,15 @@ TEST_F(StoreTest, BlobsAndBlocksRoundTrip) {
   ASSERT_EQ(out->size(), 1u);
   EXPECT_EQ((*out)[0].prefix, "10.0.0.0/8");
   EXPECT_EQ((*out)[0].rule_id, 7u);
+  // Incremental: an upsert changes one row, a lift deletes one, the rest is untouched.
+  std::vector<StoredBlock> changed{{"10.0.0.0/8", 3, 7, 5678, 0.8}, {"192.0.2.0/24", 2, 9, 1, 0.4}};
+  std::vector<std::string> lifted{"2001:db8::/32"};
+  ASSERT_TRUE(s.update_blocks(changed, lifted));
+  ASSERT_TRUE(s.update_blocks({}, std::vector<std::string>{"192.0.2.0/24", "198.51.100.0/24"}));
+  out = s.load_blocks();
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].expires_at, 5678);
+  EXPECT_DOUBLE_EQ((*out)[0].score, 0.8);
 }
 
 TEST_F(StoreTest, GarbageFileIsAClearStartupErrorAndIsNotReplaced) {
