@@ -298,7 +298,10 @@ void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
   // A replaced duplicate connection: the node is still up on its other connection.
   if (n == net_of_core.end() || n->second != id) return;
   net_of_core.erase(n);
-  spdlog::info("peer down: {} ({})", node_of_core[cid], reason);
+  if (reason.find("overflow") != std::string_view::npos)
+    spdlog::warn("peer down: {} ({})", node_of_core[cid], reason);
+  else
+    spdlog::info("peer down: {} ({})", node_of_core[cid], reason);
   record_event(json{
       {"event", "peer_down"},
       {"peer", node_of_core[cid]},

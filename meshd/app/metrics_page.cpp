@@ -95,6 +95,9 @@ std::string Daemon::Impl::metrics_text() const {
   w.sample("meshd_frames_rejected_total", t.rate_limit_drops, {{"reason", "rate_limit"}});
   w.sample("meshd_frames_rejected_total", counters.frames_malformed, {{"reason", "undecodable"}});
   w.counter("meshd_idle_timeouts_total", "Connections closed for silence.", t.idle_timeouts);
+  w.counter("meshd_send_queue_overflows_total",
+            "Peers dropped because their send queue exceeded its limit (they resync).",
+            t.send_queue_overflows);
   w.counter("meshd_frames_in_total", "Frames received.", t.frames_in);
   w.counter("meshd_frames_out_total", "Frames sent.", t.frames_out);
 

@@ -26,7 +26,7 @@ constexpr std::size_t max_handshake_frame = 16 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;
 // A write gathers at most this much so one large backlog does not starve the reader.
 constexpr std::size_t max_write_batch_bytes = 1024 * 1024;
-constexpr std::size_t max_write_batch_frames = 256;
+constexpr std::size_t max_write_batch_frames = 4096;
 
 // First byte of a serialized Frame whose oneof field `field` (length-delimited) is set.
 constexpr std::uint8_t frame_tag(int field) {
@@ -382,8 +382,11 @@ void Connection::send_control(const v1::Frame& frame) {
 }
 
 asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
-  std::vector<std::vector<std::uint8_t>> inflight;
-  std::vector<asio::const_buffer> buffers;
+  // Frames are copied into one contiguous buffer per batch. A gather write of many small
+  // frames is split by Asio into sendmsg calls of at most 64 buffers, each completing on a
+  // separate turn of the io loop; under load (a reader turning 64 KiB of input into frames
+  // for every peer) the writers then fell behind until their queues overflowed.
+  std::vector<std::uint8_t> out;
   TransportStats& stats = self->t_->stats();
   while (self->state_ != State::closed) {
     if (self->queue_.empty()) {
@@ -400,19 +403,19 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
       co_await self->write_signal_.async_wait(redirect_error(use_awaitable, ec));
       continue;
     }
-    inflight.clear();
-    buffers.clear();
-    std::size_t batch = 0;
-    while (!self->queue_.empty() && inflight.size() < max_write_batch_frames &&
-           batch < max_write_batch_bytes) {
-      batch += self->queue_.front().size();
-      inflight.push_back(std::move(self->queue_.front()));
+    out.clear();
+    std::size_t frames = 0;
+    while (!self->queue_.empty() && frames < max_write_batch_frames &&
+           out.size() < max_write_batch_bytes) {
+      const auto& f = self->queue_.front();
+      out.insert(out.end(), f.begin(), f.end());
       self->queue_.pop_front();
+      ++frames;
     }
+    const std::size_t batch = out.size();
     self->queued_bytes_ -= batch;
-    for (const auto& b : inflight) buffers.push_back(asio::buffer(b));
     error_code ec;
-    co_await asio::async_write(self->socket_, buffers, redirect_error(use_awaitable, ec));
+    co_await asio::async_write(self->socket_, asio::buffer(out), redirect_error(use_awaitable, ec));
     if (ec) {
       self->close("write failed: " + ec.message());
       co_return;

@@ -13,7 +13,7 @@
 // Prints one JSON object.
 //
 // Usage (root): mesh_resources_bench [--claims N] [--idle-s S] [--max-load-s S] [--backend
-// bpf|dryrun]
+// bpf|dryrun] [--log-level L]
 //               (the peer tool's path is compiled in: MESHD_PEER_TOOL)
 #include <unistd.h>
 
@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   int idle_s = 60;
   int max_load_s = 300;
   std::string backend = "bpf";
+  std::string log_level = "warn";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--claims")
@@ -100,6 +101,8 @@ int main(int argc, char** argv) {
       backend = argv[i + 1];
     else if (a == "--max-load-s")
       max_load_s = std::stoi(argv[i + 1]);
+    else if (a == "--log-level")  // the daemons' (their logs are kept only while running)
+      log_level = argv[i + 1];
   }
   std::signal(SIGINT, on_signal);  // stop waiting, then tear the mesh down normally
   std::signal(SIGTERM, on_signal);
@@ -109,7 +112,7 @@ int main(int argc, char** argv) {
   }
   meshd::test::MeshOptions o;
   o.backend = backend;
-  o.log_level = "warn";
+  o.log_level = log_level;
   o.mesh = {{"origin_rate_per_min", "100000000"},
             {"origin_burst", std::to_string(claims * 2)},
             {"peer_rate_frames_per_s", "1000000"}};
