@@ -141,6 +141,7 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
   }
   d.score = 1.0 - miss;
   d.single_domain = d.domains == 1;
+  if (d.single_domain) d.benefit = std::min(d.benefit, params.benefit_single_max);
   d.threshold = threshold(d.cost, d.benefit);
 
   if (e.prot) {

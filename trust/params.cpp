@@ -98,6 +98,8 @@ const ParamInfo kTable[] = {
     MESHD_PARAM(benefit_medium, "benefit", "benefit of a true block, severity medium"),
     MESHD_PARAM(benefit_high, "benefit", "benefit of a true block, severity high"),
     MESHD_PARAM(benefit_critical, "benefit", "benefit of a true block, severity critical"),
+    MESHD_PARAM(benefit_single_max, "benefit",
+                "max benefit a claim set resting on one failure domain can invoke"),
     MESHD_PARAM(ttl_min_ms, "ms", "TTL of a block just at the decision threshold"),
     MESHD_PARAM(ttl_max_ms, "ms", "hard cap of every block and claim lifetime (I4)"),
     MESHD_PARAM(ttl_single_ms, "ms", "cap for blocks resting on one failure domain (I4)"),
@@ -173,7 +175,8 @@ Result<void> Params::validate() const {
   for (auto [v, n] : {std::pair{benefit_low, "benefit_low"},
                       {benefit_medium, "benefit_medium"},
                       {benefit_high, "benefit_high"},
-                      {benefit_critical, "benefit_critical"}})
+                      {benefit_critical, "benefit_critical"},
+                      {benefit_single_max, "benefit_single_max"}})
     if (!in(v, 0, 1e9)) return bad(n, "must be >= 0");
   if (ttl_min_ms <= 0) return bad("ttl_min_ms", "must be > 0");
   if (ttl_max_ms < ttl_min_ms) return bad("ttl_max_ms", "must be >= ttl_min_ms");

@@ -63,6 +63,11 @@ struct Params {
   double benefit_medium = 2.0;    // B, severity medium
   double benefit_high = 4.0;      // B, severity high
   double benefit_critical = 8.0;  // B, severity critical
+  // Cap of B when the support rests on ONE failure domain. Severity is the claimant's own
+  // word: one domain alone can justify at most a block of cost
+  // benefit_single_max * s_cap / (1 - s_cap), whatever severity it asserts; corroboration by a
+  // second domain unlocks the full B.
+  double benefit_single_max = 4.0;
 
   // --- decision and lifetime ---
   DurationMs ttl_min_ms = 5 * kMinute;      // TTL of a block just at the threshold

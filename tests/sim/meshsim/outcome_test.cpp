@@ -59,9 +59,9 @@ TEST(MeshsimOutcome, HonestFleetDeliversEverything) {
   EXPECT_DOUBLE_EQ(j["harm"]["total"].get<double>(), 0.0);
 }
 
+// Both at the trust engine's default parameters (no policy_params).
 TEST(MeshsimOutcome, SingleCompromisedTargetedIsBounded) {
   auto r = run(R"(
-policy_params: {prior: 0.3}
 adversaries:
   - {count: 1, strategy: targeted, rate_per_min: 100, start_s: 100}
 )");
@@ -71,6 +71,17 @@ adversaries:
   EXPECT_DOUBLE_EQ(h["protected"].get<double>(), 0.0);
   EXPECT_GE(r.report["tp"]["coverage"].get<double>(),
             0.95 * r.report["tp"]["naive_coverage"].get<double>());
+}
+
+TEST(MeshsimOutcome, MilkingIsBounded) {
+  auto r = run(R"(
+adversaries:
+  - {count: 1, strategy: milking, rate_per_min: 100, start_s: 150, honest_until_s: 150}
+)");
+  const auto& h = r.report["harm"];
+  EXPECT_GT(h["naive_total"].get<double>(), 0.0);
+  EXPECT_LE(h["ratio_vs_naive"].get<double>(), 0.01) << r.report.dump();
+  EXPECT_DOUBLE_EQ(h["protected"].get<double>(), 0.0);
 }
 
 TEST(MeshsimOutcome, EquivocationIsQuarantinedEverywhereFast) {

@@ -92,6 +92,51 @@ TEST(TrustEngine, Invariant_I2_SingleDomainCap) {
               1e-9);
 }
 
+// The severity (hence B) is the claimant's own word: one domain alone can invoke at most
+// benefit_single_max, so even a fully trusted domain cannot justify a block costing more than
+// benefit_single_max * s_cap / (1 - s_cap); a second domain unlocks the claimed severity.
+TEST(TrustEngine, Invariant_I2_SingleDomainBenefitCap) {
+  Params params;
+  ASSERT_LT(params.benefit_single_max, params.benefit_critical);
+  FakeUsage usage;
+  usage.set(P("198.51.100.9"), 30);  // C = 1 + 1.5 log2(31) = 8.43: between 6 and 12
+  Engine e(params, context(&usage), T0);
+  e.restore_ledger(trusted_ledger(params, {{"n0", "zone-a"}, {"n1", "zone-b"}}, 1e6, T0), T0);
+  auto o =
+      e.on_claim(claim("n0", "zone-a", 1, "198.51.100.9", 1.0, T0, Severity::critical), D(1), T0);
+  EXPECT_FALSE(find_change(o.changes, P("198.51.100.9"), K::enforce));
+  auto d = e.decide(P("198.51.100.9"), T0);
+  EXPECT_TRUE(d.single_domain);
+  EXPECT_DOUBLE_EQ(d.score, params.s_cap);
+  EXPECT_DOUBLE_EQ(d.benefit, params.benefit_single_max);
+  // Uncapped, B = 8 would put the threshold at 0.51 < s_cap: the cap is what refuses it.
+  EXPECT_LT(d.cost / (params.benefit_critical + d.cost), params.s_cap);
+  EXPECT_GT(d.threshold, params.s_cap);
+  auto o2 =
+      e.on_claim(claim("n1", "zone-b", 1, "198.51.100.9", 1.0, T0, Severity::critical), D(2), T0);
+  EXPECT_TRUE(find_change(o2.changes, P("198.51.100.9"), K::enforce));
+  EXPECT_DOUBLE_EQ(e.decide(P("198.51.100.9"), T0).benefit, params.benefit_critical);
+}
+
+// What the local demo relies on, at default parameters and a brand-new origin (the prior):
+// a threat-feed claim (confidence 0.9, severity high) on an address nobody uses is enforced
+// on receipt; a critical, confidence-1.0 claim on a service this node used 50 times in the
+// usage window is refused.
+TEST(TrustEngine, DefaultsEnforceFeedClaimAndRefuseLieOnUsedService) {
+  Params params;
+  FakeUsage usage;
+  usage.set(P("192.0.2.201"), 50);
+  Engine e(params, context(&usage), T0);
+  auto feed =
+      e.on_claim(claim("node2", "zone-2", 1, "192.0.2.66", 0.9, T0, Severity::high), D(1), T0);
+  EXPECT_TRUE(find_change(feed.changes, P("192.0.2.66"), K::enforce));
+  auto lie =
+      e.on_claim(claim("node3", "zone-3", 1, "192.0.2.201", 1.0, T0, Severity::critical), D(2), T0);
+  EXPECT_EQ(lie.status, ClaimStatus::accepted);
+  EXPECT_FALSE(find_change(lie.changes, P("192.0.2.201"), K::enforce));
+  EXPECT_EQ(e.decide(P("192.0.2.201"), T0).verdict, Verdict::below_threshold);
+}
+
 TEST(TrustEngine, Invariant_I3_Budget) {
   Params params;
   Engine e(params, context(), T0);
