@@ -42,12 +42,36 @@ struct {
 } meshd_block_v6 SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MESHD_EXACT_V4_MAX_ENTRIES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct meshd_v4_key);
+  __type(value, struct meshd_block_value);
+} meshd_exact_v4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MESHD_EXACT_V6_MAX_ENTRIES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct meshd_v6_key);
+  __type(value, struct meshd_block_value);
+} meshd_exact_v6 SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, MESHD_V4_FILTER_ENTRIES);
   __uint(map_flags, BPF_F_MMAPABLE);
   __type(key, __u32);
   __type(value, __u64);
 } meshd_v4_filter SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, MESHD_V4_FILTER_ENTRIES);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, __u64);
+} meshd_v4_tfilt SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -70,68 +94,86 @@ static __always_inline struct meshd_hook_counters* counters(__u32 hook) {
   return bpf_map_lookup_elem(&meshd_counters, &hook);
 }
 
-/* Result of matching one address against a block trie. */
+/* Result of matching one address against the block maps of its family. */
 struct match {
   const struct meshd_block_value* value; /* live entry covering the direction, or NULL */
   int expired;                           /* an entry covered it but had expired */
 };
 
-/* Longest-prefix lookup that skips entries which do not apply (other direction, expired)
- * by looking again just above their prefix length, so a shorter live entry still blocks.
- * The boot clock is read only when an entry matched. */
-/* False only when the armed pre-filter says no IPv4 entry can cover this address. */
-static __always_inline int v4_filter_may_match(const __u8* addr) {
+/* False only when the armed bitset `filter` (meshd_v4_filter: any entry; meshd_v4_tfilt:
+ * trie entries) says no entry can cover this address. */
+static __always_inline int v4_filter_may_match(void* filter, const __u8* addr) {
   __u32 armed_key = MESHD_V4_FILTER_ARMED_INDEX;
-  const __u64* armed = bpf_map_lookup_elem(&meshd_v4_filter, &armed_key);
+  const __u64* armed = bpf_map_lookup_elem(filter, &armed_key);
   if (!armed || !*armed) return 1;
   __u32 slash24 = ((__u32)addr[0] << 16) | ((__u32)addr[1] << 8) | addr[2];
   __u32 word_key = slash24 >> 6;
-  const __u64* word = bpf_map_lookup_elem(&meshd_v4_filter, &word_key);
+  const __u64* word = bpf_map_lookup_elem(filter, &word_key);
   return !word || ((*word >> (slash24 & 63)) & 1);
 }
 
+/* True when `v` is a live entry for `direction`: the match is decided. Notes expired ones.
+ * The boot clock is read only once, and only when an entry matched. */
+static __always_inline int applies(const struct meshd_block_value* v, __u32 direction,
+                                   __u64* now, struct match* m) {
+  if (!v || !(v->direction & direction)) return 0;
+  if (*now == 0) *now = bpf_ktime_get_boot_ns();
+  if (*now < v->expiry_boot_ns) {
+    m->value = v;
+    return 1;
+  }
+  m->expired = 1;
+  return 0;
+}
+
+/* Longest-prefix match over the exact map and the trie of one family (see meshd_shared.h),
+ * skipping entries which do not apply (other direction, expired): after a trie entry that
+ * does not apply, the trie is asked again just above its prefix length, so a shorter live
+ * entry still blocks. The exact map's net-length entry is checked where it falls in that
+ * order: once the trie has nothing longer than the net length left. `key` holds the full
+ * address with the family's host length; `net` the same address cut to the net length. */
+#define MATCH_LONGEST(exact, trie, key, net, net_len, use_trie, direction, m)            \
+  do {                                                                                  \
+    __u64 now_ = 0;                                                                     \
+    if (applies(bpf_map_lookup_elem(exact, &(key)), direction, &now_, &(m))) break;     \
+    const struct meshd_block_value* v_ = 0;                                             \
+    if (use_trie) v_ = bpf_map_lookup_elem(trie, &(key));                               \
+    int net_checked_ = 0;                                                               \
+    for (int i_ = 0; i_ < MESHD_MAX_NESTED_LOOKUPS; i_++) {                             \
+      if (!net_checked_ && (!v_ || v_->prefixlen <= (net_len))) {                       \
+        net_checked_ = 1;                                                               \
+        if (applies(bpf_map_lookup_elem(exact, &(net)), direction, &now_, &(m))) break; \
+      }                                                                                 \
+      if (!v_) break;                                                                   \
+      if (applies(v_, direction, &now_, &(m))) break;                                   \
+      if (v_->prefixlen == 0 || v_->prefixlen > (key).prefixlen) break;                 \
+      (key).prefixlen = v_->prefixlen - 1;                                              \
+      v_ = bpf_map_lookup_elem(trie, &(key));                                           \
+    }                                                                                   \
+  } while (0)
+
 static __always_inline struct match match_v4(const void* addr, __u32 direction) {
   struct match m = {0};
-  struct meshd_v4_key key = {.prefixlen = 32};
-  __u64 now = 0;
+  struct meshd_v4_key key = {.prefixlen = MESHD_V4_HOST_LEN};
   __builtin_memcpy(key.addr, addr, sizeof(key.addr));
-  if (!v4_filter_may_match(key.addr)) return m;
-  for (int i = 0; i < MESHD_MAX_NESTED_LOOKUPS; i++) {
-    const struct meshd_block_value* v = bpf_map_lookup_elem(&meshd_block_v4, &key);
-    if (!v) break;
-    if (v->direction & direction) {
-      if (now == 0) now = bpf_ktime_get_boot_ns();
-      if (now < v->expiry_boot_ns) {
-        m.value = v;
-        break;
-      }
-      m.expired = 1;
-    }
-    if (v->prefixlen == 0 || v->prefixlen > key.prefixlen) break; /* nothing shorter */
-    key.prefixlen = v->prefixlen - 1;
-  }
+  if (!v4_filter_may_match(&meshd_v4_filter, key.addr)) return m;
+  struct meshd_v4_key net = key;
+  net.prefixlen = MESHD_V4_NET_LEN;
+  net.addr[3] = 0;
+  const int use_trie = v4_filter_may_match(&meshd_v4_tfilt, key.addr);
+  MATCH_LONGEST(&meshd_exact_v4, &meshd_block_v4, key, net, MESHD_V4_NET_LEN, use_trie,
+                direction, m);
   return m;
 }
 
 static __always_inline struct match match_v6(const void* addr, __u32 direction) {
   struct match m = {0};
-  struct meshd_v6_key key = {.prefixlen = 128};
-  __u64 now = 0;
+  struct meshd_v6_key key = {.prefixlen = MESHD_V6_HOST_LEN};
   __builtin_memcpy(key.addr, addr, sizeof(key.addr));
-  for (int i = 0; i < MESHD_MAX_NESTED_LOOKUPS; i++) {
-    const struct meshd_block_value* v = bpf_map_lookup_elem(&meshd_block_v6, &key);
-    if (!v) break;
-    if (v->direction & direction) {
-      if (now == 0) now = bpf_ktime_get_boot_ns();
-      if (now < v->expiry_boot_ns) {
-        m.value = v;
-        break;
-      }
-      m.expired = 1;
-    }
-    if (v->prefixlen == 0 || v->prefixlen > key.prefixlen) break;
-    key.prefixlen = v->prefixlen - 1;
-  }
+  struct meshd_v6_key net = key;
+  net.prefixlen = MESHD_V6_NET_LEN;
+  __builtin_memset(&net.addr[8], 0, 8);
+  MATCH_LONGEST(&meshd_exact_v6, &meshd_block_v6, key, net, MESHD_V6_NET_LEN, 1, direction, m);
   return m;
 }
 

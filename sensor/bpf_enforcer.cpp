@@ -118,63 +118,91 @@ void sort_by_key(std::vector<Key>& keys, std::vector<meshd_block_value>& values)
 
 }  // namespace
 
-BpfEnforcer::BpfEnforcer(Fd v4, Fd v6, V4Filter filter, Fd counters)
-    : v4_(std::move(v4)),
-      v6_(std::move(v6)),
+BpfEnforcer::BpfEnforcer(Maps maps, V4Filter filter, V4Filter trie_filter)
+    : v4_(std::move(maps.v4)),
+      v6_(std::move(maps.v6)),
+      exact4_(std::move(maps.exact4)),
+      exact6_(std::move(maps.exact6)),
       filter_(std::move(filter)),
-      counters_(std::move(counters)) {}
+      trie_filter_(std::move(trie_filter)),
+      counters_(std::move(maps.counters)) {}
 
-Result<BpfEnforcer> BpfEnforcer::make(Fd v4, Fd v6, Fd filter, Fd counters) {
-  auto mapped = V4Filter::open(std::move(filter));
-  if (!mapped) return std::unexpected(mapped.error());
-  BpfEnforcer e(std::move(v4), std::move(v6), std::move(*mapped), std::move(counters));
+Result<BpfEnforcer> BpfEnforcer::make(Maps maps) {
+  auto filter = V4Filter::open(std::move(maps.filter));
+  if (!filter) return std::unexpected(filter.error());
+  auto trie_filter = V4Filter::open(std::move(maps.trie_filter));
+  if (!trie_filter) return std::unexpected(trie_filter.error());
+  BpfEnforcer e(std::move(maps), std::move(*filter), std::move(*trie_filter));
   // Reconciliation starts from what the kernel has: mirror the installed prefixes, and
-  // make the pre-filter match them (it may be new next to reused tries, or stale).
-  auto r =
-      e.for_each([&](const trust::Prefix& p, const meshd_block_value&) { e.installed_.insert(p); });
+  // make the pre-filters match them (they may be new next to reused maps, or stale).
+  auto r = e.for_each([&](const trust::Prefix& p, const meshd_block_value&, std::uint8_t where) {
+    e.installed_[p] |= where;
+  });
   if (!r) return std::unexpected(r.error());
-  e.filter_.rebuild(e.installed_);
+  e.rebuild_filters();
   return e;
 }
 
 Result<BpfEnforcer> BpfEnforcer::open_pinned(const std::string& pin_path) {
-  auto v4 = open_pinned_map(pin_file(pin_path, MESHD_MAP_BLOCK_V4));
-  if (!v4) return std::unexpected(v4.error());
-  auto v6 = open_pinned_map(pin_file(pin_path, MESHD_MAP_BLOCK_V6));
-  if (!v6) return std::unexpected(v6.error());
-  auto filter = open_pinned_map(pin_file(pin_path, MESHD_MAP_V4_FILTER));
-  if (!filter) return std::unexpected(filter.error());
-  auto counters = open_pinned_map(pin_file(pin_path, MESHD_MAP_COUNTERS));
-  if (!counters) return std::unexpected(counters.error());
-  return make(std::move(*v4), std::move(*v6), std::move(*filter), std::move(*counters));
+  Maps maps;
+  for (auto [fd, name] : {std::pair{&maps.v4, MESHD_MAP_BLOCK_V4},
+                          {&maps.v6, MESHD_MAP_BLOCK_V6},
+                          {&maps.exact4, MESHD_MAP_EXACT_V4},
+                          {&maps.exact6, MESHD_MAP_EXACT_V6},
+                          {&maps.filter, MESHD_MAP_V4_FILTER},
+                          {&maps.trie_filter, MESHD_MAP_V4_TRIE_FILTER},
+                          {&maps.counters, MESHD_MAP_COUNTERS}}) {
+    auto opened = open_pinned_map(pin_file(pin_path, name));
+    if (!opened) return std::unexpected(opened.error());
+    *fd = std::move(*opened);
+  }
+  return make(std::move(maps));
 }
 
 Result<BpfEnforcer> BpfEnforcer::from_loader(const BpfLoader& loader) {
-  auto v4 = Fd::dup_of(loader.block_v4_fd());
-  if (!v4) return std::unexpected(v4.error());
-  auto v6 = Fd::dup_of(loader.block_v6_fd());
-  if (!v6) return std::unexpected(v6.error());
-  auto filter = Fd::dup_of(loader.v4_filter_fd());
-  if (!filter) return std::unexpected(filter.error());
-  auto counters = Fd::dup_of(loader.counters_fd());
-  if (!counters) return std::unexpected(counters.error());
-  return make(std::move(*v4), std::move(*v6), std::move(*filter), std::move(*counters));
+  Maps maps;
+  for (auto [fd, original] : {std::pair{&maps.v4, loader.block_v4_fd()},
+                              {&maps.v6, loader.block_v6_fd()},
+                              {&maps.exact4, loader.exact_v4_fd()},
+                              {&maps.exact6, loader.exact_v6_fd()},
+                              {&maps.filter, loader.v4_filter_fd()},
+                              {&maps.trie_filter, loader.v4_trie_filter_fd()},
+                              {&maps.counters, loader.counters_fd()}}) {
+    auto dup = Fd::dup_of(original);
+    if (!dup) return std::unexpected(dup.error());
+    *fd = std::move(*dup);
+  }
+  return make(std::move(maps));
 }
 
 template <class Fn>
 Result<void> BpfEnforcer::for_each(Fn&& fn) {
-  std::vector<meshd_v4_key> k4;
-  std::vector<meshd_v6_key> k6;
-  std::vector<meshd_block_value> v4, v6;
+  std::vector<meshd_v4_key> k4, x4;
+  std::vector<meshd_v6_key> k6, x6;
+  std::vector<meshd_block_value> v4, v6, xv4, xv6;
   auto r = dump(v4_.get(), k4, v4, batch_state_);
   if (r) r = dump(v6_.get(), k6, v6, batch_state_);
+  if (r) r = dump(exact4_.get(), x4, xv4, batch_state_);
+  if (r) r = dump(exact6_.get(), x6, xv6, batch_state_);
   if (!r) {
     ++stats_.map_errors;
     return r;
   }
-  for (std::size_t i = 0; i < k4.size(); ++i) fn(from_key(k4[i]), v4[i]);
-  for (std::size_t i = 0; i < k6.size(); ++i) fn(from_key(k6[i]), v6[i]);
+  for (std::size_t i = 0; i < k4.size(); ++i) fn(from_key(k4[i]), v4[i], kInTrie);
+  for (std::size_t i = 0; i < k6.size(); ++i) fn(from_key(k6[i]), v6[i], kInTrie);
+  for (std::size_t i = 0; i < x4.size(); ++i) fn(from_key(x4[i]), xv4[i], kInExact);
+  for (std::size_t i = 0; i < x6.size(); ++i) fn(from_key(x6[i]), xv6[i], kInExact);
   return {};
+}
+
+void BpfEnforcer::rebuild_filters() {
+  filter_.rebuild([&](auto&& visit) {
+    for (const auto& [p, where] : installed_) visit(p);
+  });
+  trie_filter_.rebuild([&](auto&& visit) {
+    for (const auto& [p, where] : installed_)
+      if (where & kInTrie) visit(p);
+  });
 }
 
 void BpfEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes) {
@@ -182,18 +210,17 @@ void BpfEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes) {
 }
 
 template <class Key>
-Result<void> BpfEnforcer::write(int fd, const std::vector<Key>& keys,
-                                const std::vector<meshd_block_value>& values) {
-  std::size_t done = 0;
+Result<void> BpfEnforcer::write(int fd, std::uint8_t where, const std::vector<Key>& keys,
+                                const std::vector<meshd_block_value>& values, std::size_t& done) {
+  done = 0;
   auto record = [&](std::size_t from, std::size_t to) {
-    for (std::size_t j = from; j < to; ++j) installed_.insert(from_key(keys[j]));
+    for (std::size_t j = from; j < to; ++j) installed_[from_key(keys[j])] |= where;
     stats_.rules_written += to - from;
   };
   auto map_error = [&](int err) -> Result<void> {
     ++stats_.map_errors;
     if (err == E2BIG || err == ENOMEM) {
-      return fail("map_full", "block map full (" + std::to_string(MESHD_BLOCK_MAX_ENTRIES) +
-                                  " entries) or out of memory after " + std::to_string(done) +
+      return fail("map_full", "block map full or out of memory after " + std::to_string(done) +
                                   " of " + std::to_string(keys.size()) +
                                   " entries: " + errno_text(err));
     }
@@ -210,7 +237,8 @@ Result<void> BpfEnforcer::write(int fd, const std::vector<Key>& keys,
     int saved = errno;
     if (err == 0) {
       batch_state_ = 1;
-      record(0, keys.size());
+      done = keys.size();
+      record(0, done);
       return {};
     }
     if (!(batch_state_ == 0 && batch_unsupported(saved))) {
@@ -274,12 +302,32 @@ Result<std::size_t> BpfEnforcer::erase(int fd, const std::vector<Key>& keys) {
   return removed;
 }
 
+namespace {
+
+bool exact_length(const trust::Prefix& p) {
+  return p.family == trust::Family::v4 ? (p.len == MESHD_V4_HOST_LEN || p.len == MESHD_V4_NET_LEN)
+                                       : (p.len == MESHD_V6_HOST_LEN || p.len == MESHD_V6_NET_LEN);
+}
+
+// Keys and values bound for one map.
+template <class Key>
+struct Batch {
+  std::vector<Key> keys;
+  std::vector<meshd_block_value> values;
+  void push(const Key& k, const meshd_block_value& v) {
+    keys.push_back(k);
+    values.push_back(v);
+  }
+};
+
+}  // namespace
+
 Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::TimeMs now) {
   ApplyReport report;
   const auto boot_now = static_cast<std::uint64_t>(boot_time_ns());
-  std::vector<meshd_v4_key> keys4;
-  std::vector<meshd_v6_key> keys6;
-  std::vector<meshd_block_value> values4, values6;
+  Batch<meshd_v4_key> trie4, exact4;
+  Batch<meshd_v6_key> trie6, exact6;
+  std::size_t accepted = 0;
 
   for (const BlockRule& rule : rules) {
     const std::string what = rule.prefix.to_string();
@@ -316,56 +364,105 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::
     value.rule_id = rule.rule_id;
     value.direction = dir;
     value.prefixlen = rule.prefix.len;
+    ++accepted;
+    // In place when present (re-timing), else by length.
+    auto found = installed_.find(rule.prefix);
+    const std::uint8_t where = found != installed_.end()   ? found->second
+                               : exact_length(rule.prefix) ? kInExact
+                                                           : kInTrie;
     if (rule.prefix.family == trust::Family::v4) {
-      keys4.push_back(to_v4_key(rule.prefix));
-      values4.push_back(value);
+      const meshd_v4_key k = to_v4_key(rule.prefix);
+      if (where & kInExact) exact4.push(k, value);
+      if (where & kInTrie) trie4.push(k, value);
     } else {
-      keys6.push_back(to_v6_key(rule.prefix));
-      values6.push_back(value);
+      const meshd_v6_key k = to_v6_key(rule.prefix);
+      if (where & kInExact) exact6.push(k, value);
+      if (where & kInTrie) trie6.push(k, value);
     }
   }
   stats_.rules_refused += report.refused.size();
 
   // Inserting in address order keeps the trie path just walked in cache: ~25% faster
   // than random order for 100k entries. Stable, so the last duplicate still wins.
-  sort_by_key(keys4, values4);
-  sort_by_key(keys6, values6);
+  sort_by_key(trie4.keys, trie4.values);
+  sort_by_key(trie6.keys, trie6.values);
   // Bits first: the programs must never see an IPv4 entry whose /24 is not marked.
-  for (const meshd_v4_key& k : keys4) filter_.set_bits(from_key(k));
-  if (auto r = write(v4_.get(), keys4, values4); !r) return std::unexpected(r.error());
-  if (auto r = write(v6_.get(), keys6, values6); !r) return std::unexpected(r.error());
-  report.applied = keys4.size() + keys6.size();
+  for (const meshd_v4_key& k : exact4.keys) filter_.set_bits(from_key(k));
+  for (const meshd_v4_key& k : trie4.keys) {
+    filter_.set_bits(from_key(k));
+    trie_filter_.set_bits(from_key(k));
+  }
+  // An exact map that is full sends the rest of its rules to the trie.
+  auto write_exact = [&]<class Key>(int fd, Batch<Key>& exact, Batch<Key>& trie) -> Result<void> {
+    std::size_t done = 0;
+    auto r = write(fd, kInExact, exact.keys, exact.values, done);
+    if (r || r.error().code != "map_full") return r;
+    --stats_.map_errors;
+    stats_.exact_map_full += exact.keys.size() - done;
+    for (std::size_t i = done; i < exact.keys.size(); ++i) {
+      if constexpr (std::is_same_v<Key, meshd_v4_key>)
+        trie_filter_.set_bits(from_key(exact.keys[i]));
+      trie.push(exact.keys[i], exact.values[i]);
+    }
+    return {};
+  };
+  if (auto r = write_exact(exact4_.get(), exact4, trie4); !r) return std::unexpected(r.error());
+  if (auto r = write_exact(exact6_.get(), exact6, trie6); !r) return std::unexpected(r.error());
+  std::size_t done = 0;
+  if (auto r = write(v4_.get(), kInTrie, trie4.keys, trie4.values, done); !r)
+    return std::unexpected(r.error());
+  if (auto r = write(v6_.get(), kInTrie, trie6.keys, trie6.values, done); !r)
+    return std::unexpected(r.error());
+  report.applied = accepted;
   return report;
 }
 
 Result<std::size_t> BpfEnforcer::remove(std::span<const trust::Prefix> prefixes) {
   // Every named prefix goes to the kernel, also ones not in installed_ (written to the
-  // maps after we read them, e.g. raw entries or a crashed predecessor's last batch):
-  // absent keys cost one extra syscall each and are not counted.
-  std::vector<meshd_v4_key> keys4;
-  std::vector<meshd_v6_key> keys6;
+  // maps after we read them, e.g. raw entries or a crashed predecessor's last batch): they
+  // are deleted from every map they could be in; absent keys cost one extra syscall each
+  // and are not counted.
+  std::vector<meshd_v4_key> trie4, exact4;
+  std::vector<meshd_v6_key> trie6, exact6;
+  bool v4_touched = false;
   for (const trust::Prefix& p : prefixes) {
-    installed_.erase(p);
-    if (p.family == trust::Family::v4)
-      keys4.push_back(to_v4_key(p));
-    else
-      keys6.push_back(to_v6_key(p));
+    std::uint8_t where = exact_length(p) ? (kInExact | kInTrie) : kInTrie;
+    if (auto found = installed_.find(p); found != installed_.end()) {
+      where = found->second;
+      installed_.erase(found);
+    }
+    if (p.family == trust::Family::v4) {
+      v4_touched = true;
+      if (where & kInExact) exact4.push_back(to_v4_key(p));
+      if (where & kInTrie) trie4.push_back(to_v4_key(p));
+    } else {
+      if (where & kInExact) exact6.push_back(to_v6_key(p));
+      if (where & kInTrie) trie6.push_back(to_v6_key(p));
+    }
   }
-  auto n4 = erase(v4_.get(), keys4);
+  std::size_t removed = 0;
+  Result<void> failed;
+  auto count = [&](Result<std::size_t> n) {
+    if (!n && failed) failed = std::unexpected(n.error());
+    if (n) removed += *n;
+  };
+  count(erase(exact4_.get(), exact4));
+  count(erase(v4_.get(), trie4));
   // Unmark /24s no remaining entry needs (also after a partial failure: removed is removed).
-  if (!keys4.empty()) filter_.rebuild(installed_);
-  if (!n4) return n4;
-  auto n6 = erase(v6_.get(), keys6);
-  if (!n6) return n6;
-  stats_.rules_removed += *n4 + *n6;
-  return *n4 + *n6;
+  if (v4_touched) rebuild_filters();
+  if (!failed) return std::unexpected(failed.error());
+  count(erase(exact6_.get(), exact6));
+  count(erase(v6_.get(), trie6));
+  if (!failed) return std::unexpected(failed.error());
+  stats_.rules_removed += removed;
+  return removed;
 }
 
 Result<std::vector<BlockRule>> BpfEnforcer::list(trust::TimeMs now) {
   std::vector<BlockRule> out;
   const auto boot_now = static_cast<std::uint64_t>(boot_time_ns());
   constexpr auto kMax = std::numeric_limits<trust::TimeMs>::max();
-  auto r = for_each([&](const trust::Prefix& prefix, const meshd_block_value& v) {
+  auto r = for_each([&](const trust::Prefix& prefix, const meshd_block_value& v, std::uint8_t) {
     if (v.expiry_boot_ns <= boot_now) return;
     const std::uint64_t left_ns = v.expiry_boot_ns - boot_now;
     const std::uint64_t left_ms = left_ns / kNsPerMs + (left_ns % kNsPerMs != 0 ? 1 : 0);
@@ -385,7 +482,7 @@ Result<std::vector<BlockRule>> BpfEnforcer::list(trust::TimeMs now) {
 Result<std::size_t> BpfEnforcer::prune_expired() {
   const auto boot_now = static_cast<std::uint64_t>(boot_time_ns());
   std::vector<trust::Prefix> expired;
-  auto r = for_each([&](const trust::Prefix& prefix, const meshd_block_value& v) {
+  auto r = for_each([&](const trust::Prefix& prefix, const meshd_block_value& v, std::uint8_t) {
     if (v.expiry_boot_ns <= boot_now) expired.push_back(prefix);
   });
   if (!r) return std::unexpected(r.error());
@@ -402,6 +499,7 @@ BpfEnforcerStats BpfEnforcer::detailed_stats() const {
   s.batch_updates = batch_state_ == 1;
   s.v4_filter_armed = filter_.armed();
   s.v4_filter_slash24s = filter_.marked_slash24s();
+  s.v4_trie_filter_slash24s = trie_filter_.marked_slash24s();
   if (auto hooks = read_hook_counters(counters_.get())) s.hooks = *hooks;
   return s;
 }

@@ -13,8 +13,14 @@
 // Nested prefixes combine: a packet is blocked when any live entry covering it has the
 // direction (up to MESHD_MAX_NESTED_LOOKUPS nested entries).
 //
-// The IPv4 pre-filter bitset (meshd_v4_filter) is rebuilt from the maps on open and kept
-// in step by apply()/remove().
+// Where an entry lives: IPv4 /32 and /24 and IPv6 /128 and /64 in the exact-match hash
+// maps (meshd_exact_v4/6), every other length in the LPM tries (see bpf/meshd_shared.h);
+// an exact-length prefix goes to the trie when its exact map is full, and one found in a
+// trie on open (written by an older version) stays there. The enforcer remembers where
+// each prefix is, so re-timing writes it in place and removal deletes it from its map.
+//
+// The IPv4 pre-filter bitsets (meshd_v4_filter for all entries, meshd_v4_tfilt for the
+// trie's) are rebuilt from the maps on open and kept in step by apply()/remove().
 //
 // Cost model (measured on the 2-core CI VM: one bpf() syscall costs ~6 us there): every
 // bulk operation uses the BPF_MAP_*_BATCH commands, never one syscall per entry. The set
@@ -27,7 +33,7 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "sensor/bpf_filter.hpp"
@@ -49,7 +55,9 @@ struct BpfEnforcerStats {
   std::uint64_t map_errors = 0;          // failed map syscalls (apply/remove/list)
   bool batch_updates = false;            // the kernel accepted BPF_MAP_UPDATE_BATCH on the tries
   bool v4_filter_armed = false;          // IPv4 pre-filter in use by the programs
-  std::uint64_t v4_filter_slash24s = 0;  // /24s the pre-filter sends to the trie
+  std::uint64_t v4_filter_slash24s = 0;  // /24s the pre-filter lets through to a lookup
+  std::uint64_t v4_trie_filter_slash24s = 0;  // /24s whose lookups also walk the IPv4 trie
+  std::uint64_t exact_map_full = 0;  // exact-length rules written to a trie: exact map full
 };
 
 class BpfEnforcer final : public Enforcer {
@@ -86,24 +94,38 @@ class BpfEnforcer final : public Enforcer {
   BpfEnforcerStats detailed_stats() const;
 
  private:
-  BpfEnforcer(Fd v4, Fd v6, V4Filter filter, Fd counters);
-  static Result<BpfEnforcer> make(Fd v4, Fd v6, Fd filter, Fd counters);
-  // Reads every entry of both tries (batched); calls fn(prefix, value).
+  // Where a prefix's entry is (bits: an older version's entry may be in both).
+  static constexpr std::uint8_t kInTrie = 1;
+  static constexpr std::uint8_t kInExact = 2;
+  struct Maps {
+    Fd v4, v6;          // LPM tries
+    Fd exact4, exact6;  // exact-match hashes
+    Fd filter, trie_filter, counters;
+  };
+
+  BpfEnforcer(Maps maps, V4Filter filter, V4Filter trie_filter);
+  static Result<BpfEnforcer> make(Maps maps);
+  // Reads every entry of the four block maps (batched); calls fn(prefix, value, kIn*).
   template <class Fn>
   Result<void> for_each(Fn&& fn);
-  // Writes keys[i] -> values[i] and records the prefixes as installed.
+  // Writes keys[i] -> values[i] into map `fd` and records the prefixes as installed there;
+  // `done` says how many were written (also on error).
   template <class Key>
-  Result<void> write(int fd, const std::vector<Key>& keys,
-                     const std::vector<meshd_block_value>& values);
+  Result<void> write(int fd, std::uint8_t where, const std::vector<Key>& keys,
+                     const std::vector<meshd_block_value>& values, std::size_t& done);
   template <class Key>
   Result<std::size_t> erase(int fd, const std::vector<Key>& keys);
+  void rebuild_filters();
 
   Fd v4_;
   Fd v6_;
+  Fd exact4_;
+  Fd exact6_;
   V4Filter filter_;
+  V4Filter trie_filter_;
   Fd counters_;
   std::vector<trust::Prefix> protected_;
-  std::unordered_set<trust::Prefix, trust::PrefixHash> installed_;
+  std::unordered_map<trust::Prefix, std::uint8_t, trust::PrefixHash> installed_;
   int batch_state_ = 0;  // 0 unknown, 1 supported, -1 unsupported (probed on first use)
   BpfEnforcerStats stats_;
 };

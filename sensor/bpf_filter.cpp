@@ -6,7 +6,6 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
 namespace meshd::sensor {
 namespace {
@@ -77,12 +76,12 @@ void V4Filter::set_bits(const trust::Prefix& p) {
   });
 }
 
-void V4Filter::rebuild(const std::unordered_set<trust::Prefix, trust::PrefixHash>& installed) {
-  std::vector<std::uint64_t> next(MESHD_V4_FILTER_WORDS, 0);
-  for (const trust::Prefix& p : installed) {
-    if (p.family != trust::Family::v4) continue;
-    for_each_word(p, [&](std::uint32_t w, std::uint64_t mask) { next[w] |= mask; });
-  }
+void V4Filter::mark(std::vector<std::uint64_t>& words, const trust::Prefix& p) {
+  if (p.family != trust::Family::v4) return;
+  for_each_word(p, [&](std::uint32_t w, std::uint64_t mask) { words[w] |= mask; });
+}
+
+void V4Filter::commit(const std::vector<std::uint64_t>& next) {
   marked_ = 0;
   for (std::uint32_t w = 0; w < MESHD_V4_FILTER_WORDS; ++w) {
     marked_ += static_cast<std::uint64_t>(std::popcount(next[w]));

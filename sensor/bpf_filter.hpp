@@ -2,14 +2,15 @@
 // one bit per /24, set when some IPv4 block entry covers or lies inside that /24. The map
 // is BPF_F_MMAPABLE, so bits are written straight into kernel memory, no syscalls.
 //
-// Invariant kept by BpfEnforcer: while armed, every live IPv4 entry has its bits set
-// (set_bits() before inserting; rebuild() after removing recomputes from the full set).
+// Invariant kept by BpfEnforcer: while armed, every live IPv4 entry the filter is about
+// (meshd_v4_filter: all of them; meshd_v4_tfilt: the trie's) has its bits set (set_bits()
+// before inserting; rebuild() after removing recomputes from the full set).
 // Move-only; unmaps on destruction (the map and its bits stay with the pin).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <unordered_set>
+#include <vector>
 
 #include "meshd/common/result.hpp"
 #include "sensor/bpf_maps.hpp"
@@ -30,10 +31,16 @@ class V4Filter {
 
   // Sets the bits of one IPv4 prefix (ignored for IPv6).
   void set_bits(const trust::Prefix& p);
-  // Recomputes every word from `installed` (IPv4 members count) and arms the filter. A word
-  // only ever changes to a superset of what the remaining entries need, so the programs
-  // never see a missing bit for a live entry while this runs.
-  void rebuild(const std::unordered_set<trust::Prefix, trust::PrefixHash>& installed);
+  // Recomputes every word from the prefixes `for_each` hands out (for_each(visit) calls
+  // visit(prefix) once per prefix; IPv6 ones are ignored) and arms the filter. A word only
+  // ever changes to a superset of what the remaining entries need, so the programs never
+  // see a missing bit for a live entry while this runs.
+  template <class ForEach>
+  void rebuild(ForEach&& for_each) {
+    std::vector<std::uint64_t> next(MESHD_V4_FILTER_WORDS, 0);
+    for_each([&](const trust::Prefix& p) { mark(next, p); });
+    commit(next);
+  }
   bool armed() const;
   // Number of /24s marked (popcount at the last rebuild plus bits set since).
   std::uint64_t marked_slash24s() const { return marked_; }
@@ -41,6 +48,8 @@ class V4Filter {
  private:
   V4Filter(Fd fd, std::uint64_t* words, std::size_t bytes)
       : fd_(std::move(fd)), words_(words), bytes_(bytes) {}
+  static void mark(std::vector<std::uint64_t>& words, const trust::Prefix& p);
+  void commit(const std::vector<std::uint64_t>& next);
   std::atomic_ref<std::uint64_t> word(std::uint32_t index) const {
     return std::atomic_ref<std::uint64_t>(words_[index]);
   }

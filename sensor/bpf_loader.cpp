@@ -209,7 +209,9 @@ Result<BpfLoader> BpfLoader::load(const BpfLoaderConfig& config) {
     if (auto r = ensure_pin_dir(config.pin_path); !r) return std::unexpected(r.error());
     // The ring buffer is not pinned: events are only useful to the process reading them.
     for (bpf_map* map : {impl->skel->maps.meshd_block_v4, impl->skel->maps.meshd_block_v6,
-                         impl->skel->maps.meshd_v4_filter, impl->skel->maps.meshd_counters}) {
+                         impl->skel->maps.meshd_exact_v4, impl->skel->maps.meshd_exact_v6,
+                         impl->skel->maps.meshd_v4_filter, impl->skel->maps.meshd_v4_tfilt,
+                         impl->skel->maps.meshd_counters}) {
       std::string file = pin_file(config.pin_path, bpf_map__name(map));
       if (int err = bpf_map__set_pin_path(map, file.c_str()); err != 0) {
         return fail("bpf_pin", "setting pin path " + file + ": " + errno_text(err));
@@ -262,6 +264,15 @@ int BpfLoader::block_v4_fd() const {
 }
 int BpfLoader::block_v6_fd() const {
   return bpf_map__fd(impl_->skel->maps.meshd_block_v6);
+}
+int BpfLoader::exact_v4_fd() const {
+  return bpf_map__fd(impl_->skel->maps.meshd_exact_v4);
+}
+int BpfLoader::exact_v6_fd() const {
+  return bpf_map__fd(impl_->skel->maps.meshd_exact_v6);
+}
+int BpfLoader::v4_trie_filter_fd() const {
+  return bpf_map__fd(impl_->skel->maps.meshd_v4_tfilt);
 }
 int BpfLoader::v4_filter_fd() const {
   return bpf_map__fd(impl_->skel->maps.meshd_v4_filter);

@@ -1,9 +1,8 @@
 // RAII owner of meshd's BPF programs and their attachments (skeleton of bpf/meshd.bpf.c).
 //
-// BpfLoader::load() opens the skeleton, points the persistent maps (block tries, IPv4
-// pre-filter, counters)
-// at their pin files under `pin_path` (reusing them when they exist, so blocks survive a
-// daemon restart), loads the programs, and attaches:
+// BpfLoader::load() opens the skeleton, points the persistent maps (block tries, exact-match
+// maps, IPv4 pre-filters, counters) at their pin files under `pin_path` (reusing them when they
+// exist, so blocks survive a daemon restart), loads the programs, and attaches:
 //   - connect4/connect6/sendmsg4/sendmsg6 to the cgroup v2 directory `cgroup_path`
 //     (bpf_link, multi-attach: other programs on the cgroup keep running);
 //   - XDP ingress on every interface (bpf_link; native driver mode when the driver
@@ -71,7 +70,10 @@ class BpfLoader {
   // Map fds, owned by the loader (valid while it lives; dup them to keep them longer).
   int block_v4_fd() const;
   int block_v6_fd() const;
-  int v4_filter_fd() const;  // IPv4 pre-filter bitset (see meshd_shared.h)
+  int exact_v4_fd() const;  // exact-match maps for the commonest prefix lengths
+  int exact_v6_fd() const;
+  int v4_filter_fd() const;       // IPv4 pre-filter bitset (see meshd_shared.h)
+  int v4_trie_filter_fd() const;  // the same for the IPv4 trie's entries only
   int counters_fd() const;
   int events_fd() const;
 

@@ -236,5 +236,70 @@ TEST_F(BpfEnforcerTest, EntriesFoundOnOpenAreCoveredByThePreFilter) {
   EXPECT_EQ(reopened->stats().active_rules, 1u);
 }
 
+TEST_F(BpfEnforcerTest, ExactLengthsGoToTheExactMapsOthersToTheTries) {
+  if (!e_) return;
+  std::vector<BlockRule> rules = {
+      {P("192.0.2.1/32"), Direction::both, 1, kNow + 60'000},
+      {P("192.0.2.0/24"), Direction::both, 2, kNow + 60'000},
+      {P("192.0.2.0/25"), Direction::both, 3, kNow + 60'000},
+      {P("2001:db8::1/128"), Direction::both, 4, kNow + 60'000},
+      {P("2001:db8::/64"), Direction::both, 5, kNow + 60'000},
+      {P("2001:db8::/48"), Direction::both, 6, kNow + 60'000},
+  };
+  ASSERT_TRUE(e_->apply(rules, kNow));
+  meshd_block_value v{};
+  for (const char* p : {"192.0.2.1/32", "192.0.2.0/24"}) {
+    auto k = to_v4_key(P(p));
+    EXPECT_EQ(bpf_map_lookup_elem(loader_->exact_v4_fd(), &k, &v), 0) << p;
+    // A trie lookup returns the longest covering entry: it must be a shorter one.
+    v = {};
+    bpf_map_lookup_elem(loader_->block_v4_fd(), &k, &v);
+    EXPECT_NE(v.prefixlen, k.prefixlen) << p;
+  }
+  auto k25 = to_v4_key(P("192.0.2.0/25"));
+  EXPECT_EQ(bpf_map_lookup_elem(loader_->block_v4_fd(), &k25, &v), 0);
+  for (const char* p : {"2001:db8::1/128", "2001:db8::/64"}) {
+    auto k = to_v6_key(P(p));
+    EXPECT_EQ(bpf_map_lookup_elem(loader_->exact_v6_fd(), &k, &v), 0) << p;
+  }
+  auto k48 = to_v6_key(P("2001:db8::/48"));
+  EXPECT_EQ(bpf_map_lookup_elem(loader_->block_v6_fd(), &k48, &v), 0);
+  EXPECT_EQ(listed().size(), rules.size());
+  // Only the /25 sends lookups to the IPv4 trie.
+  EXPECT_EQ(e_->detailed_stats().v4_trie_filter_slash24s, 1u);
+
+  std::vector<trust::Prefix> all;
+  for (const auto& r : rules) all.push_back(r.prefix);
+  auto removed = e_->remove(all);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(*removed, rules.size());
+  EXPECT_TRUE(listed().empty());
+  EXPECT_EQ(e_->detailed_stats().v4_filter_slash24s, 0u);
+}
+
+TEST_F(BpfEnforcerTest, ExactLengthEntryLeftInATrieIsRetimedAndRemovedInPlace) {
+  if (!e_) return;
+  // An older version kept /24s in the trie.
+  meshd_v4_key k = to_v4_key(P("198.51.100.0/24"));
+  meshd_block_value v{~std::uint64_t{0}, 5, MESHD_DIR_MASK, 24};
+  ASSERT_EQ(bpf_map_update_elem(loader_->block_v4_fd(), &k, &v, BPF_ANY), 0);
+  auto reopened = BpfEnforcer::from_loader(*loader_);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  EXPECT_EQ(xdp_verdict(*loader_, "198.51.100.9"), XDP_DROP);
+
+  std::vector<BlockRule> rules = {{P("198.51.100.0/24"), Direction::both, 6, kNow + 60'000}};
+  ASSERT_TRUE(reopened->apply(rules, kNow));
+  meshd_block_value out{};
+  EXPECT_EQ(bpf_map_lookup_elem(loader_->block_v4_fd(), &k, &out), 0);
+  EXPECT_EQ(out.rule_id, 6u);  // re-timed where it was, no second copy in the exact map
+  EXPECT_NE(bpf_map_lookup_elem(loader_->exact_v4_fd(), &k, &out), 0);
+
+  std::vector<trust::Prefix> gone = {P("198.51.100.0/24")};
+  auto removed = reopened->remove(gone);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_EQ(xdp_verdict(*loader_, "198.51.100.9"), XDP_PASS);
+}
+
 }  // namespace
 }  // namespace meshd::sensor

@@ -252,6 +252,74 @@ TEST_F(PacketPrograms, TcDropsBlockedDestinationsAndPassesEverythingElse) {
   EXPECT_EQ(tc.unparsed, 3u + (2u - refused));
 }
 
+// /32 and /24 (IPv6: /128 and /64) entries live in the exact-match maps, other lengths in
+// the tries: nested entries across the two still combine, longest first.
+TEST_F(PacketPrograms, ExactMapsAndTriesCombineLongestFirst) {
+  if (!loader_) return;
+  using trust::Direction;
+  const std::vector<BlockRule> rules = {
+      rule("10.9.0.0/16", Direction::ingress, 20),        // trie, around an expired exact /32
+      rule("10.10.1.0/24", Direction::ingress, 21),       // exact, around a trie /28
+      rule("10.10.1.16/28", Direction::egress, 22),       // trie, inside the exact /24
+      rule("10.11.1.0/24", Direction::egress, 23),        // exact, inside a trie /16
+      rule("10.11.0.0/16", Direction::ingress, 24),       // trie
+      rule("10.12.1.9/32", Direction::egress, 25),        // exact /32 inside an exact /24
+      rule("10.12.1.0/24", Direction::ingress, 26),       // exact
+      rule("2001:db8:64::/64", Direction::ingress, 27),   // exact v6 net
+      rule("2001:db8:64::5/128", Direction::egress, 28),  // exact v6 host inside it
+      rule("2001:db8:65::/56", Direction::ingress, 29),   // trie, around an exact v6 /64
+      rule("2001:db8:65::/64", Direction::egress, 30),
+  };
+  ASSERT_TRUE(enforcer_->apply(rules, kNow));
+  // An expired exact /32 inside the live /16, written raw; the enforcer picks it up on open.
+  meshd_v4_key k = to_v4_key(P("10.9.1.7/32"));
+  meshd_block_value expired{1, 99, MESHD_DIR_MASK, 32};
+  ASSERT_EQ(bpf_map_update_elem(loader_->exact_v4_fd(), &k, &expired, BPF_ANY), 0);
+  enforcer_.reset();
+  auto reopened = BpfEnforcer::from_loader(*loader_);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  enforcer_.emplace(std::move(*reopened));
+  EXPECT_GT(enforcer_->detailed_stats().v4_trie_filter_slash24s, 0u);
+
+  run_table(
+      loader_->xdp_prog_fd(),
+      {
+          {"expired exact /32 inside a live trie /16", ipv4_tcp("10.9.1.7", "10.0.0.1"), XDP_DROP},
+          {"egress trie /28 inside an ingress exact /24", ipv4_tcp("10.10.1.17", "10.0.0.1"),
+           XDP_DROP},
+          {"egress exact /24 inside an ingress trie /16", ipv4_tcp("10.11.1.5", "10.0.0.1"),
+           XDP_DROP},
+          {"egress exact /32 inside an ingress exact /24", ipv4_tcp("10.12.1.9", "10.0.0.1"),
+           XDP_DROP},
+          {"next to an exact /24", ipv4_tcp("10.12.2.9", "10.0.0.1"), XDP_PASS},
+          {"v6 egress /128 inside an ingress /64", ipv6_tcp("2001:db8:64::5", "2001:db8::1"),
+           XDP_DROP},
+          {"v6 egress /64 inside an ingress trie /56", ipv6_tcp("2001:db8:65::1", "2001:db8::1"),
+           XDP_DROP},
+          {"v6 next to the /64", ipv6_tcp("2001:db8:64:1::5", "2001:db8::1"), XDP_PASS},
+      });
+  run_table(
+      loader_->tc_prog_fd(),
+      {
+          {"egress trie /28 inside an exact /24", ipv4_tcp("10.0.0.1", "10.10.1.17"), kTcDrop},
+          {"ingress-only exact /24 outside the /28", ipv4_tcp("10.0.0.1", "10.10.1.1"), kTcPass},
+          {"egress exact /24 inside an ingress /16", ipv4_tcp("10.0.0.1", "10.11.1.5"), kTcDrop},
+          {"ingress-only trie /16 outside the /24", ipv4_tcp("10.0.0.1", "10.11.2.5"), kTcPass},
+          {"egress exact /32", ipv4_tcp("10.0.0.1", "10.12.1.9"), kTcDrop},
+          {"ingress-only exact /24 around it", ipv4_tcp("10.0.0.1", "10.12.1.10"), kTcPass},
+          {"v6 egress /128", ipv6_tcp("2001:db8::1", "2001:db8:64::5"), kTcDrop},
+          {"v6 ingress-only /64 around it", ipv6_tcp("2001:db8::1", "2001:db8:64::6"), kTcPass},
+          {"v6 egress /64 inside an ingress /56", ipv6_tcp("2001:db8::1", "2001:db8:65::9"),
+           kTcDrop},
+          {"v6 ingress-only /56 outside the /64", ipv6_tcp("2001:db8::1", "2001:db8:65:1::9"),
+           kTcPass},
+      });
+  auto counters = read_hook_counters(loader_->counters_fd());
+  ASSERT_TRUE(counters);
+  EXPECT_EQ((*counters)[MESHD_HOOK_XDP_INGRESS].blocked, 6u);
+  EXPECT_EQ((*counters)[MESHD_HOOK_TC_EGRESS].blocked, 5u);
+}
+
 TEST_F(PacketPrograms, RemovedRuleStopsDropping) {
   if (!loader_) return;
   const Bytes pkt = ipv4_tcp("10.1.2.3", "192.168.0.1");
