@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   meshd::sim::Options opts;
   opts.seed = seed;
+  opts.skip_teardown = true;
   if (!policy.empty()) opts.policy = policy;
   auto setup = meshd::sim::prepare(scenario_path, opts);
   if (!setup) {

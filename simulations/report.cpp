@@ -133,6 +133,7 @@ nlohmann::ordered_json make_report(const Model& m, const RunResult& main, const 
   if (main.restarts)
     j["crash"] = {{"restarts", main.restarts}, {"catchup_max_ms", main.restart_catchup_max_ms}};
   j["events"] = main.events + (&naive == &main ? 0 : naive.events);
+  j["ticks"] = {{"run", main.ticks}, {"stale", main.stale_ticks}, {"spin", main.spin_ticks}};
   j["peak_rss_mb"] = round3(rss_mb);
   ordered_json counters = ordered_json::object();
   for (const auto& [k, v] : main.counters) counters[k] = v;

@@ -55,7 +55,10 @@ struct QuarantineResult {
 struct RunResult {
   std::string policy;
   double wall_s = 0;
-  std::uint64_t events = 0;  // discrete events processed
+  std::uint64_t events = 0;       // discrete events processed
+  std::uint64_t ticks = 0;        // timer events that called a core's tick()
+  std::uint64_t stale_ticks = 0;  // timer events superseded by an earlier one (skipped)
+  std::uint64_t spin_ticks = 0;   // ticks after which the core's deadline was still <= now
 
   // Harm (flows denied) and true-positive coverage.
   double harm_total = 0;

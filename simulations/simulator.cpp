@@ -1,6 +1,7 @@
 #include "simulations/simulator.hpp"
 
 #include <exception>
+#include <memory>
 #include <thread>
 
 #include "simulations/world.hpp"
@@ -17,6 +18,7 @@ Result<Setup> prepare_scenario(Scenario sc, const Options& opts) {
   }
   s.policy = sc.policy;
   s.run_naive = opts.run_naive && sc.policy.kind != PolicyKind::naive;
+  s.skip_teardown = opts.skip_teardown;
   s.config = core::Config::defaults();
   s.config.target_degree = std::size_t(sc.degree);
   for (const auto& [k, v] : sc.policy_params) {
@@ -56,8 +58,10 @@ RunResult run_policy(const Setup& s, PolicySpec policy) {
            : policy.kind == PolicyKind::naive ? trust::PolicyMode::naive
                                               : trust::PolicyMode::quorum;
   p.quorum_k = std::uint32_t(policy.quorum_k);
-  World w(s.model, p, s.config);
-  return w.run();
+  auto w = std::make_unique<World>(s.model, p, s.config);
+  RunResult r = w->run();
+  if (s.skip_teardown) (void)w.release();  // intentionally not freed: see Options
+  return r;
 }
 
 }  // namespace

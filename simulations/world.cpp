@@ -39,11 +39,11 @@ World::World(std::shared_ptr<const Model> model, const trust::Params& params,
   }
   nodes_.reserve(m_.nodes);
   for (int n = 0; n < m_.nodes; ++n) {
-    nodes_.push_back(std::make_unique<SimNode>(m_, std::uint32_t(n)));
+    nodes_.emplace_back(m_, std::uint32_t(n));  // reserved: never moves (engines point into it)
     make_node(std::uint32_t(n), 0);
   }
   for (const auto& c : m_.crashes)
-    for (auto n : c.nodes) nodes_[n]->keeps_store = true;
+    for (auto n : c.nodes) nodes_[n].keeps_store = true;
   next_seq_.assign(std::size_t(m_.nodes) + m_.sybil_ids.size(), 0);
   claim_seq_.assign(m_.claims.size(), 0);
   claim_env_.resize(m_.claims.size());
@@ -89,7 +89,7 @@ World::World(std::shared_ptr<const Model> model, const trust::Params& params,
 World::~World() = default;
 
 void World::make_node(std::uint32_t n, SimTimeUs now) {
-  SimNode& sn = *nodes_[n];
+  SimNode& sn = nodes_[n];
   trust::LocalContext ctx;
   ctx.self = trust::Origin{m_.node_ids[n], m_.domain_ids[m_.domain_of[n]]};
   ctx.protected_prefixes = {
@@ -100,9 +100,10 @@ void World::make_node(std::uint32_t n, SimTimeUs now) {
   };
   ctx.usage = &sn.usage;
   sn.node.reset();
-  sn.engine = std::make_unique<trust::Engine>(params_, std::move(ctx), to_unix_ms(now));
+  sn.engine.reset();
+  sn.engine.emplace(params_, std::move(ctx), to_unix_ms(now));
   sn.rng = core::SplitMix64(mix64(m_.seed ^ purpose_hash("core")) ^ mix64(n + 1));
-  sn.node = std::make_unique<core::Node>(config_, *sn.engine, opener_, sn.rng);
+  sn.node.emplace(config_, *sn.engine, opener_, sn.rng);
   sn.tick_at = -1;
   sn.quarantines_seen = 0;
 }
@@ -132,6 +133,12 @@ RunResult World::run() {
   while (!queue_.empty() && queue_.top().at <= end) {
     const Event e = queue_.pop();
     ++r_.events;
+    // The next event's node and message are fetched from memory while this one runs.
+    if (!queue_.empty()) {
+      const Event& next = queue_.top();
+      __builtin_prefetch(&nodes_[next.node]);
+      if (next.kind == kDeliver) __builtin_prefetch(&slots_[next.a]);
+    }
     handle(e);
   }
   finish(end);
@@ -160,8 +167,12 @@ void World::handle(const Event& e) {
       deliver(e);
       break;
     case kTick: {
-      SimNode& sn = *nodes_[e.node];
-      if (!sn.up || sn.tick_at != e.at) break;  // superseded
+      SimNode& sn = nodes_[e.node];
+      if (!sn.up || sn.tick_at != e.at) {  // superseded
+        ++r_.stale_ticks;
+        break;
+      }
+      ++r_.ticks;
       sn.tick_at = -1;
       core::Actions acts = take_actions();
       sn.node->tick(to_unix_ms(e.at), acts);
@@ -249,7 +260,10 @@ void World::schedule_tick(SimNode& sn, trust::TimeMs deadline, SimTimeUs now, bo
   if (deadline == core::kNoDeadline || !sn.up) return;
   SimTimeUs t = std::max(from_unix_ms(deadline), now);
   // A tick that leaves a deadline at or before now would spin: move it to the next ms.
-  if (from_tick && t <= now) t = (now / 1000 + 1) * 1000;
+  if (from_tick && t <= now) {
+    t = (now / 1000 + 1) * 1000;
+    ++r_.spin_ticks;
+  }
   if (sn.tick_at >= 0 && sn.tick_at <= t) return;
   sn.tick_at = t;
   queue_.push(t, kTick, sn.id);
@@ -277,30 +291,48 @@ void World::send(std::uint32_t from, std::uint32_t to, core::Message&& msg, SimT
       std::max(now + SimTimeUs(std::llround(delay_ms * 1000)), last_arrival_[directed]);
   last_arrival_[directed] = at;
   const std::uint32_t slot = alloc_slot();
-  slots_[slot] = InFlight{std::move(msg), from, c, edges_[c].epoch};
+  InFlight& f = slots_[slot];
+  // Free slots hold an empty Push: moving a Push in is a pointer move, not a variant visit.
+  auto* in = std::get_if<core::Push>(&msg);
+  auto* held = std::get_if<core::Push>(&f.message);
+  if (in != nullptr && held != nullptr)
+    held->envelope = std::move(in->envelope);
+  else
+    f.message = std::move(msg);
+  f.from = from;
+  f.edge = c;
+  f.epoch = edges_[c].epoch;
   queue_.push(at, kDeliver, to, slot);
 }
 
 void World::deliver(const Event& e) {
   InFlight& f = slots_[e.a];
-  core::Message msg = std::move(f.message);
-  const std::uint32_t from = f.from, c = f.edge, epoch = f.epoch;
-  f.message = core::Push{};
-  free_slots_.push_back(e.a);
-  SimNode& sn = *nodes_[e.node];
-  if (!sn.up || !edges_[c].connected || edges_[c].epoch != epoch) {
+  SimNode& sn = nodes_[e.node];
+  const bool live = sn.up && edges_[f.edge].connected && edges_[f.edge].epoch == f.epoch;
+  auto release = [&] {  // the slot and its envelope reference, before apply() sends again
+    if (auto* push = std::get_if<core::Push>(&f.message))
+      push->envelope.reset();
+    else
+      f.message = core::Push{};
+    free_slots_.push_back(e.a);
+  };
+  if (!live) {
     ++r_.messages_lost;
+    release();
     return;
   }
   core::Actions acts = take_actions();
-  sn.node->on_message(from, msg, to_unix_ms(e.at), acts);
+  // The message is read in its slot: on_message does not call back into the World, so the
+  // slab cannot move under it.
+  sn.node->on_message(f.from, f.message, to_unix_ms(e.at), acts);
+  release();
   apply(sn, acts, e.at, false);
   give_back(std::move(acts));
 }
 
 void World::emit(std::uint32_t i, SimTimeUs now) {
   const PlannedClaim& c = m_.claims[i];
-  SimNode& sn = *nodes_[c.producer];
+  SimNode& sn = nodes_[c.producer];
   if (!sn.up) return;  // a crashed node issues nothing
   std::uint64_t seq;
   if (c.variant == 1)
@@ -338,7 +370,7 @@ void World::emit(std::uint32_t i, SimTimeUs now) {
 }
 
 void World::publish_proof(std::uint32_t n, std::uint32_t proof, SimTimeUs now) {
-  SimNode& sn = *nodes_[n];
+  SimNode& sn = nodes_[n];
   if (!sn.up) return;
   const std::uint64_t seq = ++next_seq_[n];
   core::Actions acts = take_actions();
@@ -350,19 +382,19 @@ void World::publish_proof(std::uint32_t n, std::uint32_t proof, SimTimeUs now) {
 
 void World::refresh_edge(std::uint32_t c, SimTimeUs now) {
   Edge& e = edges_[c];
-  const bool want = e.cut == 0 && nodes_[e.a]->up && nodes_[e.b]->up && now >= e.banned_until;
+  const bool want = e.cut == 0 && nodes_[e.a].up && nodes_[e.b].up && now >= e.banned_until;
   if (want == e.connected) return;
   e.connected = want;
   if (!want) {
     ++e.epoch;
     --links_up_;
-    if (e.cut == 0 && nodes_[e.a]->up && nodes_[e.b]->up)
+    if (e.cut == 0 && nodes_[e.a].up && nodes_[e.b].up)
       queue_.push(e.banned_until, kReconnect, 0, c);
   } else {
     ++links_up_;
   }
   for (auto [self, other] : {std::pair{e.a, e.b}, std::pair{e.b, e.a}}) {
-    SimNode& sn = *nodes_[self];
+    SimNode& sn = nodes_[self];
     if (!sn.up) continue;
     core::Actions acts = take_actions();
     if (want)
@@ -375,7 +407,7 @@ void World::refresh_edge(std::uint32_t c, SimTimeUs now) {
 }
 
 void World::crash(std::uint32_t n, SimTimeUs now) {
-  SimNode& sn = *nodes_[n];
+  SimNode& sn = nodes_[n];
   if (!sn.up) return;
   // The daemon persists its ledger; the kernel keeps enforcing pinned blocks until expiry.
   sn.saved_ledger = sn.engine->ledger().serialize();
@@ -390,7 +422,7 @@ void World::crash(std::uint32_t n, SimTimeUs now) {
 }
 
 void World::restart(std::uint32_t n, SimTimeUs now) {
-  SimNode& sn = *nodes_[n];
+  SimNode& sn = nodes_[n];
   if (sn.up) return;
   ++r_.restarts;
   // Reconcile: blocks the kernel still holds end now; the restored engine re-enforces what

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "meshd/core/config.hpp"
@@ -67,9 +68,10 @@ class World {
   struct SimNode {
     std::uint32_t id = 0;
     Usage usage;
-    std::unique_ptr<trust::Engine> engine;
+    // Held in place (not behind a pointer): every delivery touches them.
+    std::optional<trust::Engine> engine;
     core::SplitMix64 rng{0};
-    std::unique_ptr<core::Node> node;
+    std::optional<core::Node> node;
     bool up = true;
     SimTimeUs tick_at = -1;  // time of the live tick event, -1 if none
     std::uint64_t quarantines_seen = 0;
@@ -134,7 +136,7 @@ class World {
   SimOpener opener_;
   EventQueue queue_;
   Rng link_rng_;
-  std::vector<std::unique_ptr<SimNode>> nodes_;
+  std::vector<SimNode> nodes_;            // reserved once: Usage objects are referenced by engines
   std::vector<Edge> edges_;               // indexed by canonical directed edge id
   std::vector<std::uint32_t> canonical_;  // directed edge id -> canonical id
   std::vector<SimTimeUs> last_arrival_;   // directed edge id -> FIFO bound

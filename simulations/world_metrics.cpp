@@ -147,7 +147,7 @@ void World::on_heal(std::size_t k, SimTimeUs now) {
     if (c.at >= now) break;
     if (!issued_[i] || !c.valid || !c.honest) continue;
     for (int n = 0; n < m_.nodes; ++n) {
-      if (m_.compromised[n] || !nodes_[n]->up || std::uint32_t(n) == c.producer) continue;
+      if (m_.compromised[n] || !nodes_[n].up || std::uint32_t(n) == c.producer) continue;
       const std::size_t bit = std::size_t(i) * m_.nodes + n;
       if (!(received_[bit / 64] & (1ULL << (bit % 64)))) ++pending;
     }
@@ -176,7 +176,7 @@ void World::take_sample(SimTimeUs now) {
   s.enforced_benign = enforced_benign_;
   s.enforced_malicious = enforced_malicious_;
   s.enforced_protected = enforced_protected_;
-  for (const auto& n : nodes_) s.nodes_up += n->up ? 1 : 0;
+  for (const auto& n : nodes_) s.nodes_up += n.up ? 1 : 0;
   s.links_up = links_up_;
   r_.samples.push_back(s);
 }
@@ -226,8 +226,8 @@ void World::add_counters(const SimNode& sn) {
 
 void World::finish(SimTimeUs end) {
   for (auto& sn : nodes_) {
-    while (!sn->blocks.empty()) close_block(*sn, sn->blocks.size() - 1, end);
-    if (sn->up) add_counters(*sn);
+    while (!sn.blocks.empty()) close_block(sn, sn.blocks.size() - 1, end);
+    if (sn.up) add_counters(sn);
   }
   r_.harm_total = closed_harm_;
   r_.harm_protected = closed_protected_;

@@ -162,8 +162,7 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
   if (trust_mode && x.decision.single_domain && !x.domains.empty()) {
     std::uint32_t oi = e.payer;
     if (oi == kNone) {
-      auto it = origin_index.find(x.domains.front().lead);
-      oi = it == origin_index.end() ? kNone : it->second;
+      oi = find_origin(x.domains.front().lead);
     }
     if (oi != kNone) {
       const auto& o = origins[oi];

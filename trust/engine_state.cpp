@@ -71,30 +71,33 @@ std::uint32_t Engine::Impl::domain_of(const DomainId& d) {
 }
 
 std::uint16_t Engine::Impl::detector_of(const std::string& d) {
+  if (last_detector < detectors.size() && detectors[last_detector] == d) return last_detector;
   auto it = detector_index.find(d);
-  if (it != detector_index.end()) return it->second;
+  if (it != detector_index.end()) return last_detector = it->second;
   if (detectors.size() >= 0xffff) return 0xffff;  // "other": the table is bounded
   auto id = static_cast<std::uint16_t>(detectors.size());
   detectors.push_back(d);
   detector_index.emplace(d, id);
-  return id;
+  return last_detector = id;
 }
 
 std::uint32_t Engine::Impl::find_origin(const NodeId& node) const {
-  auto it = origin_index.find(node);
-  return it == origin_index.end() ? kNone : it->second;
+  return origin_index.find(detail::string_hash(node),
+                           [&](std::uint32_t o) { return origins[o].node == node; });
 }
 
 std::uint32_t Engine::Impl::origin_of(const NodeId& node, const DomainId& domain, TimeMs now) {
-  auto it = origin_index.find(node);
-  if (it != origin_index.end()) {
-    auto& o = origins[it->second];
-    std::uint32_t d = domain_of(domain);
-    if (o.domain != d) {  // the certificate moved the node: its claims now count there
-      o.domain = d;
+  const std::uint64_t h = detail::string_hash(node);
+  const std::uint32_t found =
+      origin_index.find(h, [&](std::uint32_t o) { return origins[o].node == node; });
+  if (found != kNone) {
+    auto& o = origins[found];
+    // Same domain as last time (the common case) costs one string compare, no hashing.
+    if (domains[o.domain] != domain) {  // the certificate moved the node: its claims now
+      o.domain = domain_of(domain);     // count there
       ledger.ensure(node, domain, now);
     }
-    return it->second;
+    return found;
   }
   ledger.ensure(node, domain, now);
   auto id = static_cast<std::uint32_t>(origins.size());
@@ -102,7 +105,7 @@ std::uint32_t Engine::Impl::origin_of(const NodeId& node, const DomainId& domain
   o.node = node;
   o.domain = domain_of(domain);
   origins.push_back(std::move(o));
-  origin_index.emplace(node, id);
+  origin_index.insert(h, id, [&](std::uint32_t i) { return detail::string_hash(origins[i].node); });
   set_trust_cache(id, now);
   origins[id].tokens = capacity(origins[id]);  // a new origin starts with a full bucket
   origins[id].tokens_at = now;

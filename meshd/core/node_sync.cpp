@@ -144,14 +144,24 @@ void Node::Impl::on_vector(PeerState& p, const VersionVector& vv, TimeMs now, Ac
     return;
   }
   std::vector<VersionEntry> ahead;  // listed entries where we hold more than the peer
+  bool behind = false;              // some listed entry is ahead of what we hold
   for (const VersionEntry& e : *vv.entries) {
     const std::uint32_t oi = origin_of(e.origin);
     const std::uint64_t ours = oi == kNoOrigin ? 0 : origins[oi].contiguous;
     if (e.max_contiguous_seq < ours) ahead.push_back(VersionEntry{e.origin, ours});
+    if (e.max_contiguous_seq > ours && !e.origin.empty()) behind = true;
   }
-  p.wants = vv.entries;  // the newest vector of this peer replaces an unfinished older one
-  p.wants_pos = 0;
-  pull_wants(p, now, out);
+  // The newest vector of this peer replaces an unfinished older one. When it lists nothing
+  // we lack (the usual case: pushes outrun vectors), there is nothing to pull, now or later
+  // (what we hold only grows), so it is not walked a second time.
+  if (behind) {
+    p.wants = vv.entries;
+    p.wants_pos = 0;
+    pull_wants(p, now, out);
+  } else {
+    p.wants.reset();
+    p.wants_pos = 0;
+  }
   // Push-pull: tell the peer what it lacks among what it listed (rate-limited per peer so
   // two nodes with an unfillable difference do not ping-pong).
   if (!ahead.empty() && p.connected && now - p.last_vv_reply >= config.vv_reply_min_interval_ms) {

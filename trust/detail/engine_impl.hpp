@@ -170,11 +170,13 @@ struct Engine::Impl {
   std::uint32_t target_len_count[33 + 129] = {};
 
   std::vector<detail::OriginRec> origins;
-  std::unordered_map<NodeId, std::uint32_t> origin_index;
+  detail::FlatIndex origin_index;  // node id (string_hash) -> origins index
   std::vector<std::string> domains;
   std::unordered_map<DomainId, std::uint32_t> domain_index;
   std::vector<std::string> detectors;
   std::unordered_map<std::string, std::uint16_t> detector_index;
+  std::uint16_t last_detector = 0xffff;  // most recent detector_of() answer (claims of a
+                                         // fleet mostly come from a few detectors)
 
   std::deque<detail::Tombstone> tombstones;  // FIFO by expiry (now is monotonic)
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> tombstone_set;  // origin -> seqs

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace meshd::trust::detail {
@@ -99,6 +100,13 @@ inline std::uint64_t mix64(std::uint64_t x) {
   x *= 0xc4ceb9fe1a85ec53ull;
   x ^= x >> 33;
   return x;
+}
+
+// Hash of an id string (FNV-1a, finalised with mix64): keys FlatIndex by origin name.
+inline std::uint64_t string_hash(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return mix64(h);
 }
 
 }  // namespace meshd::trust::detail
