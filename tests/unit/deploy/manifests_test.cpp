@@ -347,14 +347,35 @@ TEST_P(EveryVariant, EachNodeMakesItsOwnKeyAndWaitsForItsCertificate) {
   }
 }
 
-TEST_P(EveryVariant, ResourcesAreBounded) {
+// "64Mi" -> 64, "1Gi" -> 1024 (MiB); "250m" -> 250, "1" -> 1000 (millicores); -1 otherwise.
+long quantity(const std::string& q) {
+  try {
+    if (q.ends_with("Mi")) return std::stol(q.substr(0, q.size() - 2));
+    if (q.ends_with("Gi")) return std::stol(q.substr(0, q.size() - 2)) * 1024;
+    if (q.ends_with("m")) return std::stol(q.substr(0, q.size() - 1));
+    return std::stol(q) * 1000;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+// Against what mesh_resources_bench measured (5-node netns mesh, bpf backend): idle RSS
+// 17.8 MB, 118 MB with 100k active claims, plus the BPF maps charged to the pod's memory
+// cgroup. A limit below that would OOM-kill a node under a large block list.
+TEST_P(EveryVariant, ResourcesCoverMeasuredUsage) {
   const Variant v(GetParam());
   const auto res = v.meshd["resources"];
   ASSERT_TRUE(res["requests"] && res["limits"]);
-  EXPECT_EQ(res["requests"]["memory"].as<std::string>(), "32Mi");
-  EXPECT_EQ(res["limits"]["memory"].as<std::string>(), "128Mi");
-  EXPECT_EQ(res["requests"]["cpu"].as<std::string>(), "50m");
-  EXPECT_EQ(res["limits"]["cpu"].as<std::string>(), "500m");
+  const long req_mem = quantity(res["requests"]["memory"].as<std::string>());
+  const long lim_mem = quantity(res["limits"]["memory"].as<std::string>());
+  const long req_cpu = quantity(res["requests"]["cpu"].as<std::string>());
+  const long lim_cpu = quantity(res["limits"]["cpu"].as<std::string>());
+  EXPECT_GE(req_mem, 24) << "below the measured idle RSS";
+  EXPECT_GE(lim_mem, 192) << "below the measured RSS with 100k claims plus maps";
+  EXPECT_LE(req_mem, lim_mem);
+  EXPECT_GT(req_cpu, 0);
+  EXPECT_GE(lim_cpu, 500) << "claim verification needs CPU during bursts";
+  EXPECT_LE(req_cpu, lim_cpu);
 }
 
 TEST_P(EveryVariant, ConfigPassesMeshdCheckConfig) {
