@@ -81,7 +81,7 @@ OUT="$PREFIX-out"
 SUBNET=10.213.0
 C2_IP=$SUBNET.200      # the command-and-control server (in node 1's threat feed)
 WEB_IP=$SUBNET.201     # a benign service every node uses
-KAPI_IP=$SUBNET.202    # "kubernetes API" stand-in: protected in every node's config
+KAPI_IP=$SUBNET.202    # "kubernetes API" stand-in: protected in every honest node's config
 BUDGET_NET=10.213.9    # unused addresses the compromised node claims (budget demo)
 MESH_PORT=7946
 QUARANTINE_MS=86400000
@@ -319,6 +319,10 @@ printf '# demo threat feed (one IP/CIDR per line)\n%s\n' "$C2_IP" >"$(dir_of "$D
 
 for i in $(seq 1 "$N"); do
   d=$(dir_of "$i")
+  # The compromised node runs a tampered config without the protected list: an honest meshd
+  # refuses to sign a claim on a prefix it protects.
+  protected="[\"$KAPI_IP/32\"]"
+  [ "$i" = "$BAD" ] && protected="[]  # tampered: the fleet protects $KAPI_IP/32"
   peers=""
   for j in $(others "$i"); do peers+="${peers:+, }\"$(ip_of "$j"):$MESH_PORT\""; done
   cat >"$d/config.yaml" <<EOF
@@ -344,7 +348,7 @@ enforcement:
   pin_path: /sys/fs/bpf/$PREFIX-node$i
 sensor:
   feeds: [$d/feed.txt]
-protected: ["$KAPI_IP/32"]
+protected: $protected
 policy:
   quarantine_ms: $QUARANTINE_MS
 log:
@@ -511,7 +515,8 @@ done
 
 KAPI_PREFIX="$KAPI_IP"
 say ""
-say "  node$BAD claims the protected \"kubernetes API\" $KAPI_IP: provable misbehaviour."
+say "  node$BAD (its config tampered with: no protected list) claims the protected \"kubernetes API\""
+say "  $KAPI_IP: provable misbehaviour."
 ctl "$BAD" block add "$KAPI_IP" --confidence 1 --severity critical --reason "compromised node attacks the API" 2>&1 | indent || true
 T_KAPI=$(now_ms)
 quarantined_on() { ctl "$1" trust --json | jq -e --arg n "node$BAD" 'any(.[]; .node == $n and .quarantined)'; }
