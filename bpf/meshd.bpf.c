@@ -187,6 +187,21 @@ static __always_inline void count_match(struct meshd_hook_counters* c, const str
 
 /* ---- cgroup sock_addr hooks ---------------------------------------------------------- */
 
+/* Boot time of the last timed wakeup (see MESHD_EVENTS_WAKEUP_INTERVAL_NS). Shared by all
+ * CPUs; a lost race between two of them costs one extra wakeup at most. */
+__u64 meshd_last_wakeup_ns = 0;
+
+/* Submit flags for a record reserved at boot time `now`. */
+static __always_inline __u64 wakeup_flags(__u64 now) {
+  if (bpf_ringbuf_query(&meshd_events, BPF_RB_AVAIL_DATA) >= MESHD_EVENTS_WAKEUP_BYTES)
+    return BPF_RB_FORCE_WAKEUP;
+  if (now - meshd_last_wakeup_ns >= MESHD_EVENTS_WAKEUP_INTERVAL_NS) {
+    meshd_last_wakeup_ns = now;
+    return BPF_RB_FORCE_WAKEUP;
+  }
+  return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void emit_event(struct bpf_sock_addr* ctx, __u32 hook, __u8 family,
                                        const __u8* addr, const struct match* m,
                                        struct meshd_hook_counters* c) {
@@ -211,9 +226,7 @@ static __always_inline void emit_event(struct bpf_sock_addr* ctx, __u32 hook, __
   __builtin_memset(e->addr, 0, sizeof(e->addr));
   __builtin_memcpy(e->addr, addr, family == 4 ? 4 : 16);
   if (bpf_get_current_comm(e->comm, sizeof(e->comm)) != 0) e->comm[0] = 0;
-  long unread = bpf_ringbuf_query(&meshd_events, BPF_RB_AVAIL_DATA);
-  bpf_ringbuf_submit(e,
-                     unread >= MESHD_EVENTS_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+  bpf_ringbuf_submit(e, wakeup_flags(e->ts_boot_ns));
 }
 
 /* cgroup sock_addr programs return 1 to allow and 0 to fail the call with EPERM. */

@@ -14,10 +14,23 @@
 #define MESHD_BLOCK_MAX_ENTRIES 1000000
 /* Ring buffer for connect events, bytes (power of two, multiple of the page size). */
 #define MESHD_EVENTS_RINGBUF_BYTES (1u << 20)
-/* The hooks wake the reader only once this much is unread: one wakeup per connect costs
- * more than the rest of the hook (measured: UDP connect() rate fell to 0.4x with per-event
- * wakeups). Readers therefore poll with a timeout, which bounds event latency. */
+/* Ring-buffer wakeups. One wakeup per connect costs more than the rest of the hook
+ * (measured: UDP connect() rate fell to 0.4x with per-event wakeups), so the hooks wake the
+ * reader only
+ *   - when MESHD_EVENTS_WAKEUP_BYTES are unread (a busy host: the reader is behind), or
+ *   - for the first event at least MESHD_EVENTS_WAKEUP_INTERVAL_NS after the last such
+ *     wakeup.
+ * So an idle reader can block in epoll with no timeout and sees the first event of a quiet
+ * period at once, and a storm costs at most one wakeup per interval (plus one per
+ * WAKEUP_BYTES). Events within the interval after a wakeup send none: a reader whose drain
+ * found events must drain again MESHD_EVENTS_RECHECK_NS later before it blocks with no
+ * timeout (RingbufEventSource::next_drain_in_ms() says when). */
 #define MESHD_EVENTS_WAKEUP_BYTES (64u * 1024)
+#define MESHD_EVENTS_WAKEUP_INTERVAL_NS (10ull * 1000 * 1000)
+/* Twice the interval: the drain that found the event behind a wakeup comes after that
+ * wakeup, so its recheck comes at least one full interval after every event the wakeup
+ * suppressed, with room for such an event's record to become visible. */
+#define MESHD_EVENTS_RECHECK_NS (2 * MESHD_EVENTS_WAKEUP_INTERVAL_NS)
 
 /* Map names as they appear in the object, in bpftool and as pin file names under the pin
  * path (BPF object names are at most 15 characters). */

@@ -2,9 +2,13 @@
 
 #include <bpf/libbpf.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <limits>
 
 #include "sensor/bpf_loader.hpp"
 #include "sensor/bpf_maps.hpp"
@@ -19,6 +23,34 @@ struct RingbufEventSource::Impl {
   // records at once; at most `max` + one ring's worth are held here).
   std::deque<meshd_connect_event> pending;
   std::uint64_t malformed = 0;
+  // CLOCK_MONOTONIC ns at which the next drain is due without a wakeup; 0: none due.
+  std::int64_t recheck_at = 0;
+
+  // Moves every available record into `pending` and keeps recheck_at up to date.
+  void drain() {
+    const std::size_t before = pending.size();
+    ring_buffer__consume(rb);
+    settle(pending.size() > before);
+  }
+  void settle(bool found) {
+    const std::int64_t now = monotonic_ns();
+    if (found)
+      recheck_at = now + static_cast<std::int64_t>(MESHD_EVENTS_RECHECK_NS);
+    else if (recheck_at != 0 && now >= recheck_at)
+      recheck_at = 0;
+  }
+  // The longest wait allowed for a caller's timeout (-1: unlimited).
+  int wait_ms(int timeout_ms) const {
+    if (recheck_at == 0) return timeout_ms;
+    const std::int64_t left = recheck_at - monotonic_ns();
+    const int due = left <= 0 ? 0 : static_cast<int>((left + 999'999) / 1'000'000);
+    return timeout_ms < 0 ? due : std::min(timeout_ms, due);
+  }
+  static std::int64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  }
 
   ~Impl() {
     if (rb != nullptr) ring_buffer__free(rb);
@@ -94,9 +126,27 @@ std::size_t RingbufEventSource::poll(std::vector<ConnectEvent>& out, std::size_t
                                      int timeout_ms) {
   if (max == 0) return 0;
   if (impl_->pending.size() < max) {
-    // Drain what is there without waiting; wait only if nothing at all is pending.
-    ring_buffer__consume(impl_->rb);
-    if (impl_->pending.empty() && timeout_ms != 0) ring_buffer__poll(impl_->rb, timeout_ms);
+    // Drain what is there without waiting; wait only if nothing at all is pending: until a
+    // wakeup, a due recheck, or the caller's timeout.
+    impl_->drain();
+    constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+    const std::int64_t deadline =
+        timeout_ms < 0 ? kNever : Impl::monotonic_ns() + std::int64_t{timeout_ms} * 1'000'000;
+    while (impl_->pending.empty() && timeout_ms != 0) {
+      const std::int64_t now = Impl::monotonic_ns();
+      if (now >= deadline) break;
+      if (impl_->recheck_at != 0 && now >= impl_->recheck_at) {
+        impl_->drain();  // clears recheck_at, or sets the next one if it found events
+        continue;
+      }
+      std::int64_t until = deadline;
+      if (impl_->recheck_at != 0) until = std::min(until, impl_->recheck_at);
+      const int wait = until == kNever ? -1 : static_cast<int>((until - now + 999'999) / 1'000'000);
+      const std::size_t before = impl_->pending.size();
+      ring_buffer__poll(impl_->rb, wait);  // consumes what a wakeup announced
+      ring_buffer__consume(impl_->rb);
+      impl_->settle(impl_->pending.size() > before);
+    }
   }
   const std::int64_t boot_now = boot_time_ns();
   const std::int64_t real_now = realtime_ns();
@@ -119,6 +169,10 @@ std::uint64_t RingbufEventSource::lost_events() const {
 
 std::uint64_t RingbufEventSource::malformed_records() const {
   return impl_->malformed;
+}
+
+int RingbufEventSource::next_drain_in_ms() const {
+  return impl_->recheck_at == 0 ? -1 : std::max(impl_->wait_ms(-1), 0);
 }
 
 int RingbufEventSource::epoll_fd() const {

@@ -28,18 +28,31 @@ class RingbufEventSource final : public EventSource {
   RingbufEventSource& operator=(RingbufEventSource&&) noexcept;
   ~RingbufEventSource() override;
 
-  // Returns up to `max` events, waiting up to `timeout_ms` (0: no wait) when none are
-  // pending. The kernel wakes readers only when MESHD_EVENTS_WAKEUP_BYTES are unread, so
-  // a quiet node's events surface when the timeout expires: call with a timeout (e.g.
-  // 100 ms), never -1, or events may wait until the buffer fills. Event times are wall-clock ms
-  // converted from the kernel's boot-time stamps (both clocks read once per call).
+  // Returns up to `max` events, waiting up to `timeout_ms` (0: no wait; -1: no limit) when
+  // none are pending. The wait ends at the first wakeup from the kernel, or earlier when a
+  // recheck is due (next_drain_in_ms()), so events never wait longer than that recheck for
+  // a blocked reader. Event times are wall-clock ms converted from the kernel's boot-time
+  // stamps (both clocks read once per call).
   std::size_t poll(std::vector<ConnectEvent>& out, std::size_t max, int timeout_ms) override;
   std::uint64_t lost_events() const override;
 
   // Records dropped because of their size (layout mismatch), included in lost_events().
   std::uint64_t malformed_records() const;
-  // An fd that becomes readable when events are available (for an event loop).
+  // An fd that becomes readable when the kernel wakes readers (for an event loop). The
+  // hooks send a wakeup for the first event of a quiet period and then at most one per
+  // MESHD_EVENTS_WAKEUP_INTERVAL_NS (or when 64 KiB are unread), see bpf/meshd_shared.h.
+  // Event-loop use, with no periodic polling:
+  //   1. wait until epoll_fd() is readable, or until next_drain_in_ms() has passed when it
+  //      is >= 0 (a timer);
+  //   2. drain: poll(out, max, 0) until it returns 0 (events found between two wakeups
+  //      are only seen this way);
+  //   3. go back to 1. Delaying step 2 by a few ms after a wakeup batches a burst.
   int epoll_fd() const;
+  // Milliseconds until the next drain is due even without a wakeup: a drain that found
+  // events must be followed by another MESHD_EVENTS_RECHECK_NS (20 ms) later, because the
+  // kernel sends no wakeup for events that follow a wakeup within the interval. -1: none
+  // due; wait on epoll_fd() with no timeout.
+  int next_drain_in_ms() const;
 
  private:
   struct Impl;
