@@ -41,6 +41,11 @@ class EventQueue {
   std::uint64_t pushed() const { return next_seq_; }
   // Precondition: !empty().
   const Event& top() const { return cur_[pos_]; }
+  // The k-th event after top() if it is already known to come next (same bucket), else null.
+  // For prefetching only: a push may still insert before it.
+  const Event* peek(std::size_t k) const {
+    return pos_ + k < cur_.size() ? &cur_[pos_ + k] : nullptr;
+  }
 
   // Precondition: `at` is not earlier than the last popped event's time.
   void push(SimTimeUs at, std::uint8_t kind, std::uint32_t node, std::uint32_t a = 0,

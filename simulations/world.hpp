@@ -103,6 +103,7 @@ class World {
   void make_node(std::uint32_t n, SimTimeUs now);
   void schedule_static_events();
   void handle(const Event& e);
+  void prefetch_ahead();
   void apply(SimNode& sn, core::Actions& acts, SimTimeUs now, bool from_tick);
   core::Actions take_actions();
   void give_back(core::Actions&& a);

@@ -147,6 +147,21 @@ void Node::restore(std::span<const Envelope> envelopes, TimeMs now, Actions& out
   I.finish(now, out);
 }
 
+void Node::prefetch() const {
+  // The per-message fields: counters, peer table, config, seen-set (declared first in Impl).
+  const char* p = reinterpret_cast<const char*>(impl_.get());
+  const char* end = reinterpret_cast<const char*>(&impl_->seen + 1);
+  for (; p < end; p += 64) __builtin_prefetch(p);
+}
+
+void Node::prefetch(const Message& message) const {
+  const Impl& I = *impl_;
+  __builtin_prefetch(I.peer_ids.data());
+  for (const PeerState& p : I.peers) __builtin_prefetch(&p);
+  if (const auto* push = std::get_if<Push>(&message); push != nullptr && push->envelope)
+    I.seen.prefetch(I.opener.event_id(*push->envelope));
+}
+
 Actions Node::on_peer_up(PeerId peer, TimeMs now) {
   Actions a;
   on_peer_up(peer, now, a);

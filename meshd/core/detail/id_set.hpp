@@ -26,6 +26,13 @@ class FlatIdSet {
       if (is_zero(s)) return false;
     }
   }
+  // A probe at 70% load walks a few slots: fetch the home slot's line and the next two.
+  void prefetch(const EventId& id) const {
+    if (slots_.empty()) return;
+    const char* p = reinterpret_cast<const char*>(&slots_[home(id)]);
+    const char* end = reinterpret_cast<const char*>(slots_.data() + slots_.size());
+    for (int line = 0; line < 3 && p < end; ++line, p += 64) __builtin_prefetch(p);
+  }
   // Returns false if already present.
   bool insert(const EventId& id) {
     if (is_zero(id)) {
@@ -130,6 +137,10 @@ class SeenSet {
       : half_cap_(capacity / 2), half_ttl_(ttl / 2) {}
 
   bool contains(const EventId& id) const { return cur_.contains(id) || prev_.contains(id); }
+  void prefetch(const EventId& id) const {
+    cur_.prefetch(id);
+    prev_.prefetch(id);
+  }
   // Returns false if already present.
   bool insert(const EventId& id, trust::TimeMs now) {
     if (contains(id)) return false;
