@@ -1,6 +1,7 @@
 // The eBPF data plane for real: cgroup connect/sendmsg hooks on a test cgroup, XDP and TC
 // on a test veth whose peer lives in a test namespace, pinned maps across a loader
 // restart. Every object is created by the test and removed by RAII guards.
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include <cerrno>
@@ -163,6 +164,52 @@ TEST_F(BpfNetns, ConnectHooksDenyBlockedDestinationsAndReportEvents) {
 
   auto stats = enforcer->stats();
   EXPECT_EQ(stats.connects_denied, 4u);  // v4, v6, mapped, udp
+}
+
+// The daemon blocks on the ring buffer's fd with no timer: the first event of a quiet
+// period must wake it, and events right behind it (no wakeup of their own) must still
+// reach a reader that only waits as long as next_drain_in_ms() says.
+TEST_F(BpfNetns, BlockedReaderIsWokenByEventsWithoutPolling) {
+  if (!cg_) return;
+  auto loader = BpfLoader::load(config(/*cgroup=*/true, /*interfaces=*/false));
+  ASSERT_TRUE(loader) << loader.error().message;
+  auto events = RingbufEventSource::create(*loader);
+  ASSERT_TRUE(events) << events.error().message;
+  test::ChildOptions in_cgroup;
+  in_cgroup.cgroup = &*cg_;
+  auto send_one = [&] {
+    return test::run_child(in_cgroup, [&] { return test::udp_sendto(net_.peer_v4, 5353); });
+  };
+  std::vector<ConnectEvent> seen;
+  EXPECT_EQ(events->next_drain_in_ms(), -1);  // nothing read yet: no recheck due
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a quiet period
+  ASSERT_EQ(send_one(), 0);
+  epoll_event ev{};
+  EXPECT_EQ(::epoll_wait(events->epoll_fd(), &ev, 1, 5000), 1) << "no wakeup for the event";
+  EXPECT_EQ(events->poll(seen, 1024, 0), 1u);
+  EXPECT_GE(events->next_drain_in_ms(), 0);  // found events: a recheck is due
+
+  // Two more at once: at most the first of them sends a wakeup.
+  ASSERT_EQ(send_one(), 0);
+  ASSERT_EQ(send_one(), 0);
+  seen.clear();
+  const auto t0 = std::chrono::steady_clock::now();
+  while (seen.size() < 2 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    const int wait = events->next_drain_in_ms();
+    if (wait != 0 && ::epoll_wait(events->epoll_fd(), &ev, 1, wait < 0 ? 5000 : wait) < 0) break;
+    events->poll(seen, 1024, 0);
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  // Once a recheck finds nothing, the reader may block with no timeout.
+  EXPECT_TRUE(test::wait_until(
+      [&] {
+        events->poll(seen, 1024, 0);
+        return events->next_drain_in_ms() == -1;
+      },
+      2000));
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_EQ(events->lost_events(), 0u);
 }
 
 TEST_F(BpfNetns, XdpDropsBlockedSourcesUntilRemovedOrExpired) {
