@@ -114,8 +114,8 @@ static __always_inline int v4_filter_may_match(void* filter, const __u8* addr) {
 
 /* True when `v` is a live entry for `direction`: the match is decided. Notes expired ones.
  * The boot clock is read only once, and only when an entry matched. */
-static __always_inline int applies(const struct meshd_block_value* v, __u32 direction,
-                                   __u64* now, struct match* m) {
+static __always_inline int applies(const struct meshd_block_value* v, __u32 direction, __u64* now,
+                                   struct match* m) {
   if (!v || !(v->direction & direction)) return 0;
   if (*now == 0) *now = bpf_ktime_get_boot_ns();
   if (*now < v->expiry_boot_ns) {
@@ -132,7 +132,7 @@ static __always_inline int applies(const struct meshd_block_value* v, __u32 dire
  * entry still blocks. The exact map's net-length entry is checked where it falls in that
  * order: once the trie has nothing longer than the net length left. `key` holds the full
  * address with the family's host length; `net` the same address cut to the net length. */
-#define MATCH_LONGEST(exact, trie, key, net, net_len, use_trie, direction, m)            \
+#define MATCH_LONGEST(exact, trie, key, net, net_len, use_trie, direction, m)           \
   do {                                                                                  \
     __u64 now_ = 0;                                                                     \
     if (applies(bpf_map_lookup_elem(exact, &(key)), direction, &now_, &(m))) break;     \
@@ -161,8 +161,8 @@ static __always_inline struct match match_v4(const void* addr, __u32 direction) 
   net.prefixlen = MESHD_V4_NET_LEN;
   net.addr[3] = 0;
   const int use_trie = v4_filter_may_match(&meshd_v4_tfilt, key.addr);
-  MATCH_LONGEST(&meshd_exact_v4, &meshd_block_v4, key, net, MESHD_V4_NET_LEN, use_trie,
-                direction, m);
+  MATCH_LONGEST(&meshd_exact_v4, &meshd_block_v4, key, net, MESHD_V4_NET_LEN, use_trie, direction,
+                m);
   return m;
 }
 
