@@ -1,5 +1,7 @@
 // The control API's request handlers: every answer is a JSON document, so `meshctl --json`
 // prints it verbatim and the human view is rendered from the same data.
+#include <spdlog/spdlog.h>
+
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
@@ -33,10 +35,12 @@ json claim_json(const trust::ClaimExplanation& c) {
           {"seq", c.seq},
           {"detector", c.detector},
           {"severity", std::string(trust::to_string(c.severity))},
+          {"direction", std::string(trust::to_string(c.direction))},
           {"trust", c.trust},
           {"confidence", c.confidence},
           {"contribution", c.contribution},
           {"quarantined", c.quarantined},
+          {"spent", c.spent},
           {"issued_at", c.issued_at},
           {"expires_at", c.expires_at}};
 }
@@ -73,11 +77,18 @@ json explanation_json(const trust::Explanation& e) {
             {"origin", e.budget.origin},
             {"tokens", e.budget.tokens},
             {"capacity", e.budget.capacity},
+            {"rate_per_min", e.budget.rate_per_min},
             {"pending", e.budget.pending},
             {"retry_at", e.budget.retry_at}}},
           {"claims", claims},
           {"domains", domains},
           {"text", trust::format_explanation(e)}};
+}
+
+// "1.2.3.4:80", "[::1]:80"
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
 
 Result<trust::Prefix> parse_target(const std::string& text) {
@@ -90,11 +101,21 @@ Result<trust::Prefix> parse_target(const std::string& text) {
 
 v1::ControlResponse Daemon::Impl::handle(const v1::ControlRequest& req) {
   ++counters.control_requests;
-  const trust::TimeMs now = wall_now_ms();
-  auto failed = [&](const Error& e) {
-    ++counters.control_errors;
-    return error(e);
-  };
+  v1::ControlResponse r;
+  try {
+    r = handle_request(req, wall_now_ms());
+  } catch (const std::exception& e) {
+    // E.g. nlohmann::json refusing a string that is not UTF-8: one bad request must not
+    // take the daemon (it runs on the io thread) down.
+    spdlog::error("control request failed: {}", e.what());
+    r = error(Error{"internal", std::string("the daemon could not answer: ") + e.what()});
+  }
+  if (!r.ok()) ++counters.control_errors;
+  return r;
+}
+
+v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, trust::TimeMs now) {
+  auto failed = [](const Error& e) { return error(e); };
   switch (req.request_case()) {
     case v1::ControlRequest::kStatus: {
       const auto& s = engine->stats();
@@ -109,7 +130,8 @@ v1::ControlResponse Daemon::Impl::handle(const v1::ControlRequest& req) {
                  {"policy", trust::policy_to_string(params)},
                  {"uptime_ms", now - started_at},
                  {"store_envelopes", node->store_size()},
-                 {"own_seq", store->last_sequence().value_or(0)}});
+                 {"own_seq", store->last_sequence().value_or(0)},
+                 {"falco_listen", falco ? endpoint_text(falco->local_endpoint()) : ""}});
     }
     case v1::ControlRequest::kPeers: {
       json arr = json::array();
@@ -158,6 +180,8 @@ v1::ControlResponse Daemon::Impl::handle(const v1::ControlRequest& req) {
       if (!prefix) return failed(prefix.error());
       if (!(b.confidence() >= 0 && b.confidence() <= 1))
         return failed(Error{"bad_confidence", "confidence must be a number in [0, 1]"});
+      if (b.ttl_ms() < 0)
+        return failed(Error{"bad_duration", "ttl_ms must be >= 0 (0 = the policy's ttl_max)"});
       auto sev = sensor::Severity::high;
       switch (b.severity()) {
         case v1::SEVERITY_LOW:

@@ -197,6 +197,8 @@ Result<void> Daemon::Impl::start() {
     if (!h) return std::unexpected(h.error());
     http = std::move(*h);
   }
+  if (!config.sensor.falco_listen.empty())
+    if (auto r = start_falco(); !r) return r;
 
   // Sensor and detectors.
   for (const auto& path : config.sensor.feeds) {
@@ -492,6 +494,7 @@ void Daemon::Impl::shutdown() {
   if (sensor_fd) sensor_fd->close();
   if (control) control->stop();
   http.reset();
+  if (falco) falco->stop();
   if (transport) transport->stop();
   (void)now;
   io.stop();

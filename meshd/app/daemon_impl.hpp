@@ -29,6 +29,7 @@
 #include "sensor/detectors/detection.hpp"
 #include "sensor/detectors/fanout.hpp"
 #include "sensor/detectors/threat_feed.hpp"
+#include "sensor/falco_endpoint.hpp"
 #include "sensor/pod_identity.hpp"
 #include "sensor/usage_stats.hpp"
 #include "trust/engine.hpp"
@@ -59,6 +60,13 @@ struct DaemonCounters {
   std::uint64_t enforcer_refused = 0;  // rules the backend refused (protected etc.)
   std::uint64_t detections = 0;
   std::uint64_t detections_suppressed = 0;  // already claimed recently
+  std::uint64_t detections_refused = 0;     // no claim signed (protected target, store error)
+  // Falco alerts the endpoint accepted, by what became of them.
+  std::uint64_t falco_claimed = 0;
+  std::uint64_t falco_suppressed = 0;
+  std::uint64_t falco_refused = 0;
+  std::uint64_t falco_no_address = 0;      // no usable remote address: counted, not claimed
+  std::uint64_t falco_below_severity = 0;  // under the mapping's minimum severity
   std::uint64_t sensor_events = 0;
   std::uint64_t control_requests = 0;
   std::uint64_t control_errors = 0;
@@ -70,6 +78,11 @@ struct Daemon::Impl {
   Daemon* self = nullptr;
   AppConfig config;
   std::string config_path;
+  // Declared before `io`, so destroyed after it: destroying the io_context destroys the control
+  // sessions it still holds (events --follow), and each unsubscribes from `subscribers`.
+  std::deque<std::string> events;  // recent JSON lines
+  std::map<std::uint64_t, EventSink> subscribers;
+  std::uint64_t next_subscriber = 1;
   boost::asio::io_context io;
   boost::asio::signal_set signals{io};
   boost::asio::steady_timer tick_timer{io};
@@ -99,6 +112,7 @@ struct Daemon::Impl {
   std::unique_ptr<Enforcement> enforcement;
   std::unique_ptr<ControlServer> control;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<sensor::FalcoEndpoint> falco;  // sensor.falco_listen; null when off
   std::optional<boost::asio::posix::stream_descriptor> sensor_fd;
 
   // Detectors.
@@ -120,10 +134,6 @@ struct Daemon::Impl {
 
   // Own claims by prefix (seq of the newest), so `block del` can retract them.
   std::map<trust::Prefix, std::uint64_t> own_claims;
-
-  std::deque<std::string> events;  // recent JSON lines
-  std::map<std::uint64_t, EventSink> subscribers;
-  std::uint64_t next_subscriber = 1;
 
   DaemonCounters counters;
   // Block changes not yet written to the store's blocks table, by prefix text (the newest
@@ -157,10 +167,17 @@ struct Daemon::Impl {
   void on_sensor_readable();
   void drain_sensor();
   void sensor_poll_loop();
-  void on_detection(const sensor::Detection& d);
+  enum class DetectionOutcome { claimed, suppressed, refused };
+  DetectionOutcome on_detection(const sensor::Detection& d);
+  // Starts the Falco alert endpoint on sensor.falco_listen; alerts go through on_detection.
+  Result<void> start_falco();
+  void on_falco_alert(const sensor::FalcoAlert& alert,
+                      const std::optional<sensor::Detection>& detection);
 
   // control_handlers.cpp
+  // Never throws: a handler failure is answered as error "internal" and the daemon goes on.
   v1::ControlResponse handle(const v1::ControlRequest& request);
+  v1::ControlResponse handle_request(const v1::ControlRequest& request, trust::TimeMs now);
 
   // metrics_page.cpp
   std::string metrics_text() const;

@@ -3,6 +3,7 @@
 // relayed from meshctl (already signed by the operator key).
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
@@ -55,6 +56,15 @@ Result<void> Daemon::Impl::submit_local(v1::Envelope env, trust::TimeMs now) {
 Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d,
                                                  trust::DurationMs ttl) {
   const trust::TimeMs now = wall_now_ms();
+  // A claim inside a protected prefix is refused by this node's own engine, yet the core would
+  // still gossip it, and every peer sharing a fleet-wide protected list takes it as proof of
+  // misbehaviour and quarantines this node. Such a claim is never signed.
+  if (auto x = engine->explain(d.prefix, now);
+      x.decision.verdict == trust::Verdict::protected_prefix && x.protected_by &&
+      x.protected_by->contains(d.prefix))
+    return fail("protected", d.prefix.to_string() + " is inside protected " +
+                                 x.protected_by->to_string() + " (" + x.protected_reason +
+                                 "): no claim is signed for it");
   auto seq = store->next_sequence();  // durable before signing: a crash never reuses it
   if (!seq) return std::unexpected(seq.error());
   v1::Claim c;
@@ -90,6 +100,14 @@ Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d,
 Result<std::size_t> Daemon::Impl::retract_own(const trust::Prefix& prefix,
                                               const std::string& reason) {
   const trust::TimeMs now = wall_now_ms();
+  // Only a claim this node signed and still holds can be retracted. The engine is asked, not
+  // own_claims, so claims restored from the store after a restart count too.
+  std::size_t held = 0;
+  for (const auto& c : engine->explain(prefix, now).claims)
+    if (c.origin.node == node_id) ++held;
+  if (held == 0)
+    return fail("not_claimed",
+                "this node holds no claim of its own on " + prefix.to_string() + " to retract");
   auto seq = store->next_sequence();
   if (!seq) return std::unexpected(seq.error());
   v1::Retraction r;
@@ -108,7 +126,7 @@ Result<std::size_t> Daemon::Impl::retract_own(const trust::Prefix& prefix,
       {"prefix", prefix.to_string()},
       {"seq", *seq},
       {"at", now}}.dump());
-  return 1;
+  return held;
 }
 
 Result<void> Daemon::Impl::submit_operator_decision(const v1::Envelope& env,
@@ -160,19 +178,72 @@ void Daemon::Impl::publish_proof(const core::ProofRequest& request, trust::TimeM
     spdlog::error("own proof rejected: {}", r.error().message);
 }
 
-void Daemon::Impl::on_detection(const sensor::Detection& d) {
+Daemon::Impl::DetectionOutcome Daemon::Impl::on_detection(const sensor::Detection& d) {
   ++counters.detections;
   const trust::TimeMs now = wall_now_ms();
   // One claim per target per half TTL: detectors fire on every connect attempt.
   auto& last = claimed_at[d.prefix];
   if (last != 0 && now - last < params.ttl_max_ms / 2) {
     ++counters.detections_suppressed;
+    return DetectionOutcome::suppressed;
+  }
+  last = now;  // a refused target is suppressed too: the refusal would repeat on every alert
+  spdlog::info("detection {}: {} ({})", d.detector, d.prefix.to_string(), d.reason);
+  if (auto r = submit_claim(d, params.ttl_max_ms); !r) {
+    ++counters.detections_refused;
+    spdlog::warn("claim not issued: {}", r.error().message);
+    return DetectionOutcome::refused;
+  }
+  return DetectionOutcome::claimed;
+}
+
+Result<void> Daemon::Impl::start_falco() {
+  const auto& where = config.sensor.falco_listen;
+  auto hp = split_host_port(where);
+  if (!hp) return fail("bad_config", "sensor.falco_listen: " + hp.error().message);
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(hp->first, ec);
+  if (ec)
+    return fail("bad_config", "sensor.falco_listen: '" + hp->first + "' is not an IP address");
+  falco = std::make_unique<sensor::FalcoEndpoint>(
+      io, boost::asio::ip::tcp::endpoint{addr, hp->second},
+      [this](const sensor::FalcoAlert& a, const std::optional<sensor::Detection>& d) {
+        on_falco_alert(a, d);
+      });
+  if (auto r = falco->start(); !r) return r;
+  auto bound = falco->local_endpoint();
+  spdlog::info("Falco alert endpoint listening on {}:{}", bound.address().to_string(),
+               bound.port());
+  return {};
+}
+
+// Runs on the io thread (the endpoint's connections live on strands of the daemon's
+// single-threaded io_context), like every other input.
+void Daemon::Impl::on_falco_alert(const sensor::FalcoAlert& alert,
+                                  const std::optional<sensor::Detection>& detection) {
+  if (stopping) return;
+  if (!detection) {
+    // Alerts about a process or file (no peer address) are evidence about the workload, not
+    // about a destination: nothing to block.
+    if (!alert.remote)
+      ++counters.falco_no_address;
+    else
+      ++counters.falco_below_severity;
+    spdlog::debug("Falco alert '{}' ({}) not claimed: {}", alert.rule, alert.priority,
+                  alert.remote ? "below the minimum severity" : "no usable remote address");
     return;
   }
-  last = now;
-  spdlog::info("detection {}: {} ({})", d.detector, d.prefix.to_string(), d.reason);
-  if (auto r = submit_claim(d, params.ttl_max_ms); !r)
-    spdlog::error("claim not issued: {}", r.error().message);
+  switch (on_detection(*detection)) {
+    case DetectionOutcome::claimed:
+      ++counters.falco_claimed;
+      break;
+    case DetectionOutcome::suppressed:
+      ++counters.falco_suppressed;
+      break;
+    case DetectionOutcome::refused:
+      ++counters.falco_refused;
+      break;
+  }
 }
 
 // The ring buffer wakes readers only after 64 KiB of unread records (cheap for busy hosts),

@@ -131,10 +131,43 @@ std::string Daemon::Impl::metrics_text() const {
             counters.detections);
   w.counter("meshd_sensor_events_total", "Connect events read from the ring buffer.",
             counters.sensor_events);
+  w.counter("meshd_detections_suppressed_total",
+            "Detections not claimed again: the target was claimed within ttl_max / 2.",
+            counters.detections_suppressed);
+  w.counter("meshd_detections_refused_total",
+            "Detections no claim was signed for (protected target, store error).",
+            counters.detections_refused);
+
+  const auto fs = falco ? falco->stats() : sensor::FalcoEndpointStats{};
+  w.counter("meshd_falco_requests_total", "HTTP requests to the Falco alert endpoint.",
+            fs.requests);
+  w.family("meshd_falco_alerts_total", "counter",
+           "Falco alerts by outcome: claimed, suppressed (claimed recently), refused (protected "
+           "target or store error), no_address and below_severity (nothing to claim), invalid "
+           "(answered 400).");
+  w.sample("meshd_falco_alerts_total", counters.falco_claimed, {{"result", "claimed"}});
+  w.sample("meshd_falco_alerts_total", counters.falco_suppressed, {{"result", "suppressed"}});
+  w.sample("meshd_falco_alerts_total", counters.falco_refused, {{"result", "refused"}});
+  w.sample("meshd_falco_alerts_total", counters.falco_no_address, {{"result", "no_address"}});
+  w.sample("meshd_falco_alerts_total", counters.falco_below_severity,
+           {{"result", "below_severity"}});
+  w.sample("meshd_falco_alerts_total", fs.bad_alert, {{"result", "invalid"}});
+  w.family("meshd_falco_requests_rejected_total", "counter",
+           "Falco endpoint requests or connections refused before parsing, by reason.");
+  w.sample("meshd_falco_requests_rejected_total", fs.bad_method, {{"reason", "method"}});
+  w.sample("meshd_falco_requests_rejected_total", fs.too_large, {{"reason", "too_large"}});
+  w.sample("meshd_falco_requests_rejected_total", fs.rejected_connections,
+           {{"reason", "connection_limit"}});
+  w.counter("meshd_falco_alert_warnings_total",
+            "Unusable optional fields in accepted Falco alerts (e.g. a malformed fd.rip).",
+            fs.warnings);
   w.counter("meshd_store_errors_total", "Store writes that failed.", counters.store_errors);
   w.counter("meshd_control_requests_total", "Control API requests.", counters.control_requests);
   w.counter("meshd_control_errors_total", "Control API requests answered with an error.",
             counters.control_errors);
+  w.counter("meshd_control_bad_requests_total",
+            "Control connections closed for an undecodable or oversized request.",
+            control ? control->stats().bad_requests : 0);
   w.counter("meshd_config_reloads_total", "Successful SIGHUP reloads.", counters.reloads);
   w.counter("meshd_config_reload_failures_total", "Rejected SIGHUP reloads.",
             counters.reload_failures);
