@@ -222,6 +222,20 @@ TEST_F(ControlApi, BlockDelRetractsOwnClaimAndRefusesUnknown) {
   EXPECT_EQ(status()["own_seq"], 2);  // the claim and its one retraction
 }
 
+TEST_F(ControlApi, BlockDelRetractsAClaimSignedBeforeARestart) {
+  ASSERT_EQ(block_add("203.0.113.30").exit_code, 0);
+  daemon_.destroy();
+  DaemonUnderTest again(dir_, ids_);  // same data dir: the claim comes back from the store
+  auto b = find_prefix(again.ctl_json({"blocks"}), "203.0.113.30");
+  ASSERT_TRUE(b);
+  EXPECT_EQ((*b)["origins"], json::array({"node-1"}));
+  auto del = again.ctl({"block", "del", "203.0.113.30"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  b = find_prefix(again.ctl_json({"blocks"}), "203.0.113.30");
+  EXPECT_TRUE(!b || (*b)["enforced"] == false);
+  EXPECT_EQ(again.ctl_json({"status"})["own_seq"], 2);  // the sequence survived the restart
+}
+
 TEST_F(ControlApi, ExplainGivesTheScoreCostBenefitBreakdown) {
   ASSERT_EQ(block_add("203.0.113.9").exit_code, 0);
   json x = daemon_.ctl_json({"explain", "203.0.113.9"});
