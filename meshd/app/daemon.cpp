@@ -225,7 +225,7 @@ Result<void> Daemon::Impl::start() {
     }
     sensor_fd.emplace(io, ::dup(src->epoll_fd()));
     on_sensor_readable();
-    sensor_poll_loop();
+    drain_sensor();
   }
 
   signals.add(SIGTERM);
@@ -263,6 +263,7 @@ void Daemon::Impl::on_peer_up(net::PeerId id, const v1::NodeCert& c) {
   net_of_core[cid] = id;
   node_of_core[cid] = c.node_id();
   engine->register_origin(c.node_id(), c.failure_domain(), now);
+  protect_peer_address(id, c.node_id(), now);
   spdlog::info("peer up: {} (domain {})", c.node_id(), c.failure_domain());
   record_event(json{
       {"event", "peer_up"},
@@ -423,6 +424,7 @@ void Daemon::Impl::housekeeping() {
     }
   usage_stats.expire(now);
   if (fanout) fanout->expire(now);
+  drain_sensor();  // backstop only: the ring buffer's fd wakes the loop for new events
   if (now - last_prune >= 60'000) {
     last_prune = now;
     enforcement->prune();
@@ -467,18 +469,44 @@ void Daemon::Impl::reload() {
   config.policy = fresh->policy;
   config.protected_prefixes = fresh->protected_prefixes;
   params = fresh->policy;
-  auto prot = node_protected_prefixes(config);
-  auto more = engine->set_protected(prot, now);
+  auto more = refresh_protected(now);
   changes->insert(changes->end(), more.begin(), more.end());
-  std::vector<trust::Prefix> plain;
-  for (const auto& p : prot) plain.push_back(p.prefix);
-  for (const auto& p : trust::builtin_protected()) plain.push_back(p.prefix);
-  enforcement->enforcer().set_protected(std::move(plain));
   if (!changes->empty()) apply_block_changes(*changes, now);
   ++counters.reloads;
   spdlog::info("SIGHUP: policy and protected prefixes reloaded ({} block changes)",
                changes->size());
   record_event(json{{"event", "reloaded"}, {"changes", changes->size()}, {"at", now}}.dump());
+}
+
+// Config-derived protected prefixes plus the address of every fleet peer seen (I1: a
+// compromised node must not get the mesh's own members blocked), to the engine and, as
+// defence in depth, to the enforcer. Returns the block changes (lifts) it causes.
+std::vector<trust::BlockChange> Daemon::Impl::refresh_protected(trust::TimeMs now) {
+  auto prot = node_protected_prefixes(config);
+  for (const auto& [prefix, node_id] : peer_addresses)
+    prot.push_back({prefix, "fleet peer " + node_id, false});
+  auto changes = engine->set_protected(prot, now);
+  std::vector<trust::Prefix> plain;
+  for (const auto& p : prot) plain.push_back(p.prefix);
+  for (const auto& p : trust::builtin_protected()) plain.push_back(p.prefix);
+  enforcement->enforcer().set_protected(std::move(plain));
+  return changes;
+}
+
+void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_id,
+                                        trust::TimeMs now) {
+  for (const auto& p : transport->peers()) {
+    if (p.id != id) continue;
+    auto addr = p.remote.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+    auto prefix = trust::Prefix::parse(addr.to_string());
+    if (!prefix || !peer_addresses.emplace(*prefix, node_id).second) return;
+    spdlog::info("protecting fleet peer {} at {}", node_id, prefix->to_string());
+    auto changes = refresh_protected(now);
+    if (!changes.empty()) apply_block_changes(changes, now);
+    return;
+  }
 }
 
 void Daemon::Impl::shutdown() {

@@ -132,6 +132,9 @@ struct Daemon::Impl {
   std::unordered_map<core::PeerId, std::string> node_of_core;
   core::PeerId next_core_id = 1;
 
+  // Addresses of fleet peers seen since start (protected, node-local) -> their node id.
+  std::map<trust::Prefix, std::string> peer_addresses;
+
   // Own claims by prefix (seq of the newest), so `block del` can retract them.
   std::map<trust::Prefix, std::uint64_t> own_claims;
 
@@ -150,6 +153,8 @@ struct Daemon::Impl {
   void apply_actions(trust::TimeMs now);
   void apply_block_changes(const std::vector<trust::BlockChange>& changes, trust::TimeMs now);
   void schedule_tick(trust::TimeMs deadline);
+  std::vector<trust::BlockChange> refresh_protected(trust::TimeMs now);
+  void protect_peer_address(net::PeerId id, const std::string& node_id, trust::TimeMs now);
   void save_blocks();
   void housekeeping();
   void reload();
@@ -166,7 +171,7 @@ struct Daemon::Impl {
   Result<void> submit_local(v1::Envelope env, trust::TimeMs now);
   void on_sensor_readable();
   void drain_sensor();
-  void sensor_poll_loop();
+  void schedule_sensor_recheck();
   enum class DetectionOutcome { claimed, suppressed, refused };
   DetectionOutcome on_detection(const sensor::Detection& d);
   // Starts the Falco alert endpoint on sensor.falco_listen; alerts go through on_detection.

@@ -246,10 +246,6 @@ void Daemon::Impl::on_falco_alert(const sensor::FalcoAlert& alert,
   }
 }
 
-// The ring buffer wakes readers only after 64 KiB of unread records (cheap for busy hosts),
-// so a short timer drains it too: detection latency stays under sensor_poll_ms.
-constexpr int kSensorPollMs = 20;
-
 void Daemon::Impl::drain_sensor() {
   auto* src = enforcement->events();
   if (!src) return;
@@ -266,6 +262,21 @@ void Daemon::Impl::drain_sensor() {
     }
     batch.clear();
   }
+  schedule_sensor_recheck();
+}
+
+// The hooks wake the reader for the first event of a quiet period and then at most once
+// per 10 ms, so events that follow a wakeup closely are found only by a later drain: the
+// source says when one is due (-1: none, the fd's wakeup is enough). No periodic polling.
+void Daemon::Impl::schedule_sensor_recheck() {
+  auto* src = enforcement->events();
+  if (!src || stopping) return;
+  const int due_ms = src->next_drain_in_ms();
+  if (due_ms < 0) return;
+  sensor_timer.expires_after(std::chrono::milliseconds(due_ms));
+  sensor_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopping) drain_sensor();
+  });
 }
 
 void Daemon::Impl::on_sensor_readable() {
@@ -276,15 +287,6 @@ void Daemon::Impl::on_sensor_readable() {
                           drain_sensor();
                           on_sensor_readable();
                         });
-}
-
-void Daemon::Impl::sensor_poll_loop() {
-  if (stopping || !enforcement->events()) return;
-  drain_sensor();
-  sensor_timer.expires_after(std::chrono::milliseconds(kSensorPollMs));
-  sensor_timer.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) sensor_poll_loop();
-  });
 }
 
 }  // namespace meshd::app
