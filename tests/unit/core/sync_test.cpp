@@ -145,7 +145,7 @@ TEST(Sync, EventsBeyondTheWindowWaitForTheGapsThenGiveThemUp) {
   EXPECT_EQ(t.node.stats().out_of_window, 2u);
   // No progress for gap_give_up_ms: nobody can serve the gap, it is given up.
   t.node.on_message(1, Push{e100}, kT0 + 70'000);
-  EXPECT_TRUE(t.node.seen(fake_id(*e100)));  // taken this time
+  EXPECT_TRUE(t.node.seen(fake_id(*e100)));    // taken this time
   EXPECT_EQ(t.node.contiguous_seq("x"), 84u);  // gaps below 100 - 16 are given up
   t.node.on_message(1, Push{reg.make(Spec{.origin = "x", .seq = 85})}, kT0 + 70'000);
   EXPECT_EQ(t.node.contiguous_seq("x"), 85u);
