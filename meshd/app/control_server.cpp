@@ -4,6 +4,8 @@
 
 #include <array>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 
@@ -152,11 +154,18 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(boost::asio::io_con
   auto impl = std::make_shared<Impl>(io, path, std::move(hooks));
   boost::system::error_code bec;
   impl->acceptor.open(stream_protocol(), bec);
-  if (!bec) impl->acceptor.bind(stream_protocol::endpoint(path), bec);
+  if (!bec) {
+    // Created 0600 (umask), not chmod-ed afterwards: no window in which others can connect.
+    const mode_t old_mask = ::umask(0177);
+    impl->acceptor.bind(stream_protocol::endpoint(path), bec);
+    ::umask(old_mask);
+  }
   if (!bec) impl->acceptor.listen(64, bec);
   if (bec)
     return fail("control_socket", "cannot listen on control socket " + path + ": " + bec.message());
-  ::chmod(path.c_str(), 0600);
+  if (::chmod(path.c_str(), 0600) != 0)  // belt and braces, e.g. a filesystem ignoring umask
+    return fail("control_socket",
+                "cannot set mode 0600 on control socket " + path + ": " + std::strerror(errno));
   impl->accept();
   return std::unique_ptr<ControlServer>(new ControlServer(impl));
 }
