@@ -28,6 +28,13 @@ namespace {
 
 constexpr std::size_t kEventLogSize = 2000;
 
+// The store's row for an enforced block (EnforcedBlock or an enforce/retime BlockChange).
+template <class Block>
+StoredBlock stored_block(const Block& b) {
+  return StoredBlock{b.prefix.to_string(), static_cast<int>(b.direction), rule_id_of(b.prefix),
+                     b.expires_at, b.score};
+}
+
 Result<void> load_identity(Daemon::Impl& d, trust::TimeMs now) {
   const auto& n = d.config.node;
   auto ca = proto::load_public_key(n.ca);
@@ -105,8 +112,8 @@ Result<void> Daemon::Impl::start() {
 
   params = config.policy;
   usage = std::make_unique<UsageAdapter>(usage_stats);
-  trust::LocalContext ctx{trust::Origin{node_id, domain}, node_protected_prefixes(config),
-                          usage.get()};
+  config_protected = node_protected_prefixes(config);
+  trust::LocalContext ctx{trust::Origin{node_id, domain}, config_protected, usage.get()};
   auto engine_or = trust::Engine::create(params, std::move(ctx), now);
   if (!engine_or) return fail("bad_config", "policy: " + engine_or.error().message);
   engine = std::make_unique<trust::Engine>(std::move(*engine_or));
@@ -150,9 +157,7 @@ Result<void> Daemon::Impl::start() {
   actions.blocks.clear();  // reconcile covered what restore() enforced
   {
     std::vector<StoredBlock> rows;  // the table restarts from what is enforced now
-    for (const auto& b : engine->enforced())
-      rows.push_back({b.prefix.to_string(), static_cast<int>(b.direction), rule_id_of(b.prefix),
-                      b.expires_at, b.score});
+    for (const auto& b : engine->enforced()) rows.push_back(stored_block(b));
     if (auto r = store->replace_blocks(rows); !r) return std::unexpected(r.error());
   }
   apply_actions(now);
@@ -373,9 +378,7 @@ void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& ch
     if (c.kind == trust::BlockChange::Kind::lift)
       unsaved_blocks[c.prefix.to_string()] = std::nullopt;
     else
-      unsaved_blocks[c.prefix.to_string()] =
-          StoredBlock{c.prefix.to_string(), static_cast<int>(c.direction), rule_id_of(c.prefix),
-                      c.expires_at, c.score};
+      unsaved_blocks[c.prefix.to_string()] = stored_block(c);
   }
 }
 
@@ -469,6 +472,7 @@ void Daemon::Impl::reload() {
   config.policy = fresh->policy;
   config.protected_prefixes = fresh->protected_prefixes;
   params = fresh->policy;
+  config_protected = node_protected_prefixes(config);  // own addresses, gateway, DNS again
   auto more = refresh_protected(now);
   changes->insert(changes->end(), more.begin(), more.end());
   if (!changes->empty()) apply_block_changes(*changes, now);
@@ -482,14 +486,11 @@ void Daemon::Impl::reload() {
 // compromised node must not get the mesh's own members blocked), to the engine and, as
 // defence in depth, to the enforcer. Returns the block changes (lifts) it causes.
 std::vector<trust::BlockChange> Daemon::Impl::refresh_protected(trust::TimeMs now) {
-  auto prot = node_protected_prefixes(config);
+  auto prot = config_protected;
   for (const auto& [prefix, node_id] : peer_addresses)
     prot.push_back({prefix, "fleet peer " + node_id, false});
   auto changes = engine->set_protected(prot, now);
-  std::vector<trust::Prefix> plain;
-  for (const auto& p : prot) plain.push_back(p.prefix);
-  for (const auto& p : trust::builtin_protected()) plain.push_back(p.prefix);
-  enforcement->enforcer().set_protected(std::move(plain));
+  enforcement->set_protected(prot);
   return changes;
 }
 

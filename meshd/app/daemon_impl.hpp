@@ -132,6 +132,8 @@ struct Daemon::Impl {
   std::unordered_map<core::PeerId, std::string> node_of_core;
   core::PeerId next_core_id = 1;
 
+  // node_protected_prefixes(config), read at start and on SIGHUP (it reads /proc and /etc).
+  std::vector<trust::ProtectedPrefix> config_protected;
   // Addresses of fleet peers seen since start (protected, node-local) -> their node id.
   std::map<trust::Prefix, std::string> peer_addresses;
 

@@ -119,6 +119,10 @@ Result<std::unique_ptr<Enforcement>> Enforcement::create(const AppConfig& config
 
 Enforcement::~Enforcement() = default;
 
+void Enforcement::set_protected(const std::vector<trust::ProtectedPrefix>& list) {
+  enforcer_->set_protected(plain(list));
+}
+
 EnforcementResult Enforcement::apply(const std::vector<trust::BlockChange>& changes,
                                      trust::TimeMs now) {
   EnforcementResult result;

@@ -51,6 +51,8 @@ class Enforcement {
   EnforcementResult reconcile(const std::vector<trust::EnforcedBlock>& blocks, trust::TimeMs now);
   // Drops expired entries where the backend keeps them (bpf).
   void prune();
+  // The enforcer's own refusal list (defence in depth): `list` plus trust's built-ins.
+  void set_protected(const std::vector<trust::ProtectedPrefix>& list);
 
  private:
   Enforcement() = default;
