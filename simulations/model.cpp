@@ -52,7 +52,7 @@ struct Builder {
     for (int d = 0; d < sc.domains; ++d) m.domain_ids[d] = "zone-" + std::to_string(d);
     for (int n = 0; n < sc.nodes; ++n) {
       m.node_ids[n] = "node-" + std::to_string(n);
-      m.domain_of[n] = std::uint32_t(n % sc.domains);  // round-robin, as DESIGN.md says
+      m.domain_of[n] = std::uint32_t(n % sc.domains);  // round-robin over the domains
     }
     m.compromised.assign(sc.nodes, 0);
   }

@@ -1,5 +1,5 @@
-// Turns run results into meshsim's outputs: the one JSON object (DESIGN.md "Simulator"
-// field names), CSV time series and hand-written SVG plots.
+// Turns run results into meshsim's outputs: the one JSON object (field names in
+// simulations/README.md "Metrics"), CSV time series and hand-written SVG plots.
 #pragma once
 
 #include <string>

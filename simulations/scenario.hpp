@@ -1,5 +1,5 @@
-// meshsim scenario: the parsed, validated form of a scenario YAML file (DESIGN.md
-// "Simulator"). Every key is optional; the defaults below are the ones DESIGN.md shows.
+// meshsim scenario: the parsed, validated form of a scenario YAML file
+// (simulations/README.md). Every key is optional; the defaults are the ones below.
 // Parsing is strict: an unknown key or a value of the wrong type or range is an error that
 // names the key path (e.g. "adversaries[0].strategy"), never a silent default.
 #pragma once

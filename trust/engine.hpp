@@ -2,7 +2,7 @@
 // block changes to apply (enforce / retime / lift) and never reads a clock, draws randomness
 // or does I/O. The daemon and the simulator link the same code.
 //
-// Contract (DESIGN.md "Trust and acceptance", mode `trust`):
+// Contract (mode `trust`; the model and the tests of I1-I8: trust/README.md):
 //  I1 no block overlapping a protected prefix is ever returned as enforce/retime;
 //  I2 one failure domain's claims never raise S above s_cap;
 //  I3 blocks enforced on one origin's sole support are paid from its trust-scaled token

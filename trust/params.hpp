@@ -15,7 +15,7 @@ namespace meshd::trust {
 
 // Which acceptance policy an Engine runs. All three share the Engine API so the simulator can
 // compare them on identical inputs.
-//  - trust:  the real policy (DESIGN.md "Trust and acceptance", invariants I1-I8).
+//  - trust:  the real policy (trust/README.md, invariants I1-I8).
 //  - naive:  the Inner-Warden-like baseline: enforce every valid claim on receipt, TTL = the
 //            requested TTL capped at ttl_max. It deliberately does NOT special-case protected
 //            prefixes, has no budgets, no trust and no misbehaviour detection (apply_proof is a

@@ -1,4 +1,4 @@
-// The pure formulas of DESIGN.md "Trust and acceptance": evidence, cost, benefit, threshold
+// The pure formulas of the acceptance model (trust/README.md): evidence, cost, benefit, threshold
 // and TTL. Stateless; the Engine composes them. Exposed so tests, the simulator and
 // `meshctl explain` use the very same arithmetic.
 #pragma once

@@ -15,7 +15,7 @@ namespace meshd::core {
 
 struct Config {
   // --- overlay ---
-  // Connections a node aims for, inbound + outbound (DESIGN.md "Gossip"). The core does not
+  // Connections a node aims for, inbound + outbound. The core does not
   // dial; drivers read it. The core accepts up to max_peers and disconnects beyond.
   std::size_t target_degree = 8;
   std::size_t max_peers = 64;

@@ -1,4 +1,4 @@
-// meshd/core: the sans-I/O gossip state machine of one node (DESIGN.md "Gossip").
+// meshd/core: the sans-I/O gossip state machine of one node (overview: meshd/README.md).
 //
 // Inputs are method calls that each take `now` (Unix ms or virtual ms, never read here);
 // outputs are appended to an `Actions` the driver owns, clears and reuses (so the

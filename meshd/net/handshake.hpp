@@ -1,4 +1,4 @@
-// The peer handshake (DESIGN.md "Wire format and identity", Transport), without I/O.
+// The peer handshake (meshd/README.md "Wire format"), without I/O.
 //
 // Both sides, over plaintext length-prefixed frames:
 //   1. send Frame{Hello{protocol_version=1, SignedCert, ephemeral X25519 pk, 32-byte nonce}}

@@ -1,5 +1,6 @@
 // Small versions of the shipped scenarios, run through the simulator library, with the
-// outcomes DESIGN.md promises asserted. Each runs the real meshd/core + trust/ code.
+// outcomes the trust policy promises (trust/README.md) asserted. Each runs the real
+// meshd/core + trust/ code.
 #include <gtest/gtest.h>
 
 #include <string>

@@ -1,5 +1,5 @@
 # Fails if any source in trust/ or meshd/core/ includes Asio, sockets, libbpf, threads or
-# reads a clock / draws its own randomness (DESIGN.md "The one rule of the architecture").
+# reads a clock / draws its own randomness (README.md "Design": the one rule of the architecture).
 # Usage: cmake -DROOT=<repo> -P sans_io_check.cmake
 if(NOT ROOT)
   message(FATAL_ERROR "sans_io_check: pass -DROOT=<repository root>")

@@ -1,4 +1,4 @@
-// One named test per blast-radius invariant of DESIGN.md (I1-I8), each on a concrete scenario.
+// One named test per blast-radius invariant I1-I8 (trust/README.md), each on a concrete scenario.
 // The property tests (engine_property_test.cpp) check the same invariants on random inputs.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// trust/ must stay sans-I/O (DESIGN.md "The one rule of the architecture"): this test fails
+// trust/ must stay sans-I/O (README.md "Design": the one rule of the architecture): this test fails
 // if a source file in trust/ includes or calls something that does I/O, reads a clock, draws
 // its own randomness or starts threads.
 #include <gtest/gtest.h>
