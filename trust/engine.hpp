@@ -42,6 +42,7 @@
 // Thread-compatibility: not thread-safe; one owner drives it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -184,6 +185,7 @@ enum class Verdict : std::uint8_t {
   no_claims,         // no active claims
   quorum_not_met,    // mode quorum: fewer than K distinct origins
 };
+inline constexpr std::size_t kVerdictCount = 8;  // values of Verdict
 std::string_view to_string(Verdict v);
 
 // Result of decide(): the pure decision for one target at `now`.
@@ -279,6 +281,9 @@ struct EngineStats {
   std::uint64_t trust_gains = 0;
   std::uint64_t trust_losses = 0;
   std::uint64_t clock_regressions = 0;  // calls with `now` earlier than the latest seen
+  // Decisions taken on a target (after a claim, retraction, operator decision, expiry,
+  // budget retry or trust change), by the resulting Verdict (index = its value).
+  std::array<std::uint64_t, kVerdictCount> decisions{};
   // gauges
   std::uint64_t active_claims = 0;
   std::uint64_t active_blocks = 0;

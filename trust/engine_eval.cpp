@@ -290,6 +290,7 @@ void Engine::Impl::settle(std::uint32_t t, TimeMs now, ChangeCause cause,
     }
     T.score = static_cast<float>(e.d.score);
   }
+  ++stats.decisions[static_cast<std::size_t>(e.d.verdict)];
   if (params.mode == PolicyMode::trust && e.d.domains >= 2) credit_corroboration(t, now);
   rearm(t);
   maybe_free_target(t);

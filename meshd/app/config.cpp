@@ -133,7 +133,10 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("control.socket", control_socket,
               "Unix socket of the control API (mode 0600), used by meshctl"),
     MESHD_KEY("metrics.listen", metrics_listen,
-              "address:port serving /metrics and /healthz; empty = off"),
+              "address:port serving /metrics, /healthz and the /ui page; empty = off"),
+    MESHD_KEY("metrics.ui_token_file", metrics_ui_token_file,
+              "file holding the token /ui requires on non-loopback addresses; empty = /ui "
+              "answers on loopback only"),
     MESHD_KEY("enforcement.backend", enforcement.backend,
               "auto | bpf | nftables | dryrun (auto: bpf, else nftables, else dryrun)"),
     MESHD_KEY("enforcement.interfaces", enforcement.interfaces,

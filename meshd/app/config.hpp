@@ -65,6 +65,8 @@ struct AppConfig {
   MeshConfig mesh;
   std::string control_socket = "/run/meshd/meshd.sock";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
+  // Token /ui requires on non-loopback addresses of metrics.listen; empty: loopback only.
+  std::string metrics_ui_token_file;
   EnforcementConfig enforcement;
   SensorConfig sensor;
   std::vector<trust::Prefix> protected_prefixes;

@@ -11,6 +11,7 @@
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/frames.hpp"
+#include "meshd/app/ui_api.hpp"
 #include "proto/cert.hpp"
 #include "proto/keys.hpp"
 #include "sensor/bpf_ringbuf.hpp"
@@ -196,9 +197,9 @@ Result<void> Daemon::Impl::start() {
   if (!ctl) return std::unexpected(ctl.error());
   control = std::move(*ctl);
   if (!config.metrics_listen.empty()) {
-    auto h = HttpServer::create(
-        io, config.metrics_listen,
-        HttpRoutes{[this] { return metrics_text(); }, [this] { return self->healthy(); }});
+    auto routes = make_http_routes(*this);  // /metrics, /healthz, /ui (ui_api.cpp)
+    if (!routes) return std::unexpected(routes.error());
+    auto h = HttpServer::create(io, config.metrics_listen, std::move(*routes));
     if (!h) return std::unexpected(h.error());
     http = std::move(*h);
   }
@@ -359,6 +360,7 @@ void Daemon::Impl::apply_actions(trust::TimeMs now) {
   auto proofs = std::move(actions.proofs);
   auto deadline = actions.next_deadline;
   actions.proofs.clear();
+  observe_actions(*this, actions, now);  // before publish_proof reuses `actions`
   for (const auto& p : proofs) publish_proof(p, now);
   schedule_tick(deadline);
 }
@@ -434,6 +436,7 @@ void Daemon::Impl::housekeeping() {
     if (auto r = store->forget_expired(now); !r) ++counters.store_errors;
   }
   save_blocks();
+  observe_second(*this, now);
   if (now - ledger_saved_at >= 10'000) {
     ledger_saved_at = now;
     if (auto r = store->put_blob("ledger", engine->ledger().serialize()); !r)
@@ -531,6 +534,7 @@ void Daemon::Impl::shutdown() {
 
 void Daemon::Impl::record_event(const std::string& line) {
   events.push_back(line);
+  ++obs.events_total;
   if (events.size() > kEventLogSize) events.pop_front();
   for (auto& [id, sink] : subscribers) sink(line);
 }

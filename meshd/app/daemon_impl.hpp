@@ -20,6 +20,7 @@
 #include "meshd/app/daemon.hpp"
 #include "meshd/app/enforcement.hpp"
 #include "meshd/app/http_server.hpp"
+#include "meshd/app/observability.hpp"
 #include "meshd/app/opener.hpp"
 #include "meshd/app/store.hpp"
 #include "meshd/core/node.hpp"
@@ -141,6 +142,7 @@ struct Daemon::Impl {
   std::map<trust::Prefix, std::uint64_t> own_claims;
 
   DaemonCounters counters;
+  Observability obs;  // propagation histograms, event ids, /ui and /metrics views
   // Block changes not yet written to the store's blocks table, by prefix text (the newest
   // change wins; nullopt = lifted). Flushed by housekeeping, so the cost follows the changes.
   std::unordered_map<std::string, std::optional<StoredBlock>> unsaved_blocks;

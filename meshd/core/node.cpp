@@ -383,7 +383,8 @@ void Node::Impl::accept(PeerState* from, const EventId& id, const Envelope& env,
     ++stats.restored;
     return;
   }
-  out.persist.push_back(Persist{id, origins[oi].id, ev.seq, ev.kind, env, expires});
+  out.persist.push_back(Persist{id, origins[oi].id, ev.seq, ev.kind, env, expires, ev.issued_at,
+                                src == Source::sync});
   forward(from, env, out);
 }
 

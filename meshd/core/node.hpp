@@ -86,6 +86,8 @@ struct Persist {
   EventKind kind = EventKind::claim;
   Envelope envelope;
   TimeMs expires_at = 0;  // the store may drop it after this
+  TimeMs issued_at = 0;   // the signer's timestamp (propagation latency = now - issued_at)
+  bool via_sync = false;  // arrived in an anti-entropy RangeResponse (else a push or local)
 };
 
 // Close the connection; refuse the peer (incoming and outgoing) until ban_until.

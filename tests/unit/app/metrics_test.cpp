@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +19,11 @@ MetricsWriter sample_page() {
   w.sample("meshd_frames_rejected_total", 1, {{"reason", "frame_too_large"}});
   w.sample("meshd_frames_rejected_total", 2, {{"reason", "quote\"back\\slash\nnewline"}});
   w.gauge("meshd_score", "A fractional gauge.", 0.125);
+  Histogram h({0.01, 0.1, 1});
+  for (double v : {0.005, 0.01, 0.05, 2.0}) h.observe(v);
+  w.family("meshd_latency_seconds", "histogram", "A histogram.");
+  w.histogram("meshd_latency_seconds", h, {{"path", "push"}});
+  w.histogram("meshd_latency_seconds", Histogram({0.01, 0.1, 1}), {{"path", "sync"}});
   return w;
 }
 
@@ -28,6 +34,26 @@ TEST(Metrics, WritesTextFormatWithEscaping) {
       std::string::npos);
   EXPECT_NE(text.find(R"(reason="quote\"back\\slash\nnewline")"), std::string::npos);
   EXPECT_NE(text.find("meshd_score 0.125\n"), std::string::npos);
+}
+
+TEST(Metrics, HistogramBucketsAreUpperBoundsInclusiveAndCumulativeOnExport) {
+  Histogram h({1, 0.1, 0.01});  // sorted on construction
+  EXPECT_EQ(h.bounds(), (std::vector<double>{0.01, 0.1, 1}));
+  for (double v : {0.0, 0.01, 0.011, 0.1, 5.0, std::nan("")}) h.observe(v);
+  EXPECT_EQ(h.buckets(), (std::vector<std::uint64_t>{2, 2, 0, 1}));  // NaN ignored
+  EXPECT_EQ(h.count(), 5u);
+  EXPECT_DOUBLE_EQ(h.sum(), 5.121);
+  MetricsWriter w;
+  w.family("x_seconds", "histogram", "h");
+  w.histogram("x_seconds", h, {{"path", "push"}});
+  EXPECT_EQ(w.text(),
+            "# HELP x_seconds h\n# TYPE x_seconds histogram\n"
+            "x_seconds_bucket{path=\"push\",le=\"0.01\"} 2\n"
+            "x_seconds_bucket{path=\"push\",le=\"0.1\"} 4\n"
+            "x_seconds_bucket{path=\"push\",le=\"1\"} 4\n"
+            "x_seconds_bucket{path=\"push\",le=\"+Inf\"} 5\n"
+            "x_seconds_sum{path=\"push\"} 5.121\n"
+            "x_seconds_count{path=\"push\"} 5\n");
 }
 
 #ifdef PROMTOOL_PATH
