@@ -1,9 +1,16 @@
 #include "meshd/app/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <tuple>
+
+#include "meshd/common/numbers.hpp"
 
 namespace meshd::app {
 namespace {
@@ -21,24 +28,31 @@ Result<void> read(const YAML::Node& v, std::string& out) {
   return {};
 }
 
-template <class Number>
-Result<void> read_number(const YAML::Node& v, Number& out, const char* what) {
-  if (!v.IsScalar()) return wrong(v, what);
-  try {
-    out = v.as<Number>();
-  } catch (const YAML::Exception&) {
-    return wrong(v, what);
-  }
+Result<void> read(const YAML::Node& v, int& out) {
+  if (!v.IsScalar()) return wrong(v, "an integer");
+  auto n = parse_integer<int>(v.Scalar(), std::numeric_limits<int>::min(),
+                              std::numeric_limits<int>::max());
+  if (!n && n.error().code == "not_a_number") return wrong(v, "an integer");
+  if (!n) return fail("bad_config", n.error().message);
+  out = *n;
   return {};
 }
-Result<void> read(const YAML::Node& v, int& out) {
-  return read_number(v, out, "an integer");
-}
 Result<void> read(const YAML::Node& v, double& out) {
-  return read_number(v, out, "a number");
+  if (!v.IsScalar()) return wrong(v, "a number");
+  auto n = parse_finite(v.Scalar(), -std::numeric_limits<double>::max(),
+                        std::numeric_limits<double>::max());
+  if (!n) return wrong(v, "a finite number");
+  out = *n;
+  return {};
 }
 Result<void> read(const YAML::Node& v, bool& out) {
-  return read_number(v, out, "true or false");
+  if (!v.IsScalar()) return wrong(v, "true or false");
+  try {
+    out = v.as<bool>();
+  } catch (const YAML::Exception&) {
+    return wrong(v, "true or false");
+  }
+  return {};
 }
 
 Result<void> read(const YAML::Node& v, trust::Prefix& out) {
@@ -70,8 +84,24 @@ Result<void> read(const YAML::Node& v, std::vector<T>& out) {
 
 // --- printers: YAML text of a value ---
 
+// YAML double-quoted scalar: control characters are escaped, so any string prints as one
+// line. Bytes >= 0x80 pass through (a YAML \\x escape is a code point, not a byte).
 std::string show(const std::string& s) {
-  return "\"" + s + "\"";
+  static const char* hex = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch == 0x7f) {
+      out += "\\x";
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
 }
 std::string show(int v) {
   return std::to_string(v);
@@ -80,9 +110,7 @@ std::string show(bool v) {
   return v ? "true" : "false";
 }
 std::string show(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
+  return shortest_double(v);
 }
 std::string show(const trust::Prefix& p) {
   return show(p.to_string());
@@ -181,12 +209,26 @@ bool one_of(const std::string& v, std::initializer_list<const char*> allowed) {
   return false;
 }
 
-bool is_host_port(const std::string& v) {
+// "address:port" ("[v6]:port" too). `names`: the host may be a DNS name, else it must be an IP
+// address. The error says what is wrong with `v`.
+Result<void> check_host_port(const std::string& v, bool names) {
   auto colon = v.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) return false;
-  for (std::size_t i = colon + 1; i < v.size(); ++i)
-    if (v[i] < '0' || v[i] > '9') return false;
-  return std::stoul(v.substr(colon + 1)) <= 65535;
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size())
+    return fail("bad_config", "'" + v + "' is not address:port");
+  auto port = parse_integer<unsigned>(std::string_view(v).substr(colon + 1), 0, 65535);
+  if (!port) return fail("bad_config", "'" + v + "': port " + port.error().message);
+  std::string host = v.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1)
+    return {};
+  if (!names) return fail("bad_config", "'" + v + "': '" + host + "' is not an IP address");
+  if (host.size() > 253) return fail("bad_config", "'" + v + "': host name longer than 253");
+  for (char ch : host)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_'))
+      return fail("bad_config", "'" + v + "': '" + host + "' is not a host name or IP address");
+  return {};
 }
 
 // Cross-field checks after all keys are read; each error names its key.
@@ -199,23 +241,49 @@ Result<void> validate(const AppConfig& c) {
     return bad("log.format", "'" + c.log_format + "' is not text or json");
   if (!one_of(c.log_level, {"trace", "debug", "info", "warn", "error"}))
     return bad("log.level", "'" + c.log_level + "' is not trace, debug, info, warn or error");
-  if (!c.mesh.listen.empty() && !is_host_port(c.mesh.listen))
-    return bad("mesh.listen", "'" + c.mesh.listen + "' is not address:port");
-  if (!c.metrics_listen.empty() && !is_host_port(c.metrics_listen))
-    return bad("metrics.listen", "'" + c.metrics_listen + "' is not address:port");
-  if (!c.sensor.falco_listen.empty() && !is_host_port(c.sensor.falco_listen))
-    return bad("sensor.falco_listen", "'" + c.sensor.falco_listen + "' is not address:port");
+  auto address = [&](const char* key, const std::string& v, bool names) -> Result<void> {
+    if (auto r = check_host_port(v, names); !r) return bad(key, r.error().message);
+    return {};
+  };
+  if (!c.mesh.listen.empty())
+    if (auto r = address("mesh.listen", c.mesh.listen, false); !r) return r;
+  if (!c.metrics_listen.empty())
+    if (auto r = address("metrics.listen", c.metrics_listen, false); !r) return r;
+  if (!c.sensor.falco_listen.empty())
+    if (auto r = address("sensor.falco_listen", c.sensor.falco_listen, false); !r) return r;
   for (const auto& p : c.mesh.peers) {
-    std::string rest = p.starts_with("dns:") ? p.substr(4) : p;
-    if (!is_host_port(rest))
-      return bad("mesh.peers", "'" + p + "' is not host:port or dns:NAME:PORT");
+    if (auto r = address("mesh.peers", p.starts_with("dns:") ? p.substr(4) : p, true); !r) return r;
+    if (p.ends_with(":0")) return bad("mesh.peers", "'" + p + "': port 0");
   }
+  for (const auto& s : c.mesh.revoked_serials)
+    if (auto n = parse_integer<std::uint64_t>(s, 0, std::numeric_limits<std::uint64_t>::max()); !n)
+      return bad("mesh.revoked_serials",
+                 n.error().message + " (a certificate serial is a decimal integer < 2^64)");
   if (c.mesh.target_peers < 1 || c.mesh.max_peers < c.mesh.target_peers)
     return bad("mesh.max_peers", "must be >= mesh.target_peers >= 1");
   if (c.mesh.max_frame_bytes < 1024 || c.mesh.max_frame_bytes > (64 << 20))
     return bad("mesh.max_frame_bytes", "must be between 1 KiB and 64 MiB");
   if (c.node.data_dir.empty()) return bad("node.data_dir", "must not be empty");
   if (c.control_socket.empty()) return bad("control.socket", "must not be empty");
+  auto in = [&](const char* key, double v, double lo, double hi) -> Result<void> {
+    if (v < lo || v > hi)
+      return bad(key, shortest_double(v) + " is out of range [" + shortest_double(lo) + ", " +
+                          shortest_double(hi) + "]");
+    return {};
+  };
+  constexpr double kDayMs = 86'400'000;
+  for (auto [key, v, lo, hi] :
+       {std::tuple{"mesh.max_peers", double(c.mesh.max_peers), 1.0, 100'000.0},
+        {"mesh.handshake_timeout_ms", double(c.mesh.handshake_timeout_ms), 1.0, kDayMs},
+        {"mesh.idle_timeout_ms", double(c.mesh.idle_timeout_ms), 1.0, kDayMs},
+        {"mesh.dns_refresh_ms", double(c.mesh.dns_refresh_ms), 1.0, kDayMs},
+        {"mesh.peer_rate_frames_per_s", c.mesh.peer_rate_frames_per_s, 1e-6, 1e9},
+        {"mesh.origin_rate_per_min", c.mesh.origin_rate_per_min, 1e-6, 1e12},
+        {"mesh.origin_burst", c.mesh.origin_burst, 1.0, 1e12},
+        {"sensor.fanout_destinations", double(c.sensor.fanout_destinations), 1.0, 1e9},
+        {"sensor.fanout_ports", double(c.sensor.fanout_ports), 1.0, 65536.0},
+        {"sensor.fanout_window_ms", double(c.sensor.fanout_window_ms), 1.0, kDayMs}})
+    if (auto r = in(key, v, lo, hi); !r) return r;
   if (c.sensor.feed_confidence <= 0 || c.sensor.feed_confidence > 1)
     return bad("sensor.feed_confidence", "must be in (0, 1]");
   for (int port : c.sensor.bad_ports)
@@ -292,8 +360,11 @@ Result<AppConfig> load_config_file(const std::string& path) {
 }
 
 std::string default_config_yaml() {
-  const AppConfig c;
-  std::string out = "# meshd configuration: every key with its default.\n";
+  return "# meshd configuration: every key with its default.\n" + config_yaml(AppConfig{});
+}
+
+std::string config_yaml(const AppConfig& c) {
+  std::string out;
   std::string section;
   for (const auto& k : kKeys) {
     auto dot = k.key.find('.');

@@ -81,6 +81,8 @@ Result<AppConfig> load_config_file(const std::string& path);
 Result<AppConfig> parse_config(std::string_view yaml_text, std::string_view source_name);
 // Every key with its default value and a one-line comment, as valid YAML.
 std::string default_config_yaml();
+// Every key of `c` with a one-line comment, as YAML that parse_config() reads back to `c`.
+std::string config_yaml(const AppConfig& c);
 
 // One row per non-policy key (policy.* keys come from trust::param_table()).
 struct ConfigKey {

@@ -7,11 +7,13 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <chrono>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/frames.hpp"
 #include "meshd/app/ui_api.hpp"
+#include "meshd/common/numbers.hpp"
 #include "proto/cert.hpp"
 #include "proto/keys.hpp"
 #include "sensor/bpf_ringbuf.hpp"
@@ -84,9 +86,14 @@ net::TransportLimits transport_limits(const AppConfig& c) {
   return l;
 }
 
-std::unordered_set<std::uint64_t> revoked_serials(const AppConfig& c) {
+// validate() has checked every serial; a config built in code gets the same error here.
+Result<std::unordered_set<std::uint64_t>> revoked_serials(const AppConfig& c) {
   std::unordered_set<std::uint64_t> out;
-  for (const auto& s : c.mesh.revoked_serials) out.insert(std::stoull(s));
+  for (const auto& s : c.mesh.revoked_serials) {
+    auto n = parse_integer<std::uint64_t>(s, 0, std::numeric_limits<std::uint64_t>::max());
+    if (!n) return fail("bad_config", "mesh.revoked_serials: " + n.error().message);
+    out.insert(*n);
+  }
   return out;
 }
 
@@ -119,8 +126,10 @@ Result<void> Daemon::Impl::start() {
   if (!engine_or) return fail("bad_config", "policy: " + engine_or.error().message);
   engine = std::make_unique<trust::Engine>(std::move(*engine_or));
 
+  auto revoked = revoked_serials(config);
+  if (!revoked) return std::unexpected(revoked.error());
   opener = std::make_unique<ProductionOpener>(ca, params);
-  opener->set_revoked_serials(revoked_serials(config));
+  opener->set_revoked_serials(*revoked);
   (void)opener->learn_cert(cert, now);
   std::uint64_t seed;
   randombytes_buf(&seed, sizeof seed);
@@ -171,7 +180,7 @@ Result<void> Daemon::Impl::start() {
   auto identity = net::make_identity(*proto::load_secret_key(config.node.key), cert, ca, now);
   transport = std::make_unique<net::Transport>(io, std::move(*identity), transport_limits(config),
                                                std::move(cb));
-  transport->set_revoked_serials(revoked_serials(config));
+  transport->set_revoked_serials(*revoked);
   if (!config.mesh.listen.empty()) {
     auto hp = split_host_port(config.mesh.listen);
     boost::system::error_code ec;

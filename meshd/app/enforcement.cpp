@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "meshd/common/numbers.hpp"
 #include "sensor/bpf_enforcer.hpp"
 #include "sensor/bpf_loader.hpp"
 #include "sensor/bpf_ringbuf.hpp"
@@ -234,9 +235,9 @@ std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& con
     std::istringstream f(line);
     std::string iface, dest, gw;
     f >> iface >> dest >> gw;
-    if (dest == "00000000" && gw.size() == 8 && gw != "00000000") {
-      std::uint32_t v = static_cast<std::uint32_t>(std::stoul(gw, nullptr, 16));
-      out.push_back({trust::Prefix::v4(__builtin_bswap32(v), 32), "default gateway", false});
+    auto v = parse_integer<std::uint32_t>(gw, 0, 0xffffffff, 16);
+    if (dest == "00000000" && gw.size() == 8 && v && *v != 0) {
+      out.push_back({trust::Prefix::v4(__builtin_bswap32(*v), 32), "default gateway", false});
     }
   }
   // DNS servers.

@@ -3,9 +3,11 @@
 // the operator key, which never reaches the daemon).
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "meshd/common/numbers.hpp"
 #include "meshd/ctl/client.hpp"
 #include "meshd/ctl/ctl.hpp"
 #include "proto/cert.hpp"
@@ -121,7 +123,16 @@ v1::Severity parse_severity(const std::string& s, Result<void>& err) {
 Result<std::uint64_t> next_operator_seq(const std::string& key_path) {
   std::string path = key_path + ".seq";
   std::uint64_t seq = 0;
-  if (auto text = proto::read_file(path)) seq = std::strtoull(text->c_str(), nullptr, 10);
+  if (auto text = proto::read_file(path)) {
+    std::string_view digits(*text);
+    while (!digits.empty() && (digits.back() == '\n' || digits.back() == ' '))
+      digits.remove_suffix(1);
+    auto n = parse_integer<std::uint64_t>(digits, 0, std::numeric_limits<std::uint64_t>::max() - 1);
+    if (!n)
+      return fail("bad_seq_file", path + ": " + n.error().message +
+                                      " (the operator's last sequence number; fix or remove it)");
+    seq = *n;
+  }
   ++seq;
   if (auto r = proto::write_file_atomic(path, std::to_string(seq) + "\n", 0600, true); !r)
     return std::unexpected(r.error());

@@ -20,10 +20,10 @@ const SecretKey& ca_key() {
   return k;
 }
 
-void exercise_envelope(const v1::Envelope& env) {
+void exercise_envelope(const v1::Envelope& env, Reached& out) {
   (void)event_id_of(env);
   (void)peek_signer(env);
-  (void)verify_envelope(env, node_key().public_key());
+  if (verify_envelope(env, node_key().public_key())) ++out.verified;
   for (auto kind : {SignKind::claim, SignKind::retraction, SignKind::operator_decision,
                     SignKind::misbehaviour_proof}) {
     (void)open_envelope(kind, env, node_key().public_key());
@@ -39,13 +39,14 @@ void exercise_envelope(const v1::Envelope& env) {
   }
 }
 
-void exercise_frame(const v1::Frame& f) {
+void exercise_frame(const v1::Frame& f, Reached& out) {
+  ++out.frames;
   switch (f.payload_case()) {
     case v1::Frame::kEnvelope:
-      exercise_envelope(f.envelope());
+      exercise_envelope(f.envelope(), out);
       break;
     case v1::Frame::kRangeResponse:
-      for (const auto& e : f.range_response().envelopes()) exercise_envelope(e);
+      for (const auto& e : f.range_response().envelopes()) exercise_envelope(e, out);
       break;
     case v1::Frame::kHello: {
       (void)decode_cert(f.hello().cert());
@@ -59,9 +60,13 @@ void exercise_frame(const v1::Frame& f) {
 
 }  // namespace
 
-void fuzz_one(const std::uint8_t* data, std::size_t size) {
+Reached fuzz_one(const std::uint8_t* data, std::size_t size) {
+  Reached out;
   // 1. The whole input as one Frame payload.
-  if (auto f = parse_frame(Bytes(data, size))) exercise_frame(*f);
+  if (auto f = parse_frame(Bytes(data, size)))
+    exercise_frame(*f, out);
+  else
+    ++out.rejected;
 
   // 2. The input as a byte stream, fed in chunks whose sizes come from the input itself.
   FrameDecoder dec(64 * 1024);
@@ -74,11 +79,16 @@ void fuzz_one(const std::uint8_t* data, std::size_t size) {
     step = (step * 7 + 3) % 29 + 1;
     for (;;) {
       auto r = dec.next();
+      if (!r) ++out.rejected;
       if (!r || !r->has_value()) break;
-      if (auto f = parse_frame(**r)) exercise_frame(*f);
+      if (auto f = parse_frame(**r))
+        exercise_frame(*f, out);
+      else
+        ++out.rejected;
     }
     if (dec.poisoned()) break;
   }
+  return out;
 }
 
 std::vector<std::vector<std::uint8_t>> seed_inputs() {

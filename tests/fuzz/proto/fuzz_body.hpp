@@ -10,7 +10,15 @@
 
 namespace meshd::proto::fuzz {
 
-void fuzz_one(const std::uint8_t* data, std::size_t size);
+// What one input reached, so a deterministic run can check it exercised the accepting paths
+// and not only the rejecting ones.
+struct Reached {
+  std::size_t frames = 0;    // frames parsed (whole input, and from the split stream)
+  std::size_t verified = 0;  // envelopes whose signature verified
+  std::size_t rejected = 0;  // decoder errors and frames that did not parse
+};
+
+Reached fuzz_one(const std::uint8_t* data, std::size_t size);
 
 // Well-formed seeds (encoded frames with signed envelopes, certs, vectors) for mutation.
 std::vector<std::vector<std::uint8_t>> seed_inputs();

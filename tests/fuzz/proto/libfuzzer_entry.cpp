@@ -5,6 +5,6 @@
 #include "tests/fuzz/proto/fuzz_body.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  meshd::proto::fuzz::fuzz_one(data, size);
+  (void)meshd::proto::fuzz::fuzz_one(data, size);
   return 0;
 }

@@ -57,6 +57,27 @@ class ControlApi : public ::testing::Test {
   DaemonUnderTest daemon_;
 };
 
+// Regression: `mesh.revoked_serials: [abc]` aborted meshd at start (std::invalid_argument from
+// stoull). A config built without validate() gets a start error naming the key.
+TEST(DaemonStart, NonNumericRevokedSerialIsAStartErrorNotAnAbort) {
+  TempDir dir;
+  Identities ids(dir);
+  auto c = app::parse_config(
+      "enforcement: {backend: dryrun}\nsensor: {enabled: false}\n"
+      "mesh: {listen: \"\"}\nmetrics: {listen: \"\"}\n",
+      "t.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  c->node.key = ids.node_key();
+  c->node.cert = ids.node_cert();
+  c->node.ca = ids.ca_pub();
+  c->node.data_dir = dir / "data";
+  c->control_socket = dir / "ctl.sock";
+  c->mesh.revoked_serials = {"12", "abc"};
+  auto d = app::Daemon::create(std::move(*c), "");
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().message, "mesh.revoked_serials: 'abc' is not an integer");
+}
+
 TEST_F(ControlApi, StatusNamesNodePeersEnforcedAndBackend) {
   json s = status();
   EXPECT_EQ(s["node"], "node-1");
