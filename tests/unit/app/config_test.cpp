@@ -36,7 +36,7 @@ mesh:
   origin_burst: 20
   revoked_serials: ["7", "18446744073709551615"]
 control: {socket: /tmp/s.sock}
-metrics: {listen: "127.0.0.1:9999"}
+metrics: {listen: "127.0.0.1:9999", ui_token_file: /etc/meshd/ui.token}
 enforcement: {backend: nftables, interfaces: [eth0, eth1], cgroup: /sys/fs/cgroup, pin_path: /sys/fs/bpf/n1, nft_table: t1}
 sensor:
   enabled: false
