@@ -9,23 +9,39 @@ build=(build-essential cmake ninja-build pkg-config clang llvm libbpf-dev bpftoo
        libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
 test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping sqlite3
       clang-format prometheus systemd buildah python3 jq curl)
+# The pods tier (deploy/local/pods.sh): podman runs the DaemonSet's pods with runc (crun
+# refuses hybrid cgroup layouts); catatonit is the pods' pause process; python3-yaml reads
+# the rendered manifests.
+pods=(podman runc catatonit python3-yaml)
 
 missing=()
-for p in "${build[@]}" "${test[@]}"; do
+for p in "${build[@]}" "${test[@]}" "${pods[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # kubectl (for rendering the kustomize manifests) may come from another package (the
 # machine image ships Google's kubectl, which conflicts with Debian's kubernetes-client).
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
-
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-# Retried once: unpacking a large package has been seen to fail transiently.
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # Retried once: unpacking a large package has been seen to fail transiently.
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Podman's default container ulimits (nofile 1048576) exceed the hard nofile limit of some
+# machines, and then no container starts: containers inherit the limits instead. Written
+# once; a containers.conf that already sets default_ulimits is left as it is.
+conf=/etc/containers/containers.conf
+if ! grep -qs '^[[:space:]]*default_ulimits[[:space:]]*=' "$conf"; then
+  echo "install-deps: setting default_ulimits = [] in $conf" >&2
+  $sudo mkdir -p "$(dirname "$conf")"
+  if grep -qs '^[[:space:]]*\[containers\]' "$conf"; then
+    $sudo sed -i '0,/^[[:space:]]*\[containers\]/s//&\ndefault_ulimits = []/' "$conf"
+  else
+    printf '[containers]\ndefault_ulimits = []\n' | $sudo tee -a "$conf" >/dev/null
+  fi
+fi

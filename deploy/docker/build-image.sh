@@ -75,7 +75,7 @@ printf 'root:x:0:0:root:/root:/usr/sbin/nologin\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$rootfs/etc/group"
 printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
 mkdir -p "$rootfs/tmp" "$rootfs/var/lib/meshd" "$rootfs/run/meshd" "$rootfs/sys/fs/bpf" \
-  "$rootfs/host/sys/fs/cgroup" "$rootfs/etc/meshd/ca"
+  "$rootfs/host/sys/fs/cgroup" "$rootfs/etc/meshd/ca" "$rootfs/etc/meshd/config"
 chmod 1777 "$rootfs/tmp"
 
 container=$(b from scratch)

@@ -8,6 +8,9 @@
 # The certificate's name is the pod's spec.nodeName and its failure domain the Node's
 # zone label, both read from the API server, never from what the node reports: a
 # compromised node cannot obtain a certificate for another node's name or domain.
+#
+# Without an API server (deploy/local/pods.sh runs the DaemonSet's pods under podman),
+# --exec replaces `kubectl exec` and --pod names the pods, their nodes and domains.
 set -euo pipefail
 
 usage() {
@@ -25,6 +28,14 @@ usage: enroll.sh --ca DIR [options]
   --renew              also re-sign nodes that already have a certificate, then delete
                        their pod so the DaemonSet restarts it with the new certificate
   --dry-run            print what would be done; change nothing
+  --exec CMD           run commands on the nodes with `CMD POD CONTAINER COMMAND...`
+                       (stdin passed through) instead of
+                       `kubectl exec -i POD -c CONTAINER -- COMMAND...`; CMD is split on
+                       spaces
+  --pod POD:NODE:DOMAIN
+                       enroll this pod, on this node, in this failure domain, instead of
+                       asking the API server (repeatable; then kubectl is not used, the
+                       CA's public key is not published, and --renew restarts no pod)
 Environment: KUBECTL (default kubectl), MESHCTL (default meshctl).
 EOF
 }
@@ -44,6 +55,8 @@ days=365
 renew=0
 dry_run=0
 only_nodes=()
+exec_cmd=()
+given_pods=()
 
 while (($# > 0)); do
   case "$1" in
@@ -55,6 +68,10 @@ while (($# > 0)); do
     --days) days=${2:?--days needs a number}; shift 2 ;;
     --renew) renew=1; shift ;;
     --dry-run) dry_run=1; shift ;;
+    --exec) read -r -a exec_cmd <<<"${2:?--exec needs a command}"; shift 2 ;;
+    --pod)
+      [[ "${2:-}" =~ ^[^:]+:[^:]+:[^:]+$ ]] || die "--pod: '${2:-}' is not POD:NODE:DOMAIN"
+      given_pods+=("$2"); shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -64,10 +81,27 @@ done
 [[ -r "$ca_dir/ca.key" && -r "$ca_dir/ca.pub" ]] ||
   die "$ca_dir: no readable ca.key and ca.pub (create them with: meshctl ca init --out $ca_dir)"
 [[ "$days" =~ ^[1-9][0-9]*$ ]] || die "--days: '$days' is not a positive number of days"
-command -v "$kubectl_bin" >/dev/null || die "kubectl not found ($kubectl_bin); set KUBECTL"
+((${#given_pods[@]} == 0)) || ((${#exec_cmd[@]} > 0)) ||
+  die "--pod needs --exec (without an API server there is no kubectl exec)"
+if ((${#given_pods[@]} == 0)); then
+  command -v "$kubectl_bin" >/dev/null || die "kubectl not found ($kubectl_bin); set KUBECTL"
+fi
+if ((${#exec_cmd[@]} > 0)); then
+  command -v "${exec_cmd[0]}" >/dev/null || die "--exec: '${exec_cmd[0]}' not found"
+fi
 command -v "$meshctl_bin" >/dev/null || die "meshctl not found ($meshctl_bin); set MESHCTL"
 
 k() { "$kubectl_bin" "$@"; }
+# Runs COMMAND... in container CONTAINER of pod POD, stdin passed through.
+node_exec() {
+  local pod=$1 container=$2
+  shift 2
+  if ((${#exec_cmd[@]} > 0)); then
+    "${exec_cmd[@]}" "$pod" "$container" "$@"
+  else
+    k -n "$ns" exec -i "$pod" -c "$container" -- "$@"
+  fi
+}
 state=/var/lib/meshd
 
 work=$(mktemp -d)
@@ -75,7 +109,9 @@ trap 'rm -rf "$work"' EXIT
 
 # 1. The CA public key, for every node to verify its peers. Applied every time so that a
 #    re-run after a CA rotation publishes the new key.
-if ((dry_run)); then
+if ((${#given_pods[@]} > 0)); then
+  echo "enroll: --pod: no API server; ca.pub must already be published as ConfigMap meshd-ca"
+elif ((dry_run)); then
   echo "enroll: would publish $ca_dir/ca.pub as ConfigMap $ns/meshd-ca"
 else
   k -n "$ns" create configmap meshd-ca --from-file=ca.pub="$ca_dir/ca.pub" \
@@ -85,7 +121,23 @@ fi
 
 # 2. The pods, with which of their containers is running: "wait-for-cert" while the node
 #    is not enrolled, "meshd" once it is.
+if ((${#given_pods[@]} > 0)); then
+  # Which container runs is found by running meshctl in it: wait-for-cert while the node
+  # is not enrolled, meshd once it is.
+  pods=""
+  for entry in "${given_pods[@]}"; do
+    IFS=: read -r pod node domain <<<"$entry"
+    waiting="" running=""
+    if node_exec "$pod" wait-for-cert meshctl enroll --help </dev/null >/dev/null 2>&1; then
+      waiting=yes
+    elif node_exec "$pod" meshd meshctl enroll --help </dev/null >/dev/null 2>&1; then
+      running=yes
+    fi
+    pods+="$pod|$node|$waiting|$running|$domain"$'\n'
+  done
+else
 pods=$(k -n "$ns" get pods -l "$selector" -o jsonpath='{range .items[*]}{.metadata.name}{"|"}{.spec.nodeName}{"|"}{.status.initContainerStatuses[?(@.name=="wait-for-cert")].state.running.startedAt}{"|"}{.status.containerStatuses[?(@.name=="meshd")].state.running.startedAt}{"\n"}{end}')
+fi
 [[ -n "$pods" ]] || die "no pods match '$selector' in namespace $ns (is the DaemonSet applied?)"
 
 wanted() {
@@ -112,7 +164,7 @@ domain_of() {
 }
 
 enrolled=0 skipped=0 failed=0
-while IFS='|' read -r -u 3 pod node waiting running; do
+while IFS='|' read -r -u 3 pod node waiting running given_domain; do
   [[ -n "$pod" ]] || continue
   wanted "$node" || continue
   if [[ -n "$waiting" ]]; then
@@ -120,12 +172,12 @@ while IFS='|' read -r -u 3 pod node waiting running; do
   elif [[ -n "$running" ]]; then
     container=meshd
   else
-    echo "enroll: $node: pod $pod has neither wait-for-cert nor meshd running (still generating its key, or crashing: kubectl -n $ns describe pod $pod); skipped" >&2
+    echo "enroll: $node: pod $pod has neither wait-for-cert nor meshd running (still generating its key, or crashing: describe pod $pod); skipped" >&2
     failed=$((failed + 1))
     continue
   fi
-  pexec() { k -n "$ns" exec "$pod" -c "$container" -- "$@" </dev/null; }
-  pexec_stdin() { k -n "$ns" exec -i "$pod" -c "$container" -- "$@"; }
+  pexec() { node_exec "$pod" "$container" "$@" </dev/null; }
+  pexec_stdin() { node_exec "$pod" "$container" "$@"; }
 
   # A certificate that does not match the node's current key (the node was re-keyed)
   # counts as not enrolled.
@@ -139,7 +191,7 @@ while IFS='|' read -r -u 3 pod node waiting running; do
     failed=$((failed + 1))
     continue
   fi
-  domain=$(domain_of "$node")
+  domain=${given_domain:-$(domain_of "$node")}
   if ((dry_run)); then
     echo "enroll: $node: would sign its key (pod $pod) with name '$node', domain '$domain', $days days"
     continue
@@ -159,7 +211,9 @@ while IFS='|' read -r -u 3 pod node waiting running; do
   fi
   echo "enroll: $node: enrolled (domain '$domain', valid $days days)"
   enrolled=$((enrolled + 1))
-  if ((renew)) && [[ "$container" == meshd ]]; then
+  if ((renew)) && [[ "$container" == meshd ]] && ((${#given_pods[@]} > 0)); then
+    echo "enroll: $node: restart pod $pod so that meshd uses the new certificate"
+  elif ((renew)) && [[ "$container" == meshd ]]; then
     k -n "$ns" delete pod "$pod" --wait=false >/dev/null
     echo "enroll: $node: deleted pod $pod so that meshd restarts with the new certificate"
   fi

@@ -6,8 +6,8 @@
 # operator side the real `meshctl ca sign`. Checks: every running node gets its own
 # certificate for its own key, named after its Node and in its zone (hostname when it has
 # no zone), nodes not yet running are reported and make the script fail, re-runs skip
-# enrolled nodes, --renew re-signs and restarts the pod, and a certificate for another
-# key is refused by the node.
+# enrolled nodes, --renew re-signs and restarts the pod, --exec/--pod enroll without any
+# kubectl, and a certificate for another key is refused by the node.
 # usage: enroll_test.sh SOURCE_DIR MESHCTL
 set -euo pipefail
 src=${1:?source dir}
@@ -142,6 +142,35 @@ rc=0; enroll --node node-b --renew --days 30 >"$tmp/out3" 2>&1 || rc=$?; cat "$t
 check "renew succeeds" test "$rc" -eq 0
 check "renew re-signs" test "$(cert_field node-b serial)" != "$serial_before"
 check "renew restarts the running pod" grep -q "delete pod meshd-b" "$cluster/deleted.log"
+
+echo "--- without an API server: --exec hook and --pod"
+# The hook runs the command on the pod's node (here: with /var/lib/meshd being that node's
+# state dir), as pods.sh's runs `podman exec`. node-d is not enrolled; node-a is.
+pod meshd-d node-d init
+cat >"$tmp/hook" <<EOF
+#!/usr/bin/env bash
+pod=\$1 container=\$2
+shift 2
+echo "\$pod \$container \$1 \$2 \$3" >>"$tmp/hook.log"
+node=\${pod/meshd-/node-}
+[[ "\$container" == wait-for-cert && "\$node" == node-d ]] || [[ "\$container" == meshd && "\$node" != node-d ]] || exit 1
+args=(); for a in "\$@"; do args+=("\${a//\/var\/lib\/meshd/$cluster/state/\$node}"); done
+PATH=$cluster/bin:\$PATH "\${args[@]}"
+EOF
+chmod +x "$tmp/hook"
+calls_before=$(wc -l <"$cluster/calls.log")
+rc=0; KUBECTL=/nonexistent MESHCTL=$meshctl "$src/deploy/kubernetes/enroll.sh" --ca "$tmp/ca" \
+  --exec "$tmp/hook" --pod meshd-d:node-d:zone-9 --pod meshd-a:node-a:zone-1 >"$tmp/out4" 2>&1 || rc=$?
+cat "$tmp/out4"
+check "--exec/--pod run succeeds without kubectl" test "$rc" -eq 0
+check "no kubectl call was made" test "$(wc -l <"$cluster/calls.log")" -eq "$calls_before"
+check "node-d: enrolled through the hook, in the given domain" test "$(cert_field node-d failure_domain)" = zone-9
+check "node-d: reached through wait-for-cert" grep -q "meshd-d wait-for-cert meshctl enroll install" "$tmp/hook.log"
+check "node-a: already enrolled, reached through meshd" grep -q "node-a: already enrolled" "$tmp/out4"
+check "--pod without --exec is refused" \
+  bash -c "! KUBECTL=/nonexistent MESHCTL='$meshctl' '$src/deploy/kubernetes/enroll.sh' --ca '$tmp/ca' --pod a:b:c 2>/dev/null"
+check "a malformed --pod is refused" \
+  bash -c "! MESHCTL='$meshctl' '$src/deploy/kubernetes/enroll.sh' --ca '$tmp/ca' --exec true --pod a:b 2>/dev/null"
 
 echo "--- a certificate for another key"
 "$meshctl" ca sign --ca "$tmp/ca" --pub "$cluster/state/node-a/node.pub" --name node-b \

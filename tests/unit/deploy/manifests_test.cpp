@@ -264,6 +264,43 @@ TEST_P(EveryVariant, MountsWhatTheConfigPointsInto) {
   EXPECT_TRUE(is_true(v.meshd["securityContext"]["readOnlyRootFilesystem"]));
 }
 
+TEST_P(EveryVariant, ConfigIsTheConfigMapMountedAsADirectory) {
+  // A subPath mount never sees a changed ConfigMap, so a SIGHUP reload would re-read the
+  // old file; podman 4.3 cannot mount one at all (tests/pods). The daemon's --config must
+  // name the file inside the directory mount of the config volume.
+  const Variant v(GetParam());
+  ASSERT_TRUE(v.meshd);
+  std::string config_mount;
+  for (const auto& m : v.meshd["volumeMounts"]) {
+    if (m["name"].as<std::string>() == "config") {
+      EXPECT_FALSE(m["subPath"]) << "the config volume is mounted with subPath";
+      config_mount = m["mountPath"].as<std::string>();
+    }
+  }
+  ASSERT_FALSE(config_mount.empty()) << "the meshd container does not mount the config volume";
+  std::vector<std::string> command;
+  for (const auto& arg : v.meshd["command"]) {
+    command.push_back(arg.as<std::string>());
+  }
+  const auto flag = std::find(command.begin(), command.end(), "--config");
+  ASSERT_TRUE(flag != command.end() && flag + 1 != command.end()) << "meshd has no --config";
+  EXPECT_EQ(flag[1], config_mount + "/meshd.yaml");
+}
+
+TEST_P(EveryVariant, SeccompConfinesAllButTheDaemon) {
+  // The pod's default is the runtime's profile (Kubernetes' own default is Unconfined); only
+  // the meshd container, which needs bpf() and perf_event_open(), is unconfined: the
+  // default profiles of CRI-O and podman allow those only with CAP_SYS_ADMIN (tests/pods).
+  const Variant v(GetParam());
+  ASSERT_TRUE(v.pod);
+  EXPECT_EQ(v.pod["securityContext"]["seccompProfile"]["type"].as<std::string>(""),
+            "RuntimeDefault");
+  for (const auto& c : v.pod["initContainers"]) {
+    EXPECT_FALSE(c["securityContext"]["seccompProfile"]) << c["name"] << " overrides the pod's";
+  }
+  EXPECT_EQ(v.meshd["securityContext"]["seccompProfile"]["type"].as<std::string>(""), "Unconfined");
+}
+
 TEST_P(EveryVariant, ProbesHitTheConfiguredHealthEndpoint) {
   const Variant v(GetParam());
   ASSERT_TRUE(v.config.IsMap());
