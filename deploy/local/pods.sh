@@ -368,6 +368,17 @@ wait_ready() {
   wait_for 30000 "$(pod_of "$i")'s readiness probe $(probe_url "$i")" ready "$i"
   READY_MS[$i]=$(($(now_ms) - PLAY_AT[$i]))
 }
+# The meshd container's memory limit as the pod spec states it, in bytes.
+spec_memory_limit() {
+  python3 - "$(dir_of "$1")/pod.yaml" <<'EOF'
+import sys, yaml
+pod = yaml.safe_load(open(sys.argv[1]))
+meshd = next(c for c in pod["spec"]["containers"] if c["name"] == "meshd")
+q = str(meshd["resources"]["limits"]["memory"])
+units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+print(int(q[:-2]) * units[q[-2:]] if q[-2:] in units else int(q))
+EOF
+}
 rss_kb() {
   local pid
   pid=$(pm "$1" container inspect --format '{{.State.Pid}}' "$(pod_of "$1")-meshd")
@@ -401,7 +412,10 @@ step "1. The image, and the DaemonSet's pod template as one Pod per node"
 # archive (as nodes pull from a registry).
 build_image() {
   local i
-  "$repo/deploy/docker/build-image.sh" --build "$(dirname "$BIN")" --tag "$IMAGE:$1" \
+  # build-image.sh takes a build directory holding bin/meshd and bin/meshctl.
+  mkdir -p "$WORK/image-build/bin"
+  ln -sf "$BIN/meshd" "$BIN/meshctl" "$WORK/image-build/bin/"
+  "$repo/deploy/docker/build-image.sh" --build "$WORK/image-build" --tag "$IMAGE:$1" \
     --storage "$WORK/build-storage" --oci-archive "$WORK/meshd-$1.tar" | indent
   for i in $(seq 1 "$N"); do
     pm "$i" load -q -i "$WORK/meshd-$1.tar" >/dev/null || die "node$i: podman load of $IMAGE:$1 failed"
@@ -646,16 +660,24 @@ say "  ready $UPGRADE_READY_MS ms after kube play; runs $running_image; same key
 say "  $ENV_BEFORE -> $ENV_AFTER stored envelopes; own sequence $SEQ_BEFORE before, $SEQ_AFTER for the first claim after"
 
 # ---- measurements ---------------------------------------------------------------------------
-declare -A RSS
-for i in $(seq 1 "$N"); do RSS[$i]=$(rss_kb "$i"); done
+declare -A RSS CGMEM
+for i in $(seq 1 "$N"); do
+  RSS[$i]=$(rss_kb "$i")
+  # The pod's cgroup: what the container runtime charges it (BPF maps included).
+  CGMEM[$i]=$(pm "$i" stats --no-stream --format json "$(pod_of "$i")-meshd" | jq -r '.[0].mem_usage')
+  limit=$(pm "$i" container inspect --format '{{.HostConfig.Memory}}' "$(pod_of "$i")-meshd")
+  [ "$limit" = "$(spec_memory_limit "$i")" ] ||
+    die "$(pod_of "$i"): memory limit $limit, the pod spec says $(spec_memory_limit "$i") bytes"
+done
 T_END=$(now_ms)
 if ((JSON)); then
   ready_json=$(for i in $(seq 1 "$N"); do echo "\"node$i\": ${FIRST_READY_MS[$i]}"; done | paste -sd, -)
   rss_json=$(for i in $(seq 1 "$N"); do echo "\"node$i\": ${RSS[$i]}"; done | paste -sd, -)
+  cgmem_json=$(for i in $(seq 1 "$N"); do echo "\"node$i\": \"${CGMEM[$i]}\""; done | paste -sd, -)
   keygen_json=$(for i in $(seq 1 "$N"); do echo "\"node$i\": ${KEYGEN_MS[$i]}"; done | paste -sd, -)
   jq -n --argjson image_bytes "$IMAGE_BYTES" --argjson image_build_ms "$IMAGE_BUILD_MS" \
     --argjson keygen "{$keygen_json}" --argjson enroll_ms "$ENROLL_MS" \
-    --argjson first_ready "{$ready_json}" --argjson rss "{$rss_json}" \
+    --argjson first_ready "{$ready_json}" --argjson rss "{$rss_json}" --argjson cgmem "{$cgmem_json}" \
     --argjson enforce_ms "$ENFORCE_MS" --arg eperm "$EPERM_ERRNO" \
     --arg xdp_loss "$XDP_LOSS" --argjson xdp_drops "$XDP_DROPS" --arg verdict "$EXPLAIN_VERDICT" \
     --arg down_loss "$DOWN_LOSS" --arg down_errno "$DOWN_ERRNO" \
@@ -668,7 +690,7 @@ if ((JSON)); then
       image_build_ms: $image_build_ms,
       play_to_wait_for_cert_ms: $keygen, enroll_ms: $enroll_ms,
       play_to_ready_ms: {first: $first_ready, restart: $restart_ready, upgrade: $upgrade_ready},
-      rss_kb: $rss,
+      rss_kb: $rss, cgroup_memory: $cgmem,
       block: {enforce_ms: $enforce_ms, eperm: $eperm, xdp_ping_loss: ($xdp_loss | tonumber? // $xdp_loss),
               xdp_drops: $xdp_drops, explain_verdict: $verdict},
       restart: {pinned_maps_kept: true, key_and_cert_kept: true,
@@ -683,5 +705,7 @@ else
   say "  kube play -> ready: first start $(for i in $(seq 1 "$N"); do printf '%s ' "${FIRST_READY_MS[$i]:-?}"; done)ms (enrollment $ENROLL_MS ms included),"
   say "                      restart $RESTART_READY_MS ms, upgrade $UPGRADE_READY_MS ms"
   say "  meshd RSS per pod: $(for i in $(seq 1 "$N"); do printf 'node%s %s KiB  ' "$i" "${RSS[$i]}"; done)"
+  say "  pod cgroup memory (usage / the spec's limit): $(for i in $(seq 1 "$N"); do printf 'node%s %s  ' "$i" "${CGMEM[$i]}"; done)"
+  say "    (pages and maps stay charged to the cgroup that first touched them: re-created pods show less)"
   say "  whole run: $(((T_END - T_START) / 1000)) s"
 fi
