@@ -543,6 +543,8 @@ for i in $(seq 1 "$N"); do
   FIRST_READY_MS[$i]=${READY_MS[$i]}
 done
 
+T_ALL_READY=$(now_ms)
+
 # ---- 5. mesh --------------------------------------------------------------------------------
 step "5. The pods form the mesh (host:port seeds)"
 mesh_ready() {
@@ -552,7 +554,8 @@ mesh_ready() {
   done
 }
 wait_for 30000 "every pod to have $((N - 1)) peers" mesh_ready
-T_MESH=$(now_ms)
+MESH_MS=$(($(now_ms) - T_ALL_READY))
+say "  full mesh $MESH_MS ms after the last pod was ready"
 for i in $(seq 1 "$N"); do
   say "  $(pod_of "$i"): $(ctl "$i" status --json | jq -r '"node \(.node), domain \(.domain), \(.peers) peers"')"
 done
@@ -684,13 +687,13 @@ if ((JSON)); then
     --argjson restart_ready "$RESTART_READY_MS" --argjson catchup "$CATCHUP_MS" \
     --argjson upgrade_ready "$UPGRADE_READY_MS" --argjson seq_before "$SEQ_BEFORE" \
     --argjson seq_after "$SEQ_AFTER" --argjson env_before "$ENV_BEFORE" --argjson env_after "$ENV_AFTER" \
-    --argjson total_ms "$((T_END - T_START))" \
+    --argjson total_ms "$((T_END - T_START))" --argjson mesh_ms "$MESH_MS" \
     --argjson image_archive_bytes "$IMAGE_ARCHIVE_BYTES" \
     '{pods: 3, image_bytes: $image_bytes, image_archive_bytes: $image_archive_bytes,
       image_build_ms: $image_build_ms,
       play_to_wait_for_cert_ms: $keygen, enroll_ms: $enroll_ms,
       play_to_ready_ms: {first: $first_ready, restart: $restart_ready, upgrade: $upgrade_ready},
-      rss_kb: $rss, cgroup_memory: $cgmem,
+      mesh_after_ready_ms: $mesh_ms, rss_kb: $rss, cgroup_memory: $cgmem,
       block: {enforce_ms: $enforce_ms, eperm: $eperm, xdp_ping_loss: ($xdp_loss | tonumber? // $xdp_loss),
               xdp_drops: $xdp_drops, explain_verdict: $verdict},
       restart: {pinned_maps_kept: true, key_and_cert_kept: true,
