@@ -1,5 +1,7 @@
 #include "sensor/falco_endpoint.hpp"
 
+#include <array>
+#include <cctype>
 #include <chrono>
 #include <list>
 #include <mutex>
@@ -28,7 +30,7 @@ struct FalcoEndpoint::State {
   std::atomic<std::size_t> open{0};
   struct {
     std::atomic<std::uint64_t> requests{0}, accepted{0}, mapped{0}, bad_alert{0}, bad_method{0},
-        too_large{0}, rejected_connections{0}, warnings{0};
+        too_large{0}, unauthorized{0}, rejected_connections{0}, warnings{0};
   } stats;
 
   State(asio::io_context& io_, tcp::endpoint ep, FalcoEndpoint::Handler h, FalcoEndpointOptions o)
@@ -55,13 +57,65 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // The header first: an unauthenticated caller is refused before its body is buffered.
   void read() {
     parser_.emplace();
     parser_->body_limit(state_->options.max_body_bytes);
     stream_.expires_after(std::chrono::seconds(state_->options.idle_timeout_s));
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    // Closed, timed out or malformed HTTP: drop it. A Content-Length over the limit is
+    // reported here, with the header complete.
+    if ((ec && ec != http::error::body_limit) || state_->stopped) return;
+    if (!state_->options.secret.empty()) {
+      auto auth = parser_->get()[http::field::authorization];
+      const char* why = nullptr;
+      if (auth.empty())
+        why = "no Authorization header";
+      else if (!bearer_matches(std::string_view(auth.data(), auth.size()), state_->options.secret))
+        why = "wrong secret";
+      if (why) {
+        ++state_->stats.unauthorized;
+        if (state_->options.on_unauthorized) {
+          beast::error_code ignored;
+          state_->options.on_unauthorized(stream_.socket().remote_endpoint(ignored), why);
+        }
+        respond(http::status::unauthorized,
+                error_body(std::string(why) + ": send Authorization: Bearer <secret>"), false,
+                Linger::challenge);
+        return;
+      }
+    }
+    if (ec == http::error::body_limit) {
+      ++state_->stats.too_large;
+      respond(http::status::payload_too_large,
+              error_body("body larger than " + std::to_string(state_->options.max_body_bytes) +
+                         " bytes"),
+              false, Linger::discard);
+      return;
+    }
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  // "Bearer SECRET" (scheme case-insensitive), compared in constant time.
+  static bool bearer_matches(std::string_view header, std::string_view secret) {
+    constexpr std::string_view scheme = "bearer ";
+    if (header.size() < scheme.size()) return false;
+    for (std::size_t i = 0; i < scheme.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return false;
+    auto given = header.substr(scheme.size());
+    while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+    while (!given.empty() && given.back() == ' ') given.remove_suffix(1);
+    unsigned char diff = given.size() == secret.size() ? 0 : 1;
+    for (std::size_t i = 0; i < secret.size(); ++i)
+      diff |= static_cast<unsigned char>((i < given.size() ? given[i] : 0) ^ secret[i]);
+    return diff == 0;
   }
 
   void on_read(beast::error_code ec) {
@@ -109,9 +163,15 @@ class Session : public std::enable_shared_from_this<Session> {
     return nlohmann::json{{"error", reason}}.dump();
   }
 
-  void respond(http::status status, std::string body, bool keep_alive) {
+  // After a refusal before the body was read: `discard` drains the unread body, `challenge`
+  // also asks for credentials (WWW-Authenticate).
+  enum class Linger { no, discard, challenge };
+  void respond(http::status status, std::string body, bool keep_alive, Linger linger = Linger::no) {
+    const bool challenge = linger == Linger::challenge;
+    const bool drain = linger != Linger::no;
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::server, "meshd");
+    if (challenge) res->set(http::field::www_authenticate, "Bearer realm=\"meshd-falco\"");
     res->set(http::field::content_type, "application/json");
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
@@ -119,7 +179,16 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::seconds(state_->options.idle_timeout_s));
     http::async_write(
         stream_, *res,
-        [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+        [self = shared_from_this(), res, keep_alive, drain](beast::error_code ec, std::size_t) {
+          if (!ec && drain && !self->state_->stopped) {
+            // The refused request's body is still unread: closing now would reset the
+            // connection and could destroy the 401 before the client reads it. Half-close,
+            // then discard (never store) what the client still sends, up to max_body_bytes.
+            beast::error_code ignored;
+            self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+            self->discard(0);
+            return;
+          }
           if (ec || !keep_alive || self->state_->stopped) {
             beast::error_code ignored;
             self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -129,7 +198,16 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
+  void discard(std::size_t so_far) {
+    if (so_far > state_->options.max_body_bytes || state_->stopped) return;
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this(), so_far](
+                                                        beast::error_code ec, std::size_t n) {
+      if (!ec) self->discard(so_far + n);
+    });
+  }
+
   beast::tcp_stream stream_;
+  std::array<char, 4096> scratch_{};
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<FalcoEndpoint::State> state_;
@@ -210,13 +288,8 @@ tcp::endpoint FalcoEndpoint::local_endpoint() const {
 
 FalcoEndpointStats FalcoEndpoint::stats() const {
   const auto& s = state_->stats;
-  return FalcoEndpointStats{s.requests,
-                            s.accepted,
-                            s.mapped,
-                            s.bad_alert,
-                            s.bad_method,
-                            s.too_large,
-                            s.rejected_connections,
+  return FalcoEndpointStats{s.requests,   s.accepted,  s.mapped,       s.bad_alert,
+                            s.bad_method, s.too_large, s.unauthorized, s.rejected_connections,
                             s.warnings};
 }
 

@@ -189,6 +189,9 @@ const ConfigKey kKeys[] = {
               "destination ports that are suspicious by themselves"),
     MESHD_KEY("sensor.falco_listen", sensor.falco_listen,
               "address:port accepting Falco alert JSON; empty = off"),
+    MESHD_KEY("sensor.falco_secret_file", sensor.falco_secret_file,
+              "file holding the shared secret (>= 16 chars) callers of falco_listen must send "
+              "as 'Authorization: Bearer SECRET'; required with falco_listen"),
     MESHD_KEY("protected", protected_prefixes,
               "never blocked, whatever the claims (plus own addresses, gateway, DNS, peers, "
               "loopback, link-local)"),
@@ -249,8 +252,14 @@ Result<void> validate(const AppConfig& c) {
     if (auto r = address("mesh.listen", c.mesh.listen, false); !r) return r;
   if (!c.metrics_listen.empty())
     if (auto r = address("metrics.listen", c.metrics_listen, false); !r) return r;
-  if (!c.sensor.falco_listen.empty())
+  if (!c.sensor.falco_listen.empty()) {
     if (auto r = address("sensor.falco_listen", c.sensor.falco_listen, false); !r) return r;
+    // Every alert it accepts becomes a claim this node signs: no anonymous callers.
+    if (c.sensor.falco_secret_file.empty())
+      return bad("sensor.falco_secret_file",
+                 "required when sensor.falco_listen is set (a file holding the shared secret "
+                 "that falcosidekick sends as 'Authorization: Bearer SECRET')");
+  }
   for (const auto& p : c.mesh.peers) {
     if (auto r = address("mesh.peers", p.starts_with("dns:") ? p.substr(4) : p, true); !r) return r;
     if (p.ends_with(":0")) return bad("mesh.peers", "'" + p + "': port 0");

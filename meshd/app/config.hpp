@@ -57,7 +57,8 @@ struct SensorConfig {
   int fanout_ports = 50;          // distinct ports to one destination per window
   int fanout_window_ms = 60000;
   std::vector<int> bad_ports{4444, 6667, 1337, 31337};
-  std::string falco_listen;  // empty: no Falco alert endpoint
+  std::string falco_listen;       // empty: no Falco alert endpoint
+  std::string falco_secret_file;  // shared secret callers send as Authorization: Bearer
 };
 
 struct AppConfig {

@@ -113,7 +113,9 @@ struct Daemon::Impl {
   std::unique_ptr<Enforcement> enforcement;
   std::unique_ptr<ControlServer> control;
   std::unique_ptr<HttpServer> http;
-  std::unique_ptr<sensor::FalcoEndpoint> falco;  // sensor.falco_listen; null when off
+  std::unique_ptr<sensor::FalcoEndpoint> falco;    // sensor.falco_listen; null when off
+  trust::TimeMs falco_unauthorized_logged_at = 0;  // rate limit of the refusal log line
+  std::uint64_t falco_unauthorized_unlogged = 0;
   std::optional<boost::asio::posix::stream_descriptor> sensor_fd;
 
   // Detectors.
@@ -180,6 +182,7 @@ struct Daemon::Impl {
   DetectionOutcome on_detection(const sensor::Detection& d);
   // Starts the Falco alert endpoint on sensor.falco_listen; alerts go through on_detection.
   Result<void> start_falco();
+  void on_falco_unauthorized(const boost::asio::ip::tcp::endpoint& from, std::string_view why);
   void on_falco_alert(const sensor::FalcoAlert& alert,
                       const std::optional<sensor::Detection>& detection);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
+#include "meshd/app/ui_api.hpp"
 #include "proto/envelope.hpp"
 #include "sensor/bpf_ringbuf.hpp"
 
@@ -205,16 +206,40 @@ Result<void> Daemon::Impl::start_falco() {
   auto addr = boost::asio::ip::make_address(hp->first, ec);
   if (ec)
     return fail("bad_config", "sensor.falco_listen: '" + hp->first + "' is not an IP address");
+  auto secret = load_token_file("sensor.falco_secret_file", config.sensor.falco_secret_file);
+  if (!secret) return std::unexpected(secret.error());
+  sensor::FalcoEndpointOptions options;
+  options.secret = std::move(*secret);
+  options.on_unauthorized = [this](const boost::asio::ip::tcp::endpoint& from,
+                                   std::string_view why) { on_falco_unauthorized(from, why); };
   falco = std::make_unique<sensor::FalcoEndpoint>(
       io, boost::asio::ip::tcp::endpoint{addr, hp->second},
       [this](const sensor::FalcoAlert& a, const std::optional<sensor::Detection>& d) {
         on_falco_alert(a, d);
-      });
+      },
+      std::move(options));
   if (auto r = falco->start(); !r) return r;
   auto bound = falco->local_endpoint();
   spdlog::info("Falco alert endpoint listening on {}:{}", bound.address().to_string(),
                bound.port());
   return {};
+}
+
+// One log line per refused caller, at most one a second (the rest are counted in the line
+// that follows and in meshd_falco_requests_rejected_total{reason="unauthorized"}).
+void Daemon::Impl::on_falco_unauthorized(const boost::asio::ip::tcp::endpoint& from,
+                                         std::string_view why) {
+  const trust::TimeMs now = wall_now_ms();
+  if (now - falco_unauthorized_logged_at < 1000) {
+    ++falco_unauthorized_unlogged;
+    return;
+  }
+  spdlog::warn(
+      "Falco endpoint: refused a request from {}:{} ({}; {} more refused since the last "
+      "line)",
+      from.address().to_string(), from.port(), why, falco_unauthorized_unlogged);
+  falco_unauthorized_logged_at = now;
+  falco_unauthorized_unlogged = 0;
 }
 
 // Runs on the io thread (the endpoint's connections live on strands of the daemon's

@@ -156,6 +156,7 @@ std::string Daemon::Impl::metrics_text() const {
            "Falco endpoint requests or connections refused before parsing, by reason.");
   w.sample("meshd_falco_requests_rejected_total", fs.bad_method, {{"reason", "method"}});
   w.sample("meshd_falco_requests_rejected_total", fs.too_large, {{"reason", "too_large"}});
+  w.sample("meshd_falco_requests_rejected_total", fs.unauthorized, {{"reason", "unauthorized"}});
   w.sample("meshd_falco_requests_rejected_total", fs.rejected_connections,
            {{"reason", "connection_limit"}});
   w.counter("meshd_falco_alert_warnings_total",

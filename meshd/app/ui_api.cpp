@@ -254,11 +254,10 @@ bool loopback_listen(const std::string& listen) {
 
 }  // namespace
 
-Result<std::string> load_ui_token(const std::string& path) {
+Result<std::string> load_token_file(std::string_view key, const std::string& path) {
+  const std::string k(key);
   std::ifstream f(path);
-  if (!f)
-    return fail("bad_config",
-                "metrics.ui_token_file: cannot read " + path + ": " + std::strerror(errno));
+  if (!f) return fail("bad_config", k + ": cannot read " + path + ": " + std::strerror(errno));
   std::stringstream ss;
   ss << f.rdbuf();
   std::string token = ss.str();
@@ -267,14 +266,14 @@ Result<std::string> load_ui_token(const std::string& path) {
     token.erase(token.begin());
   // The contents are never part of a message.
   if (token.size() < 16)
-    return fail("bad_config", "metrics.ui_token_file: " + path +
+    return fail("bad_config", k + ": " + path +
                                   " must hold a token of at least 16 characters (e.g. "
                                   "`head -c 24 /dev/urandom | base64`)");
   for (char c : token)
     if (std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x21 ||
         static_cast<unsigned char>(c) > 0x7e)
-      return fail("bad_config", "metrics.ui_token_file: " + path +
-                                    " holds spaces or non-printable characters in its token");
+      return fail("bad_config",
+                  k + ": " + path + " holds spaces or non-printable characters in its token");
   return token;
 }
 

@@ -47,6 +47,7 @@ sensor:
   fanout_window_ms: 10000
   bad_ports: [23, 2323]
   falco_listen: "127.0.0.1:2801"
+  falco_secret_file: /etc/meshd/falco.secret
 protected: [10.0.0.0/8, "2001:db8::/32"]
 policy: {s_cap: 0.5, ttl_single_ms: 60000, mode: "quorum:3"}
 log: {format: json, level: debug}
@@ -74,6 +75,7 @@ log: {format: json, level: debug}
   EXPECT_EQ(c->sensor.fanout_window_ms, 10000);
   EXPECT_EQ(c->sensor.bad_ports, (std::vector<int>{23, 2323}));
   EXPECT_EQ(c->sensor.falco_listen, "127.0.0.1:2801");
+  EXPECT_EQ(c->sensor.falco_secret_file, "/etc/meshd/falco.secret");
   ASSERT_EQ(c->protected_prefixes.size(), 2u);
   EXPECT_EQ(c->protected_prefixes[1].to_string(), "2001:db8::/32");
   EXPECT_DOUBLE_EQ(c->policy.s_cap, 0.5);
@@ -98,7 +100,8 @@ TEST(Config, ListenPortBeyondUlongIsAnErrorNotAnAbort) {
       << e;
   EXPECT_NE(error_of(R"(metrics: {listen: "127.0.0.1:65536"})").find("metrics.listen"),
             std::string::npos);
-  EXPECT_NE(error_of(R"(sensor: {falco_listen: "127.0.0.1:-1"})").find("sensor.falco_listen"),
+  EXPECT_NE(error_of(R"(sensor: {falco_listen: "127.0.0.1:-1", falco_secret_file: /s})")
+                .find("sensor.falco_listen"),
             std::string::npos);
   EXPECT_NE(error_of(R"(mesh: {peers: ["a:18446744073709551616"]})").find("mesh.peers"),
             std::string::npos);

@@ -58,9 +58,14 @@ constexpr const char* kTerminalShell = R"json({
 struct HttpReply {
   unsigned status = 0;
   json body;
+  std::string www_authenticate;
 };
 
-HttpReply http_request(const std::string& host_port, http::verb verb, const std::string& body) {
+constexpr const char* kSecret = "s3cr3t-shared-with-falcosidekick";
+
+// `authorization`: the Authorization header, or none when empty.
+HttpReply http_request(const std::string& host_port, http::verb verb, const std::string& body,
+                       const std::string& authorization = std::string("Bearer ") + kSecret) {
   const auto colon = host_port.rfind(':');
   asio::io_context io;
   asio::ip::tcp::socket socket(io);
@@ -69,6 +74,7 @@ HttpReply http_request(const std::string& host_port, http::verb verb, const std:
   http::request<http::string_body> req{verb, "/", 11};
   req.set(http::field::host, host_port);
   req.set(http::field::content_type, "application/json");
+  if (!authorization.empty()) req.set(http::field::authorization, authorization);
   req.keep_alive(false);
   req.body() = body;
   req.prepare_payload();
@@ -76,7 +82,8 @@ HttpReply http_request(const std::string& host_port, http::verb verb, const std:
   boost::beast::flat_buffer buffer;
   http::response<http::string_body> res;
   http::read(socket, buffer, res);
-  return {res.result_int(), json::parse(res.body(), nullptr, false)};
+  return {res.result_int(), json::parse(res.body(), nullptr, false),
+          std::string(res[http::field::www_authenticate])};
 }
 
 // The value of one sample line of the Prometheus text, or -1 if absent.
@@ -88,12 +95,21 @@ double metric(const std::string& text, const std::string& sample) {
 
 class FalcoAlerts : public ::testing::Test {
  protected:
-  FalcoAlerts() : ids_(dir_), daemon_(dir_, ids_, "  falco_listen: 127.0.0.1:0\n") {
+  FalcoAlerts()
+      : ids_(dir_),
+        secret_file_(write_secret(dir_)),
+        daemon_(dir_, ids_,
+                "  falco_listen: 127.0.0.1:0\n  falco_secret_file: " + secret_file_ + "\n") {
     // The YAML above continues the `sensor:` map of the harness's base config.
     address_ = daemon_.ctl_json({"status"})["falco_listen"];
   }
+  static std::string write_secret(const TempDir& dir) {
+    std::ofstream(dir / "falco.secret") << kSecret << "\n";
+    return dir / "falco.secret";
+  }
   TempDir dir_;
   Identities ids_;
+  std::string secret_file_;
   DaemonUnderTest daemon_;
   std::string address_;
 };
@@ -190,6 +206,74 @@ TEST_F(FalcoAlerts, GarbageGets4xxAndACounterAndTheDaemonKeepsServing) {
   EXPECT_EQ(metric(m, R"(meshd_falco_alerts_total{result="invalid"})"), 3) << m;
   EXPECT_EQ(metric(m, R"(meshd_falco_requests_rejected_total{reason="method"})"), 1);
   EXPECT_EQ(metric(m, R"(meshd_falco_alerts_total{result="claimed"})"), 1);
+}
+
+// Any local process (or host-network pod) can reach the endpoint, and every alert it accepts
+// becomes a claim this node signs: callers without the shared secret get 401, a counter and a
+// log line, and nothing is claimed.
+TEST_F(FalcoAlerts, UnauthenticatedOrForgedAlertsGet401AndAreNotClaimed) {
+  auto r = http_request(address_, http::verb::post, c2_alert("203.0.113.90"), "");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_NE(r.body.value("error", "").find("no Authorization header"), std::string::npos)
+      << r.body.dump();
+  EXPECT_EQ(r.www_authenticate, "Bearer realm=\"meshd-falco\"");
+  r = http_request(address_, http::verb::post, c2_alert("203.0.113.91"),
+                   "Bearer s3cr3t-shared-with-falcosidekicK");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_NE(r.body.value("error", "").find("wrong secret"), std::string::npos);
+  r = http_request(address_, http::verb::post, c2_alert("203.0.113.92"),
+                   std::string("Basic ") + kSecret);
+  EXPECT_EQ(r.status, 401u);
+  r = http_request(address_, http::verb::post, c2_alert("203.0.113.93"),
+                   std::string("Bearer ") + kSecret + "x");
+  EXPECT_EQ(r.status, 401u);
+  // A large unauthenticated body: still a clean 401 (the body is discarded, not stored).
+  r = http_request(address_, http::verb::post, std::string(900 * 1024, ' ') + c2_alert("1.2.3.4"),
+                   "");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(daemon_.ctl_json({"blocks"}), json::array());
+  EXPECT_EQ(daemon_.ctl_json({"status"})["own_seq"], 0);
+
+  // The right secret (scheme case-insensitive) still works.
+  r = http_request(address_, http::verb::post, c2_alert("203.0.113.94"),
+                   std::string("bearer ") + kSecret);
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_TRUE(find_prefix(daemon_.ctl_json({"blocks"}), "203.0.113.94"));
+
+  daemon_.stop();
+  const std::string m = daemon_.stopped_daemon().metrics_text();
+  EXPECT_EQ(metric(m, R"(meshd_falco_requests_rejected_total{reason="unauthorized"})"), 5) << m;
+  EXPECT_EQ(metric(m, R"(meshd_falco_alerts_total{result="claimed"})"), 1);
+  EXPECT_EQ(metric(m, "meshd_falco_requests_total"), 1);
+}
+
+TEST(FalcoConfig, ListenWithoutASecretFileIsAConfigError) {
+  auto c = app::parse_config("sensor: {falco_listen: \"127.0.0.1:2801\"}", "t.yaml");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("t.yaml: sensor.falco_secret_file: required when "
+                                   "sensor.falco_listen is set"),
+            std::string::npos)
+      << c.error().message;
+}
+
+TEST(FalcoConfig, ShortOrMissingSecretFileIsAStartError) {
+  TempDir dir;
+  Identities ids(dir);
+  std::ofstream(dir / "short.secret") << "tooshort\n";
+  for (const auto& [file, why] : {std::pair{dir / "short.secret", "at least 16 characters"},
+                                  std::pair{dir / "missing.secret", "cannot read"}}) {
+    try {
+      DaemonUnderTest d(dir, ids,
+                        "  falco_listen: 127.0.0.1:0\n  falco_secret_file: " + file + "\n");
+      ADD_FAILURE() << "started with " << file;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("sensor.falco_secret_file: "), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("tooshort"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace
