@@ -8,7 +8,7 @@ build=(build-essential cmake ninja-build pkg-config clang llvm libbpf-dev bpftoo
        protobuf-compiler libprotobuf-dev libspdlog-dev libfmt-dev libsqlite3-dev
        libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
 test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping sqlite3
-      clang-format prometheus systemd buildah python3 jq curl)
+      clang-format prometheus systemd buildah python3 jq curl chromium chromium-driver)
 # The pods tier (deploy/local/pods.sh): podman runs the DaemonSet's pods with runc (crun
 # refuses hybrid cgroup layouts); catatonit is the pods' pause process; python3-yaml reads
 # the rendered manifests.

@@ -292,7 +292,7 @@ function renderExplanation(t) {
       el('td', { text: d.domain }), el('td', { text: fmt3(d.support) }), el('td', { class: 'mono', text: d.lead })))));
   return el('div', {}, kv, el('h3', { class: 'muted', text: 'claims' }), claims,
     el('h3', { class: 'muted', text: 'support by failure domain' }), domains,
-    el('pre', { text: t.text }));
+    el('details', {}, el('summary', { text: "the engine's own words (meshctl explain)" }), el('pre', { text: t.text })));
 }
 
 $('explain-close').addEventListener('click', () => {
