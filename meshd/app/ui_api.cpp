@@ -86,12 +86,14 @@ json state_json(Daemon::Impl& d) {
 
   // Active blocks, the most recent first, with the origins behind each.
   auto enforced = d.engine->enforced();
-  std::sort(enforced.begin(), enforced.end(),
-            [](const trust::EnforcedBlock& a, const trust::EnforcedBlock& b) {
-              return a.since != b.since ? a.since > b.since : a.prefix < b.prefix;
-            });
+  const std::size_t shown = std::min(enforced.size(), kMaxBlocksShown);
+  std::partial_sort(enforced.begin(), enforced.begin() + static_cast<std::ptrdiff_t>(shown),
+                    enforced.end(),
+                    [](const trust::EnforcedBlock& a, const trust::EnforcedBlock& b) {
+                      return a.since != b.since ? a.since > b.since : a.prefix < b.prefix;
+                    });
   json blocks = json::array();
-  for (std::size_t i = 0; i < enforced.size() && i < kMaxBlocksShown; ++i) {
+  for (std::size_t i = 0; i < shown; ++i) {
     const auto& b = enforced[i];
     auto x = d.engine->explain(b.prefix, now);
     json origins = json::array();
