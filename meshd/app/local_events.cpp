@@ -193,6 +193,14 @@ Daemon::Impl::DetectionOutcome Daemon::Impl::on_detection(const sensor::Detectio
   if (auto r = submit_claim(d, params.ttl_max_ms); !r) {
     ++counters.detections_refused;
     spdlog::warn("claim not issued: {}", r.error().message);
+    // A claimed detection shows as claim_signed; a refused one would otherwise leave no trace.
+    record_event(json{
+        {"event", "detection_refused"},
+        {"prefix", d.prefix.to_string()},
+        {"detector", d.detector},
+        {"reason", d.reason},
+        {"why", r.error().message},
+        {"at", now}}.dump());
     return DetectionOutcome::refused;
   }
   return DetectionOutcome::claimed;

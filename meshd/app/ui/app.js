@@ -309,6 +309,7 @@ function describe(e) {
       return ['claim in', `${e.origin} claims ${e.prefix} (${e.detector}, confidence ${fmt3(e.confidence)}) via ${e.path}, ${e.latency_ms} ms after signing → ${e.verdict}`];
     case 'claims_received': return ['claims in', `${fmtNum(e.count)} more claims (a burst, counted not listed)`];
     case 'claim_signed': return ['claim out', `${e.prefix} by ${e.detector} (confidence ${fmt3(e.confidence)}): ${e.reason}`];
+    case 'detection_refused': return ['detection', `${e.detector} saw ${e.prefix}, no claim signed: ${e.why}`];
     case 'retraction_signed': return ['retraction out', `${e.prefix}`];
     case 'block_enforce': return ['decision: block', `${e.prefix} ${e.direction}, score ${fmt3(e.score)} (${e.cause}), until ${fmtTime(e.expires_at)}`];
     case 'block_retime': return ['decision: retime', `${e.prefix} until ${fmtTime(e.expires_at)} (${e.cause})`];

@@ -160,6 +160,7 @@ scrape_configs:
             fail(f"the board queries metrics meshd does not export: {missing}")
         print(f"  {len(named)} metrics named by the board, all in node 3's /metrics")
 
+
         # The fleet at work while Prometheus scrapes: claims from every node, corroborated
         # blocks, a weak claim below the threshold, retractions.
         k = 0
@@ -175,7 +176,16 @@ scrape_configs:
             mesh.check_alive()
             k += 1
             time.sleep(2)
-        sync_in = [l for l in http_get(f"http://{mesh.ip(3)}:9464/metrics").splitlines()
+        # The page of a node with peers, trust series and a filled histogram stays clean for
+        # promtool (the unit test checks a node without peers).
+        page = http_get(f"http://{mesh.ip(3)}:9464/metrics")
+        promtool = shutil.which("promtool")
+        if promtool:
+            lint = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True, text=True)
+            if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
+                fail(f"promtool check metrics on node 3: {lint.stdout}{lint.stderr}")
+            print("  promtool check metrics: node 3's page is clean")
+        sync_in = [l for l in page.splitlines()
                    if l.startswith('meshd_claims_in_total{path="sync"}')]
         if not sync_in or float(sync_in[0].split()[-1]) < 1:
             fail(f"node 3 joined late but took no claim by anti-entropy: {sync_in}")

@@ -176,6 +176,19 @@ TEST_F(FalcoAlerts, AlertsWithoutADestinationAreCountedNotClaimed) {
   EXPECT_EQ(r.status, 200u);
   EXPECT_EQ(daemon_.ctl_json({"blocks"}), json::array());
   EXPECT_EQ(daemon_.ctl_json({"status"})["own_seq"], 0);
+  // The refusal is in the event stream (meshctl events, /ui), with the reason.
+  std::size_t refused_events = 0;
+  auto evs = daemon_.ctl({"events", "--json", "--limit", "1000"});
+  std::istringstream lines(evs.out);
+  for (std::string line; std::getline(lines, line);) {
+    json e = json::parse(line);
+    if (e["event"] != "detection_refused") continue;
+    ++refused_events;
+    EXPECT_EQ(e["prefix"], "127.0.0.53");
+    EXPECT_EQ(e["detector"], "falco");
+    EXPECT_NE(e["why"].get<std::string>().find("protected"), std::string::npos) << e.dump();
+  }
+  EXPECT_EQ(refused_events, 1u);
 
   daemon_.stop();
   const std::string m = daemon_.stopped_daemon().metrics_text();
