@@ -78,7 +78,7 @@
 #define MESHD_V4_FILTER_ARMED_INDEX MESHD_V4_FILTER_WORDS
 #define MESHD_V4_FILTER_ENTRIES (MESHD_V4_FILTER_WORDS + 1)
 
-/* Direction flags of a block entry: same bit values as meshd::trust::Direction. */
+/* Direction flags of a block entry: same bit values as Direction. */
 #define MESHD_DIR_EGRESS 1u  /* traffic to the prefix: connect/sendmsg hooks, TC egress */
 #define MESHD_DIR_INGRESS 2u /* traffic from the prefix: XDP ingress */
 #define MESHD_DIR_MASK 3u

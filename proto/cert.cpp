@@ -62,7 +62,7 @@ Result<PublicKey> cert_public_key(const v1::NodeCert& cert) {
 }
 
 Result<v1::NodeCert> verify_cert(const v1::SignedCert& signed_cert, const PublicKey& ca_key,
-                                 trust::TimeMs now_ms, std::optional<v1::Role> required_role) {
+                                 TimeMs now_ms, std::optional<v1::Role> required_role) {
   auto sig_ok = verify(SignKind::node_cert, as_bytes(signed_cert.cert_body()),
                        as_bytes(signed_cert.ca_signature()), ca_key);
   if (!sig_ok) {

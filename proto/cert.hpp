@@ -11,9 +11,9 @@
 #include <string>
 
 #include "meshd/common/result.hpp"
+#include "meshd/common/time.hpp"
 #include "proto/crypto.hpp"
 #include "proto/wire.pb.h"
-#include "trust/time.hpp"
 
 namespace meshd::proto {
 
@@ -29,7 +29,7 @@ Result<v1::NodeCert> decode_cert(const v1::SignedCert& signed_cert);
 // given, the role (`cert_wrong_role`). Returns the decoded cert. Messages name the node
 // id and the times involved.
 Result<v1::NodeCert> verify_cert(const v1::SignedCert& signed_cert, const PublicKey& ca_key,
-                                 trust::TimeMs now_ms,
+                                 TimeMs now_ms,
                                  std::optional<v1::Role> required_role = std::nullopt);
 
 // The cert's key as a PublicKey (`cert_malformed` if not 32 bytes).

@@ -1,6 +1,5 @@
 #include "proto/envelope.hpp"
 
-#include <cstring>
 #include <limits>
 
 namespace meshd::proto {
@@ -141,13 +140,14 @@ Result<v1::MisbehaviourProof> open_misbehaviour_proof(const v1::Envelope& env,
 Result<SignerRef> peek_signer(const v1::Envelope& env) {
   auto kind = sign_kind_of(env.kind());
   if (!kind) return std::unexpected(kind.error());
-  SignerRef ref{*kind, {}, 0};
+  SignerRef ref{*kind, {}, 0, 0};
   switch (*kind) {
     case SignKind::claim: {
       auto m = parse_body<v1::Claim>(env);
       if (!m) return std::unexpected(m.error());
       ref.signer = m->origin();
       ref.seq = m->seq();
+      ref.issued_at = m->issued_at_ms();
       break;
     }
     case SignKind::retraction: {
@@ -155,6 +155,7 @@ Result<SignerRef> peek_signer(const v1::Envelope& env) {
       if (!m) return std::unexpected(m.error());
       ref.signer = m->origin();
       ref.seq = m->seq();
+      ref.issued_at = m->issued_at_ms();
       break;
     }
     case SignKind::operator_decision: {
@@ -162,6 +163,7 @@ Result<SignerRef> peek_signer(const v1::Envelope& env) {
       if (!m) return std::unexpected(m.error());
       ref.signer = m->operator_id();
       ref.seq = m->seq();
+      ref.issued_at = m->issued_at_ms();
       break;
     }
     case SignKind::misbehaviour_proof: {
@@ -169,6 +171,7 @@ Result<SignerRef> peek_signer(const v1::Envelope& env) {
       if (!m) return std::unexpected(m.error());
       ref.signer = m->reporter();
       ref.seq = m->seq();
+      ref.issued_at = m->issued_at_ms();
       break;
     }
     default:
@@ -182,59 +185,6 @@ Result<SignerRef> peek_signer(const v1::Envelope& env) {
 
 EventId event_id_of(const v1::Envelope& env) {
   return event_id(as_bytes(env.SerializeAsString()));
-}
-
-Result<trust::Prefix> to_prefix(const v1::Cidr& cidr) {
-  trust::Prefix p;
-  const std::string& a = cidr.addr();
-  if (a.size() == 4) {
-    p.family = trust::Family::v4;
-  } else if (a.size() == 16) {
-    p.family = trust::Family::v6;
-  } else {
-    return fail("bad_prefix",
-                "prefix address is " + std::to_string(a.size()) + " bytes, expected 4 or 16");
-  }
-  if (cidr.prefix_len() > static_cast<std::uint32_t>(p.max_len())) {
-    return fail("bad_prefix", "prefix length " + std::to_string(cidr.prefix_len()) + " exceeds " +
-                                  std::to_string(p.max_len()));
-  }
-  p.len = static_cast<std::uint8_t>(cidr.prefix_len());
-  std::memcpy(p.addr.data(), a.data(), a.size());
-  // Host bits must be zero: the same prefix must have one byte form (dedup, quorum keys).
-  for (std::size_t bit = p.len; bit < a.size() * 8; ++bit) {
-    if (p.addr[bit / 8] & (0x80 >> (bit % 8))) {
-      return fail("bad_prefix", "prefix " + p.to_string() + " has host bits set beyond /" +
-                                    std::to_string(p.len));
-    }
-  }
-  return p;
-}
-
-v1::Cidr to_cidr(const trust::Prefix& prefix) {
-  v1::Cidr c;
-  std::size_t n = prefix.family == trust::Family::v4 ? 4 : 16;
-  c.set_addr(reinterpret_cast<const char*>(prefix.addr.data()), n);
-  c.set_prefix_len(prefix.len);
-  return c;
-}
-
-Result<trust::Direction> to_direction(v1::Direction d) {
-  switch (d) {
-    case v1::DIRECTION_EGRESS:
-      return trust::Direction::egress;
-    case v1::DIRECTION_INGRESS:
-      return trust::Direction::ingress;
-    case v1::DIRECTION_BOTH:
-      return trust::Direction::both;
-    default:
-      return fail("bad_direction", "direction " + std::to_string(static_cast<int>(d)) +
-                                       " is not egress/ingress/both");
-  }
-}
-
-v1::Direction to_wire(trust::Direction d) {
-  return static_cast<v1::Direction>(d);
 }
 
 }  // namespace meshd::proto

@@ -1,5 +1,5 @@
-// Signing and opening Envelopes (signed events), and conversions between wire and trust
-// types.
+// Signing and opening Envelopes (signed events). Their contents in the project's own types:
+// proto/convert.hpp.
 //
 // Receiving flow (the signer's key depends on the signer named inside the body):
 //   1. `peek_signer(env)`      -> who signed it and which seq (body parsed, NOT verified)
@@ -14,10 +14,9 @@
 #include <string_view>
 
 #include "meshd/common/result.hpp"
+#include "meshd/common/time.hpp"
 #include "proto/crypto.hpp"
 #include "proto/wire.pb.h"
-#include "trust/direction.hpp"
-#include "trust/prefix.hpp"
 
 namespace meshd::proto {
 
@@ -56,12 +55,14 @@ Result<v1::OperatorDecision> open_operator_decision(const v1::Envelope& env, con
 Result<v1::MisbehaviourProof> open_misbehaviour_proof(const v1::Envelope& env,
                                                       const PublicKey& key);
 
-// Who signed an envelope and with which sequence number, read from the (unverified) body:
-// Claim/Retraction origin, OperatorDecision operator_id, MisbehaviourProof reporter.
+// Who signed an envelope, with which sequence number and when, read from the (unverified)
+// body: Claim/Retraction origin, OperatorDecision operator_id, MisbehaviourProof reporter.
+// `issued_at` lets a receiver pick the signer's cert valid at that time before verifying.
 struct SignerRef {
   SignKind kind;
   std::string signer;
   std::uint64_t seq = 0;
+  TimeMs issued_at = 0;
 };
 Result<SignerRef> peek_signer(const v1::Envelope& env);
 
@@ -72,14 +73,5 @@ Result<SignerRef> peek_signer(const v1::Envelope& env);
 // without breaking the signature, which yields a new id for the same signed body; dedup of
 // the *event* must therefore also key on (signer, seq, body digest), as meshd/core does.
 EventId event_id_of(const v1::Envelope& env);
-
-// Wire CIDR <-> trust::Prefix. to_prefix errors: `bad_prefix` (addr not 4/16 bytes,
-// prefix_len too long, host bits set).
-Result<trust::Prefix> to_prefix(const v1::Cidr& cidr);
-v1::Cidr to_cidr(const trust::Prefix& prefix);
-
-// Wire Direction <-> trust::Direction. `bad_direction` for UNSPECIFIED/unknown.
-Result<trust::Direction> to_direction(v1::Direction d);
-v1::Direction to_wire(trust::Direction d);
 
 }  // namespace meshd::proto

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "meshd/common/errno_text.hpp"
+
 namespace meshd::proto {
 
 namespace fs = std::filesystem;
@@ -18,10 +20,6 @@ namespace {
 
 constexpr std::string_view secret_header = "meshd-ed25519-secret-v1";
 constexpr std::string_view public_header = "meshd-ed25519-public-v1";
-
-std::string errno_text(int err) {
-  return std::strerror(err);
-}
 
 std::string mode_octal(mode_t mode) {
   char buf[8];

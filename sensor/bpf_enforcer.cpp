@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "meshd/common/errno_text.hpp"
 #include "sensor/bpf_loader.hpp"
 
 namespace meshd::sensor {
@@ -15,16 +16,12 @@ namespace {
 constexpr std::uint64_t kNsPerMs = 1'000'000;
 constexpr int kEnotsupp = 524;  // kernel-internal ENOTSUPP, seen by user space as 524
 
-std::string errno_text(int err) {
-  return std::strerror(err);
-}
-
 // ::ffff:0:0/96 — IPv4-mapped IPv6. The hooks match such destinations against the IPv4
 // trie, so a rule must be written in its IPv4 form to take effect.
-const trust::Prefix& v4_mapped() {
-  static const trust::Prefix p = [] {
-    trust::Prefix m;
-    m.family = trust::Family::v6;
+const Prefix& v4_mapped() {
+  static const Prefix p = [] {
+    Prefix m;
+    m.family = Family::v6;
     m.len = 96;
     m.addr[10] = 0xff;
     m.addr[11] = 0xff;
@@ -33,7 +30,7 @@ const trust::Prefix& v4_mapped() {
   return p;
 }
 
-std::uint64_t to_boot_expiry(std::uint64_t boot_now, trust::TimeMs remaining_ms) {
+std::uint64_t to_boot_expiry(std::uint64_t boot_now, TimeMs remaining_ms) {
   auto remaining = static_cast<std::uint64_t>(remaining_ms);
   if (remaining > (std::numeric_limits<std::uint64_t>::max() - boot_now) / kNsPerMs) {
     return std::numeric_limits<std::uint64_t>::max();
@@ -135,7 +132,7 @@ Result<BpfEnforcer> BpfEnforcer::make(Maps maps) {
   BpfEnforcer e(std::move(maps), std::move(*filter), std::move(*trie_filter));
   // Reconciliation starts from what the kernel has: mirror the installed prefixes, and
   // make the pre-filters match them (they may be new next to reused maps, or stale).
-  auto r = e.for_each([&](const trust::Prefix& p, const meshd_block_value&, std::uint8_t where) {
+  auto r = e.for_each([&](const Prefix& p, const meshd_block_value&, std::uint8_t where) {
     e.installed_[p] |= where;
   });
   if (!r) return std::unexpected(r.error());
@@ -198,20 +195,20 @@ Result<void> BpfEnforcer::for_each(Fn&& fn) {
 void BpfEnforcer::rebuild_filters() {
   // The trie's IPv4 prefixes are few next to the exact maps' (every /32 and /24): collect
   // them once instead of walking installed_ a second time.
-  std::vector<trust::Prefix> in_trie;
+  std::vector<Prefix> in_trie;
   filter_.rebuild([&](auto&& visit) {
     for (const auto& [p, where] : installed_) {
-      if (p.family != trust::Family::v4) continue;
+      if (p.family != Family::v4) continue;
       visit(p);
       if (where & kInTrie) in_trie.push_back(p);
     }
   });
   trie_filter_.rebuild([&](auto&& visit) {
-    for (const trust::Prefix& p : in_trie) visit(p);
+    for (const Prefix& p : in_trie) visit(p);
   });
 }
 
-void BpfEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes) {
+void BpfEnforcer::set_protected(std::vector<Prefix> protected_prefixes) {
   protected_ = std::move(protected_prefixes);
 }
 
@@ -310,9 +307,9 @@ Result<std::size_t> BpfEnforcer::erase(int fd, const std::vector<Key>& keys) {
 
 namespace {
 
-bool exact_length(const trust::Prefix& p) {
-  return p.family == trust::Family::v4 ? (p.len == MESHD_V4_HOST_LEN || p.len == MESHD_V4_NET_LEN)
-                                       : (p.len == MESHD_V6_HOST_LEN || p.len == MESHD_V6_NET_LEN);
+bool exact_length(const Prefix& p) {
+  return p.family == Family::v4 ? (p.len == MESHD_V4_HOST_LEN || p.len == MESHD_V4_NET_LEN)
+                                : (p.len == MESHD_V6_HOST_LEN || p.len == MESHD_V6_NET_LEN);
 }
 
 // Keys and values bound for one map.
@@ -328,7 +325,7 @@ struct Batch {
 
 }  // namespace
 
-Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::TimeMs now) {
+Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, TimeMs now) {
   ApplyReport report;
   const auto boot_now = static_cast<std::uint64_t>(boot_time_ns());
   Batch<meshd_v4_key> trie4, exact4;
@@ -346,14 +343,14 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::
                                             std::to_string(dir) + ")"}});
       continue;
     }
-    if (rule.prefix.family == trust::Family::v6 && v4_mapped().contains(rule.prefix)) {
+    if (rule.prefix.family == Family::v6 && v4_mapped().contains(rule.prefix)) {
       report.refused.push_back(
           {rule, Error{"v4_mapped",
                        "rule for " + what() + " is an IPv4-mapped IPv6 prefix; write it as IPv4"}});
       continue;
     }
     bool is_protected = false;
-    for (const trust::Prefix& p : protected_) {
+    for (const Prefix& p : protected_) {
       if (p.overlaps(rule.prefix)) {
         report.refused.push_back(
             {rule, Error{"protected",
@@ -378,7 +375,7 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::
     const std::uint8_t where = found != installed_.end()   ? found->second
                                : exact_length(rule.prefix) ? kInExact
                                                            : kInTrie;
-    if (rule.prefix.family == trust::Family::v4) {
+    if (rule.prefix.family == Family::v4) {
       const meshd_v4_key k = to_v4_key(rule.prefix);
       if (where & kInExact) exact4.push(k, value);
       if (where & kInTrie) trie4.push(k, value);
@@ -425,7 +422,7 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, trust::
   return report;
 }
 
-Result<std::size_t> BpfEnforcer::remove(std::span<const trust::Prefix> prefixes) {
+Result<std::size_t> BpfEnforcer::remove(std::span<const Prefix> prefixes) {
   // Every named prefix goes to the kernel, also ones not in installed_ (written to the
   // maps after we read them, e.g. raw entries or a crashed predecessor's last batch): they
   // are deleted from every map they could be in; absent keys cost one extra syscall each
@@ -433,13 +430,13 @@ Result<std::size_t> BpfEnforcer::remove(std::span<const trust::Prefix> prefixes)
   std::vector<meshd_v4_key> trie4, exact4;
   std::vector<meshd_v6_key> trie6, exact6;
   bool v4_touched = false;
-  for (const trust::Prefix& p : prefixes) {
+  for (const Prefix& p : prefixes) {
     std::uint8_t where = exact_length(p) ? (kInExact | kInTrie) : kInTrie;
     if (auto found = installed_.find(p); found != installed_.end()) {
       where = found->second;
       installed_.erase(found);
     }
-    if (p.family == trust::Family::v4) {
+    if (p.family == Family::v4) {
       v4_touched = true;
       if (where & kInExact) exact4.push_back(to_v4_key(p));
       if (where & kInTrie) trie4.push_back(to_v4_key(p));
@@ -466,21 +463,21 @@ Result<std::size_t> BpfEnforcer::remove(std::span<const trust::Prefix> prefixes)
   return removed;
 }
 
-Result<std::vector<BlockRule>> BpfEnforcer::list(trust::TimeMs now) {
+Result<std::vector<BlockRule>> BpfEnforcer::list(TimeMs now) {
   std::vector<BlockRule> out;
   const auto boot_now = static_cast<std::uint64_t>(boot_time_ns());
-  constexpr auto kMax = std::numeric_limits<trust::TimeMs>::max();
-  auto r = for_each([&](const trust::Prefix& prefix, const meshd_block_value& v, std::uint8_t) {
+  constexpr auto kMax = std::numeric_limits<TimeMs>::max();
+  auto r = for_each([&](const Prefix& prefix, const meshd_block_value& v, std::uint8_t) {
     if (v.expiry_boot_ns <= boot_now) return;
     const std::uint64_t left_ns = v.expiry_boot_ns - boot_now;
     const std::uint64_t left_ms = left_ns / kNsPerMs + (left_ns % kNsPerMs != 0 ? 1 : 0);
     BlockRule rule;
     rule.prefix = prefix;
-    rule.direction = static_cast<trust::Direction>(v.direction & MESHD_DIR_MASK);
+    rule.direction = static_cast<Direction>(v.direction & MESHD_DIR_MASK);
     rule.rule_id = v.rule_id;
     rule.expires_at = left_ms >= static_cast<std::uint64_t>(kMax - now)
                           ? kMax
-                          : now + static_cast<trust::TimeMs>(left_ms);
+                          : now + static_cast<TimeMs>(left_ms);
     out.push_back(rule);
   });
   if (!r) return std::unexpected(r.error());
@@ -489,8 +486,8 @@ Result<std::vector<BlockRule>> BpfEnforcer::list(trust::TimeMs now) {
 
 Result<std::size_t> BpfEnforcer::prune_expired() {
   const auto boot_now = static_cast<std::uint64_t>(boot_time_ns());
-  std::vector<trust::Prefix> expired;
-  auto r = for_each([&](const trust::Prefix& prefix, const meshd_block_value& v, std::uint8_t) {
+  std::vector<Prefix> expired;
+  auto r = for_each([&](const Prefix& prefix, const meshd_block_value& v, std::uint8_t) {
     if (v.expiry_boot_ns <= boot_now) expired.push_back(prefix);
   });
   if (!r) return std::unexpected(r.error());

@@ -72,7 +72,7 @@ class BpfEnforcer final : public Enforcer {
   BpfEnforcer& operator=(BpfEnforcer&&) noexcept = default;
 
   std::string_view name() const override { return "bpf"; }
-  void set_protected(std::vector<trust::Prefix> protected_prefixes) override;
+  void set_protected(std::vector<Prefix> protected_prefixes) override;
 
   // Refuses rules that overlap a protected prefix or carry no valid direction; skips rules
   // with expires_at <= now. The rest are written with expiry
@@ -80,11 +80,11 @@ class BpfEnforcer final : public Enforcer {
   // Uses BPF_MAP_UPDATE_BATCH when the kernel supports it on LPM tries, else one update
   // per rule. A map error stops the batch and is returned (rules written before it stay
   // written and are accounted for).
-  Result<ApplyReport> apply(std::span<const BlockRule> rules, trust::TimeMs now) override;
-  Result<std::size_t> remove(std::span<const trust::Prefix> prefixes) override;
+  Result<ApplyReport> apply(std::span<const BlockRule> rules, TimeMs now) override;
+  Result<std::size_t> remove(std::span<const Prefix> prefixes) override;
   // Live entries of both tries (expired ones are left out), expires_at rebuilt as
   // now + (expiry_boot_ns - CLOCK_BOOTTIME) rounded up to the next ms.
-  Result<std::vector<BlockRule>> list(trust::TimeMs now) override;
+  Result<std::vector<BlockRule>> list(TimeMs now) override;
   // active_rules = entries in the tries (expired ones count until pruned);
   // packets_dropped = XDP + TC drops; connects_denied = connect + sendmsg EPERMs.
   EnforcerStats stats() const override;
@@ -124,8 +124,8 @@ class BpfEnforcer final : public Enforcer {
   V4Filter filter_;
   V4Filter trie_filter_;
   Fd counters_;
-  std::vector<trust::Prefix> protected_;
-  std::unordered_map<trust::Prefix, std::uint8_t, trust::PrefixHash> installed_;
+  std::vector<Prefix> protected_;
+  std::unordered_map<Prefix, std::uint8_t, PrefixHash> installed_;
   int batch_state_ = 0;  // 0 unknown, 1 supported, -1 unsupported (probed on first use)
   BpfEnforcerStats stats_;
 };

@@ -1,5 +1,7 @@
 #include "sensor/bpf_filter.hpp"
 
+#include "meshd/common/errno_text.hpp"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,7 +13,7 @@ namespace meshd::sensor {
 namespace {
 
 // [first, last] /24 numbers covered by an IPv4 prefix.
-std::pair<std::uint32_t, std::uint32_t> slash24_range(const trust::Prefix& p) {
+std::pair<std::uint32_t, std::uint32_t> slash24_range(const Prefix& p) {
   const std::uint32_t first =
       (std::uint32_t{p.addr[0]} << 16) | (std::uint32_t{p.addr[1]} << 8) | p.addr[2];
   if (p.len >= 24) return {first, first};
@@ -21,7 +23,7 @@ std::pair<std::uint32_t, std::uint32_t> slash24_range(const trust::Prefix& p) {
 }
 
 template <class SetWord>
-void for_each_word(const trust::Prefix& p, SetWord&& set_word) {
+void for_each_word(const Prefix& p, SetWord&& set_word) {
   auto [first, last] = slash24_range(p);
   for (std::uint32_t w = first >> 6; w <= last >> 6; ++w) {
     const std::uint32_t lo = std::max(first, w << 6) & 63;
@@ -40,9 +42,9 @@ Result<V4Filter> V4Filter::open(Fd fd) {
       (MESHD_V4_FILTER_ENTRIES * sizeof(std::uint64_t) + page - 1) / page * page;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (p == MAP_FAILED) {
-    return fail("filter_mmap",
-                std::string("mapping the IPv4 pre-filter (" MESHD_MAP_V4_FILTER "): ") +
-                    std::strerror(errno));
+    return fail(
+        "filter_mmap",
+        std::string("mapping the IPv4 pre-filter (" MESHD_MAP_V4_FILTER "): ") + errno_text(errno));
   }
   return V4Filter(std::move(fd), static_cast<std::uint64_t*>(p), bytes);
 }
@@ -68,16 +70,16 @@ V4Filter::~V4Filter() {
   if (words_ != nullptr) ::munmap(words_, bytes_);
 }
 
-void V4Filter::set_bits(const trust::Prefix& p) {
-  if (p.family != trust::Family::v4) return;
+void V4Filter::set_bits(const Prefix& p) {
+  if (p.family != Family::v4) return;
   for_each_word(p, [&](std::uint32_t w, std::uint64_t mask) {
     const std::uint64_t before = word(w).fetch_or(mask, std::memory_order_release);
     marked_ += static_cast<std::uint64_t>(std::popcount(mask & ~before));
   });
 }
 
-void V4Filter::mark(std::vector<std::uint64_t>& words, const trust::Prefix& p) {
-  if (p.family != trust::Family::v4) return;
+void V4Filter::mark(std::vector<std::uint64_t>& words, const Prefix& p) {
+  if (p.family != Family::v4) return;
   for_each_word(p, [&](std::uint32_t w, std::uint64_t mask) { words[w] |= mask; });
 }
 

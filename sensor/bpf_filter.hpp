@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
 #include "sensor/bpf_maps.hpp"
-#include "trust/prefix.hpp"
 
 namespace meshd::sensor {
 
@@ -30,7 +30,7 @@ class V4Filter {
   ~V4Filter();
 
   // Sets the bits of one IPv4 prefix (ignored for IPv6).
-  void set_bits(const trust::Prefix& p);
+  void set_bits(const Prefix& p);
   // Recomputes every word from the prefixes `for_each` hands out (for_each(visit) calls
   // visit(prefix) once per prefix; IPv6 ones are ignored) and arms the filter. A word only
   // ever changes to a superset of what the remaining entries need, so the programs never
@@ -38,7 +38,7 @@ class V4Filter {
   template <class ForEach>
   void rebuild(ForEach&& for_each) {
     std::vector<std::uint64_t> next(MESHD_V4_FILTER_WORDS, 0);
-    for_each([&](const trust::Prefix& p) { mark(next, p); });
+    for_each([&](const Prefix& p) { mark(next, p); });
     commit(next);
   }
   bool armed() const;
@@ -48,7 +48,7 @@ class V4Filter {
  private:
   V4Filter(Fd fd, std::uint64_t* words, std::size_t bytes)
       : fd_(std::move(fd)), words_(words), bytes_(bytes) {}
-  static void mark(std::vector<std::uint64_t>& words, const trust::Prefix& p);
+  static void mark(std::vector<std::uint64_t>& words, const Prefix& p);
   void commit(const std::vector<std::uint64_t>& next);
   std::atomic_ref<std::uint64_t> word(std::uint32_t index) const {
     return std::atomic_ref<std::uint64_t>(words_[index]);

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bpf/meshd.skel.h"
+#include "meshd/common/errno_text.hpp"
 #include "sensor/bpf_maps.hpp"
 
 namespace meshd::sensor {
@@ -28,10 +29,6 @@ namespace {
 
 // BPF_TCX_EGRESS from linux/bpf.h >= 6.6; Debian 12's UAPI headers (6.1) lack it.
 constexpr int kBpfTcxEgress = 47;
-
-std::string errno_text(int err) {
-  return std::strerror(err < 0 ? -err : err);
-}
 
 // libbpf's own diagnostics (verifier log, pin reuse mismatches) go to spdlog.
 int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {

@@ -1,5 +1,7 @@
 #include "sensor/bpf_maps.hpp"
 
+#include "meshd/common/errno_text.hpp"
+
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,21 +15,6 @@
 
 namespace meshd::sensor {
 
-void Fd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-Result<Fd> Fd::dup() const {
-  return dup_of(fd_);
-}
-
-Result<Fd> Fd::dup_of(int original) {
-  int fd = ::fcntl(original, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return fail("dup_failed", std::string("dup of fd: ") + std::strerror(errno));
-  return Fd(fd);
-}
-
 std::string pin_file(const std::string& pin_path, const char* map_name) {
   return pin_path + "/" + map_name;
 }
@@ -36,36 +23,36 @@ Result<Fd> open_pinned_map(const std::string& path) {
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) {
     return fail("pin_open_failed",
-                "cannot open pinned BPF object " + path + ": " + std::strerror(errno));
+                "cannot open pinned BPF object " + path + ": " + errno_text(errno));
   }
   return Fd(fd);
 }
 
-meshd_v4_key to_v4_key(const trust::Prefix& p) {
+meshd_v4_key to_v4_key(const Prefix& p) {
   meshd_v4_key k{};
   k.prefixlen = p.len;
   std::memcpy(k.addr, p.addr.data(), sizeof k.addr);
   return k;
 }
 
-meshd_v6_key to_v6_key(const trust::Prefix& p) {
+meshd_v6_key to_v6_key(const Prefix& p) {
   meshd_v6_key k{};
   k.prefixlen = p.len;
   std::memcpy(k.addr, p.addr.data(), sizeof k.addr);
   return k;
 }
 
-trust::Prefix from_key(const meshd_v4_key& k) {
-  trust::Prefix p;
-  p.family = trust::Family::v4;
+Prefix from_key(const meshd_v4_key& k) {
+  Prefix p;
+  p.family = Family::v4;
   p.len = static_cast<std::uint8_t>(k.prefixlen);
   std::memcpy(p.addr.data(), k.addr, sizeof k.addr);
   return p;
 }
 
-trust::Prefix from_key(const meshd_v6_key& k) {
-  trust::Prefix p;
-  p.family = trust::Family::v6;
+Prefix from_key(const meshd_v6_key& k) {
+  Prefix p;
+  p.family = Family::v6;
   p.len = static_cast<std::uint8_t>(k.prefixlen);
   std::memcpy(p.addr.data(), k.addr, sizeof k.addr);
   return p;
@@ -81,7 +68,7 @@ Result<HookCounters> read_hook_counters(int counters_fd) {
   for (std::uint32_t hook = 0; hook < MESHD_HOOK_COUNT; ++hook) {
     if (bpf_map_lookup_elem(counters_fd, &hook, per_cpu.data()) != 0) {
       return fail("counters_read_failed", "reading per-CPU counters for hook " +
-                                              std::to_string(hook) + ": " + std::strerror(errno));
+                                              std::to_string(hook) + ": " + errno_text(errno));
     }
     for (const auto& c : per_cpu) {
       total[hook].seen += c.seen;
@@ -92,21 +79,6 @@ Result<HookCounters> read_hook_counters(int counters_fd) {
     }
   }
   return total;
-}
-
-namespace {
-std::int64_t clock_ns(clockid_t id) {
-  timespec ts{};
-  ::clock_gettime(id, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-}  // namespace
-
-std::int64_t boot_time_ns() {
-  return clock_ns(CLOCK_BOOTTIME);
-}
-std::int64_t realtime_ns() {
-  return clock_ns(CLOCK_REALTIME);
 }
 
 }  // namespace meshd::sensor

@@ -10,9 +10,11 @@
 #include <utility>
 
 #include "bpf/meshd_shared.h"
+#include "meshd/common/clock.hpp"
+#include "meshd/common/direction.hpp"
+#include "meshd/common/fd.hpp"
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
-#include "trust/direction.hpp"
-#include "trust/prefix.hpp"
 
 // The C++ compiler must see exactly the layout the BPF compiler produced. Any change to
 // meshd_shared.h that moves a field breaks the build here instead of corrupting maps.
@@ -41,41 +43,12 @@ static_assert(offsetof(meshd_connect_event, hook) == 41);
 static_assert(offsetof(meshd_connect_event, addr) == 48);
 static_assert(offsetof(meshd_connect_event, comm) == 64);
 static_assert(MESHD_HOOK_COUNT == 6);
-// Direction flags travel unchanged from the trust layer into the map values.
-static_assert(MESHD_DIR_EGRESS == static_cast<unsigned>(meshd::trust::Direction::egress));
-static_assert(MESHD_DIR_INGRESS == static_cast<unsigned>(meshd::trust::Direction::ingress));
-static_assert(MESHD_DIR_MASK == static_cast<unsigned>(meshd::trust::Direction::both));
+// Direction flags travel unchanged from the claims into the map values.
+static_assert(MESHD_DIR_EGRESS == static_cast<unsigned>(meshd::Direction::egress));
+static_assert(MESHD_DIR_INGRESS == static_cast<unsigned>(meshd::Direction::ingress));
+static_assert(MESHD_DIR_MASK == static_cast<unsigned>(meshd::Direction::both));
 
 namespace meshd::sensor {
-
-// Owns one file descriptor; closes it on destruction. Move-only.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset();
-  // A new descriptor for the same object (F_DUPFD_CLOEXEC).
-  Result<Fd> dup() const;
-  // Same for a descriptor owned by someone else (e.g. a skeleton's map fd).
-  static Result<Fd> dup_of(int fd);
-
- private:
-  int fd_ = -1;
-};
 
 // "<pin_path>/<map name>": where BpfLoader pins each persistent map.
 std::string pin_file(const std::string& pin_path, const char* map_name);
@@ -84,17 +57,13 @@ std::string pin_file(const std::string& pin_path, const char* map_name);
 Result<Fd> open_pinned_map(const std::string& path);
 
 // Prefix <-> LPM key. The prefix's family must match the key type.
-meshd_v4_key to_v4_key(const trust::Prefix& p);
-meshd_v6_key to_v6_key(const trust::Prefix& p);
-trust::Prefix from_key(const meshd_v4_key& k);
-trust::Prefix from_key(const meshd_v6_key& k);
+meshd_v4_key to_v4_key(const Prefix& p);
+meshd_v6_key to_v6_key(const Prefix& p);
+Prefix from_key(const meshd_v4_key& k);
+Prefix from_key(const meshd_v6_key& k);
 
 // Per-hook counters summed over all possible CPUs (indexed by enum meshd_hook).
 using HookCounters = std::array<meshd_hook_counters, MESHD_HOOK_COUNT>;
 Result<HookCounters> read_hook_counters(int counters_fd);
-
-// CLOCK_BOOTTIME (the clock of bpf_ktime_get_boot_ns) and CLOCK_REALTIME, in ns.
-std::int64_t boot_time_ns();
-std::int64_t realtime_ns();
 
 }  // namespace meshd::sensor

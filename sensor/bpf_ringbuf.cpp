@@ -10,6 +10,7 @@
 #include <deque>
 #include <limits>
 
+#include "meshd/common/errno_text.hpp"
 #include "sensor/bpf_loader.hpp"
 #include "sensor/bpf_maps.hpp"
 
@@ -80,13 +81,13 @@ ConnectEvent convert(const meshd_connect_event& e, std::int64_t boot_now, std::i
   out.tgid = e.tgid;
   out.uid = e.uid;
   out.comm.assign(e.comm, strnlen(e.comm, sizeof e.comm));
-  trust::Prefix dst;
+  Prefix dst;
   if (e.family == 4) {
-    dst.family = trust::Family::v4;
+    dst.family = Family::v4;
     dst.len = 32;
     std::memcpy(dst.addr.data(), e.addr, 4);
   } else {
-    dst.family = trust::Family::v6;
+    dst.family = Family::v6;
     dst.len = 128;
     std::memcpy(dst.addr.data(), e.addr, 16);
   }
@@ -117,7 +118,7 @@ Result<RingbufEventSource> RingbufEventSource::create(const BpfLoader& loader) {
   impl->rb = ring_buffer__new(impl->events.get(), &Impl::on_record, impl.get(), nullptr);
   if (impl->rb == nullptr) {
     return fail("ringbuf_open",
-                std::string("opening the meshd_events ring buffer: ") + std::strerror(errno));
+                std::string("opening the meshd_events ring buffer: ") + errno_text(errno));
   }
   return RingbufEventSource(std::move(impl));
 }
@@ -175,7 +176,7 @@ int RingbufEventSource::next_drain_in_ms() const {
   return impl_->recheck_at == 0 ? -1 : std::max(impl_->wait_ms(-1), 0);
 }
 
-int RingbufEventSource::epoll_fd() const {
+int RingbufEventSource::readable_fd() const {
   return ring_buffer__epoll_fd(impl_->rb);
 }
 

@@ -38,21 +38,16 @@ class RingbufEventSource final : public EventSource {
 
   // Records dropped because of their size (layout mismatch), included in lost_events().
   std::uint64_t malformed_records() const;
-  // An fd that becomes readable when the kernel wakes readers (for an event loop). The
-  // hooks send a wakeup for the first event of a quiet period and then at most one per
-  // MESHD_EVENTS_WAKEUP_INTERVAL_NS (or when 64 KiB are unread), see bpf/meshd_shared.h.
-  // Event-loop use, with no periodic polling:
-  //   1. wait until epoll_fd() is readable, or until next_drain_in_ms() has passed when it
-  //      is >= 0 (a timer);
-  //   2. drain: poll(out, max, 0) until it returns 0 (events found between two wakeups
-  //      are only seen this way);
-  //   3. go back to 1. Delaying step 2 by a few ms after a wakeup batches a burst.
-  int epoll_fd() const;
-  // Milliseconds until the next drain is due even without a wakeup: a drain that found
-  // events must be followed by another MESHD_EVENTS_RECHECK_NS (20 ms) later, because the
-  // kernel sends no wakeup for events that follow a wakeup within the interval. -1: none
-  // due; wait on epoll_fd() with no timeout.
-  int next_drain_in_ms() const;
+  // The ring buffer's epoll fd: readable when the kernel wakes readers. The hooks send a
+  // wakeup for the first event of a quiet period and then at most one per
+  // MESHD_EVENTS_WAKEUP_INTERVAL_NS (or when 64 KiB are unread), see bpf/meshd_shared.h, so
+  // events found between two wakeups are only seen by draining (EventSource's loop step 2).
+  // Delaying the drain by a few ms after a wakeup batches a burst.
+  int readable_fd() const override;
+  // A drain that found events must be followed by another MESHD_EVENTS_RECHECK_NS (20 ms)
+  // later, because the kernel sends no wakeup for events that follow a wakeup within the
+  // interval. -1: none due; wait on readable_fd() with no timeout.
+  int next_drain_in_ms() const override;
 
  private:
   struct Impl;

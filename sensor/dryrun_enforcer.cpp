@@ -4,8 +4,7 @@
 
 namespace meshd::sensor {
 
-std::optional<Error> check_rule(const BlockRule& rule,
-                                std::span<const trust::Prefix> protected_prefixes) {
+std::optional<Error> check_rule(const BlockRule& rule, std::span<const Prefix> protected_prefixes) {
   const auto dir = static_cast<std::uint8_t>(rule.direction);
   if (dir < 1 || dir > 3)
     return Error{"bad_direction", "rule " + std::to_string(rule.rule_id) + " for " +
@@ -21,7 +20,7 @@ std::optional<Error> check_rule(const BlockRule& rule,
 DryrunEnforcer::DryrunEnforcer(std::shared_ptr<spdlog::logger> logger)
     : log_(logger ? std::move(logger) : spdlog::default_logger()) {}
 
-void DryrunEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes) {
+void DryrunEnforcer::set_protected(std::vector<Prefix> protected_prefixes) {
   protected_ = std::move(protected_prefixes);
   // Rules installed before the list changed must not stay if they now overlap.
   std::erase_if(rules_, [&](const auto& kv) {
@@ -34,7 +33,7 @@ void DryrunEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes
   });
 }
 
-Result<ApplyReport> DryrunEnforcer::apply(std::span<const BlockRule> rules, trust::TimeMs now) {
+Result<ApplyReport> DryrunEnforcer::apply(std::span<const BlockRule> rules, TimeMs now) {
   ApplyReport report;
   for (const auto& r : rules) {
     if (auto err = check_rule(r, protected_)) {
@@ -43,7 +42,7 @@ Result<ApplyReport> DryrunEnforcer::apply(std::span<const BlockRule> rules, trus
       continue;
     }
     if (r.expires_at <= now) continue;  // already expired: nothing to install
-    log_->info("dryrun: would block {} {} (rule {}) for {} s", trust::to_string(r.direction),
+    log_->info("dryrun: would block {} {} (rule {}) for {} s", to_string(r.direction),
                r.prefix.to_string(), r.rule_id, (r.expires_at - now) / 1000);
     rules_[r.prefix] = r;
     ++report.applied;
@@ -51,7 +50,7 @@ Result<ApplyReport> DryrunEnforcer::apply(std::span<const BlockRule> rules, trus
   return report;
 }
 
-Result<std::size_t> DryrunEnforcer::remove(std::span<const trust::Prefix> prefixes) {
+Result<std::size_t> DryrunEnforcer::remove(std::span<const Prefix> prefixes) {
   std::size_t removed = 0;
   for (const auto& p : prefixes)
     if (rules_.erase(p)) {
@@ -61,7 +60,7 @@ Result<std::size_t> DryrunEnforcer::remove(std::span<const trust::Prefix> prefix
   return removed;
 }
 
-Result<std::vector<BlockRule>> DryrunEnforcer::list(trust::TimeMs now) {
+Result<std::vector<BlockRule>> DryrunEnforcer::list(TimeMs now) {
   std::erase_if(rules_, [&](const auto& kv) { return kv.second.expires_at <= now; });
   std::vector<BlockRule> out;
   out.reserve(rules_.size());

@@ -19,8 +19,7 @@ namespace meshd::sensor {
 // Shared check of the user-space enforcers (defence in depth for invariant I1): an error
 // naming the protected prefix when `rule` overlaps one of `protected_prefixes`, or when the
 // rule's direction is not a valid Direction value.
-std::optional<Error> check_rule(const BlockRule& rule,
-                                std::span<const trust::Prefix> protected_prefixes);
+std::optional<Error> check_rule(const BlockRule& rule, std::span<const Prefix> protected_prefixes);
 
 class DryrunEnforcer final : public Enforcer {
  public:
@@ -28,16 +27,16 @@ class DryrunEnforcer final : public Enforcer {
   explicit DryrunEnforcer(std::shared_ptr<spdlog::logger> logger = nullptr);
 
   std::string_view name() const override { return "dryrun"; }
-  void set_protected(std::vector<trust::Prefix> protected_prefixes) override;
-  Result<ApplyReport> apply(std::span<const BlockRule> rules, trust::TimeMs now) override;
-  Result<std::size_t> remove(std::span<const trust::Prefix> prefixes) override;
-  Result<std::vector<BlockRule>> list(trust::TimeMs now) override;
+  void set_protected(std::vector<Prefix> protected_prefixes) override;
+  Result<ApplyReport> apply(std::span<const BlockRule> rules, TimeMs now) override;
+  Result<std::size_t> remove(std::span<const Prefix> prefixes) override;
+  Result<std::vector<BlockRule>> list(TimeMs now) override;
   EnforcerStats stats() const override;
 
  private:
   std::shared_ptr<spdlog::logger> log_;
-  std::vector<trust::Prefix> protected_;
-  std::map<trust::Prefix, BlockRule> rules_;
+  std::vector<Prefix> protected_;
+  std::map<Prefix, BlockRule> rules_;
 };
 
 }  // namespace meshd::sensor

@@ -9,22 +9,22 @@
 #include <string_view>
 #include <vector>
 
+#include "meshd/common/direction.hpp"
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
-#include "trust/direction.hpp"
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/time.hpp"
 
 namespace meshd::sensor {
 
 struct BlockRule {
-  trust::Prefix prefix;
-  trust::Direction direction = trust::Direction::both;
+  Prefix prefix;
+  Direction direction = Direction::both;
   // Stable id chosen by the daemon; shows up in kernel counters and in `meshctl explain`.
   std::uint64_t rule_id = 0;
   // Wall-clock expiry. Every backend converts it to an expiry the kernel itself enforces
   // (BPF: boot-time ns checked in the program; nftables: element timeout), so a dead daemon
   // leaves no permanent block (invariant I4).
-  trust::TimeMs expires_at = 0;
+  TimeMs expires_at = 0;
 };
 
 struct ApplyReport {
@@ -45,18 +45,18 @@ class Enforcer {
   virtual std::string_view name() const = 0;
 
   // Replaces the backend's own protected list; rules overlapping any of them are refused.
-  virtual void set_protected(std::vector<trust::Prefix> protected_prefixes) = 0;
+  virtual void set_protected(std::vector<Prefix> protected_prefixes) = 0;
 
   // Installs or re-times rules in one batch. `now` is the caller's wall clock, used to turn
   // `expires_at` into the kernel's notion of expiry. Already-expired rules are skipped.
-  virtual Result<ApplyReport> apply(std::span<const BlockRule> rules, trust::TimeMs now) = 0;
+  virtual Result<ApplyReport> apply(std::span<const BlockRule> rules, TimeMs now) = 0;
 
   // Removes rules for these prefixes (all directions). Removing an absent prefix is not an
   // error. Only rules this backend created are ever touched.
-  virtual Result<std::size_t> remove(std::span<const trust::Prefix> prefixes) = 0;
+  virtual Result<std::size_t> remove(std::span<const Prefix> prefixes) = 0;
 
   // What is installed right now (pinned maps / nft sets), for reconciliation on start.
-  virtual Result<std::vector<BlockRule>> list(trust::TimeMs now) = 0;
+  virtual Result<std::vector<BlockRule>> list(TimeMs now) = 0;
 
   virtual EnforcerStats stats() const = 0;
 };

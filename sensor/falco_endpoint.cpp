@@ -6,10 +6,11 @@
 #include <list>
 #include <mutex>
 
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
+
+#include "meshd/common/clock.hpp"
 
 namespace meshd::sensor {
 
@@ -144,15 +145,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     ++state_->stats.accepted;
     state_->stats.warnings += alert->warnings.size();
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const TimeMs now = wall_now_ms();
     auto detection = falco_to_detection(*alert, now, state_->options.mapping);
     if (detection) ++state_->stats.mapped;
     nlohmann::json out{{"mapped", detection.has_value()}};
     if (detection) {
       out["prefix"] = detection->prefix.to_string();
-      out["direction"] = std::string(trust::to_string(detection->direction));
+      out["direction"] = std::string(to_string(detection->direction));
     }
     if (!alert->warnings.empty()) out["warnings"] = alert->warnings;
     if (state_->handler) state_->handler(*alert, detection);

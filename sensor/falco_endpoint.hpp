@@ -13,11 +13,9 @@
 // multi-threaded io_context every connection still runs on its own strand.
 #pragma once
 
-#include <utility>  // Boost 1.74 Asio needs std::exchange declared before its headers
+#include "meshd/common/asio.hpp"
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <functional>
 #include <memory>
 #include <optional>

@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "meshd/common/clock.hpp"
 #include "sensor/dryrun_enforcer.hpp"  // check_rule
 #include "sensor/nft_enforcer_netlink.hpp"
 
@@ -45,7 +46,7 @@ constexpr std::uint32_t kTypeIpv4Addr = 7;
 constexpr std::uint32_t kTypeIpv6Addr = 8;
 
 int key_bytes(SetKind s) {
-  return nft::family_of(s) == trust::Family::v4 ? 4 : 16;
+  return nft::family_of(s) == Family::v4 ? 4 : 16;
 }
 std::uint32_t set_id(SetKind s) {
   return static_cast<std::uint32_t>(s) + 1;
@@ -54,17 +55,11 @@ std::string set_name(SetKind s) {
   return std::string(nft::kSetNames[static_cast<int>(s)]);
 }
 
-trust::TimeMs wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // meta nfproto <proto>; payload (saddr|daddr) -> reg1; lookup @set; counter; drop
 // `source`: match the packet's source address (input) instead of its destination (output).
 void add_drop_rule(nft::Batch& b, const std::string& table, const char* chain, SetKind set,
                    bool source) {
-  const bool v6 = nft::family_of(set) == trust::Family::v6;
+  const bool v6 = nft::family_of(set) == Family::v6;
   auto r = make<RulePtr>(nftnl_rule_alloc);
   nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
   nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
@@ -121,7 +116,7 @@ NftEnforcer::NftEnforcer(NftOptions options, std::unique_ptr<nft::Socket> sock,
 
 NftEnforcer::~NftEnforcer() = default;
 
-Result<std::unique_ptr<NftEnforcer>> NftEnforcer::create(NftOptions options, trust::TimeMs now,
+Result<std::unique_ptr<NftEnforcer>> NftEnforcer::create(NftOptions options, TimeMs now,
                                                          std::shared_ptr<spdlog::logger> logger) {
   if (options.table.empty() || options.table.size() > 255)
     return fail("nft_bad_option", "nftables table name must be 1..255 characters");
@@ -228,7 +223,7 @@ Result<void> NftEnforcer::create_table() {
     nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
     nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_TIMEOUT);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE,
-                      nft::family_of(k) == trust::Family::v4 ? kTypeIpv4Addr : kTypeIpv6Addr);
+                      nft::family_of(k) == Family::v4 ? kTypeIpv4Addr : kTypeIpv6Addr);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, static_cast<std::uint32_t>(key_bytes(k)));
     nftnl_set_set_u32(s.get(), NFTNL_SET_ID, set_id(k));
     nlmsghdr* nlh =
@@ -255,12 +250,12 @@ Result<void> NftEnforcer::create_table() {
     b.end_message();
   }
   for (SetKind k : nft::kAllSets) {
-    const trust::Direction d = nft::direction_of(k);
-    if (trust::covers_egress(d)) {
+    const Direction d = nft::direction_of(k);
+    if (covers_egress(d)) {
       add_drop_rule(b, table, "output", k, false);
       add_drop_rule(b, table, "forward", k, false);
     }
-    if (trust::covers_ingress(d)) {
+    if (covers_ingress(d)) {
       add_drop_rule(b, table, "input", k, true);
       add_drop_rule(b, table, "forward", k, true);
     }
@@ -275,7 +270,7 @@ Result<void> NftEnforcer::create_table() {
   return {};
 }
 
-Result<void> NftEnforcer::resync(trust::TimeMs now) {
+Result<void> NftEnforcer::resync(TimeMs now) {
   for (SetKind k : nft::kAllSets) {
     auto elems = nft::dump_elements(*sock_, options_.table, set_name(k), key_bytes(k));
     if (!elems)
@@ -299,8 +294,8 @@ Result<void> NftEnforcer::resync(trust::TimeMs now) {
       if (p.owner)
         p.expires_at = p.owner->expires_at;
       else
-        p.expires_at = start.expiration_ms ? now + static_cast<trust::TimeMs>(*start.expiration_ms)
-                                           : std::numeric_limits<trust::TimeMs>::max();
+        p.expires_at = start.expiration_ms ? now + static_cast<TimeMs>(*start.expiration_ms)
+                                           : std::numeric_limits<TimeMs>::max();
       pieces.emplace(p.lo, std::move(p));
       open = kNone;
     };
@@ -319,7 +314,7 @@ Result<void> NftEnforcer::resync(trust::TimeMs now) {
   return {};
 }
 
-Result<void> NftEnforcer::send_ops(const std::vector<nft::ElementOp>& ops, trust::TimeMs now) {
+Result<void> NftEnforcer::send_ops(const std::vector<nft::ElementOp>& ops, TimeMs now) {
   std::array<std::vector<nft::WireElement>, nft::kAllSets.size()> dels, adds;
   for (const auto& op : ops) {
     const Addr128 fmax = family_max(nft::family_of(op.set));
@@ -335,10 +330,9 @@ Result<void> NftEnforcer::send_ops(const std::vector<nft::ElementOp>& ops, trust
     // Never 0: an element without timeout would never expire (I4). The kernel keeps timeouts
     // in jiffies, rounded down (up to 10 ms at HZ=100): the slack keeps it from lifting a
     // block before the rule's expiry, so list() and the kernel agree at the boundary.
-    constexpr trust::DurationMs kJiffySlackMs = 10;
+    constexpr DurationMs kJiffySlackMs = 10;
     start.timeout_ms = static_cast<std::uint64_t>(
-        std::clamp<trust::TimeMs>(op.piece.expires_at - now, 1, options_.max_timeout_ms) +
-        kJiffySlackMs);
+        std::clamp<TimeMs>(op.piece.expires_at - now, 1, options_.max_timeout_ms) + kJiffySlackMs);
     if (op.piece.owner) start.comment = nft::owner_comment(*op.piece.owner);
     start.open_interval = op.piece.hi == fmax;
     adds[i].push_back(std::move(start));
@@ -374,7 +368,7 @@ Result<void> NftEnforcer::send_ops(const std::vector<nft::ElementOp>& ops, trust
   return {};
 }
 
-Result<void> NftEnforcer::sync(trust::TimeMs now) {
+Result<void> NftEnforcer::sync(TimeMs now) {
   auto ops = planner_.plan(now);
   Result<void> r;
   if (!ops.empty()) r = send_ops(ops, now);
@@ -394,10 +388,10 @@ Result<void> NftEnforcer::sync(trust::TimeMs now) {
   return {};
 }
 
-void NftEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes) {
+void NftEnforcer::set_protected(std::vector<Prefix> protected_prefixes) {
   protected_ = std::move(protected_prefixes);
   if (destroyed_) return;
-  const trust::TimeMs now = wall_now();
+  const TimeMs now = wall_now_ms();
   planner_.begin();
   std::size_t dropped = 0;
   for (const auto& r : planner_.rules(now))
@@ -418,7 +412,7 @@ void NftEnforcer::set_protected(std::vector<trust::Prefix> protected_prefixes) {
   log_->warn("nftables: lifted {} rules that overlap the new protected list", dropped);
 }
 
-Result<ApplyReport> NftEnforcer::apply(std::span<const BlockRule> rules, trust::TimeMs now) {
+Result<ApplyReport> NftEnforcer::apply(std::span<const BlockRule> rules, TimeMs now) {
   if (destroyed_)
     return fail("nft_destroyed", "nftables table inet " + options_.table + " was destroyed");
   planner_.begin();
@@ -443,10 +437,10 @@ Result<ApplyReport> NftEnforcer::apply(std::span<const BlockRule> rules, trust::
   return report;
 }
 
-Result<std::size_t> NftEnforcer::remove(std::span<const trust::Prefix> prefixes) {
+Result<std::size_t> NftEnforcer::remove(std::span<const Prefix> prefixes) {
   if (destroyed_)
     return fail("nft_destroyed", "nftables table inet " + options_.table + " was destroyed");
-  const trust::TimeMs now = wall_now();
+  const TimeMs now = wall_now_ms();
   planner_.begin();
   planner_.prune(now);
   std::size_t removed = 0;
@@ -458,12 +452,12 @@ Result<std::size_t> NftEnforcer::remove(std::span<const trust::Prefix> prefixes)
   return removed;
 }
 
-Result<std::vector<BlockRule>> NftEnforcer::list(trust::TimeMs now) {
+Result<std::vector<BlockRule>> NftEnforcer::list(TimeMs now) {
   if (destroyed_) return std::vector<BlockRule>{};
   return planner_.rules(now);
 }
 
-Result<void> NftEnforcer::reload_from_kernel(trust::TimeMs now) {
+Result<void> NftEnforcer::reload_from_kernel(TimeMs now) {
   if (destroyed_)
     return fail("nft_destroyed", "nftables table inet " + options_.table + " was destroyed");
   ++counters_.resyncs;
@@ -479,7 +473,7 @@ Result<void> NftEnforcer::reload_from_kernel(trust::TimeMs now) {
 
 EnforcerStats NftEnforcer::stats() const {
   if (destroyed_) return last_stats_;
-  last_stats_.active_rules = planner_.rules(wall_now()).size();
+  last_stats_.active_rules = planner_.rules(wall_now_ms()).size();
   auto req = make<RulePtr>(nftnl_rule_alloc);
   nftnl_rule_set_str(req.get(), NFTNL_RULE_TABLE, options_.table.c_str());
   std::uint64_t dropped = 0;

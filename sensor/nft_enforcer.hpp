@@ -42,7 +42,7 @@ struct NftOptions {
   int priority = -10;
   // Element timeouts are capped: a rule expiring later is installed with this timeout and
   // the kernel lifts it earlier (the safe direction); re-applying the rule extends it.
-  trust::DurationMs max_timeout_ms = 30 * 24 * trust::kHour;
+  DurationMs max_timeout_ms = 30 * 24 * kHour;
   // Delete elements with DESTROYSETELEM when the kernel has it (Linux >= 6.3: no error for an
   // element that already expired). false forces DELSETELEM, as on older kernels, where an
   // element that expired in between makes the batch fail and the enforcer re-reads the
@@ -64,22 +64,22 @@ class NftEnforcer final : public Enforcer {
   // left). Errors: "nft_permission" without CAP_NET_ADMIN, "nft_foreign_table" when a table
   // of that name exists without meshd's sets (it is never touched), "nft_*" otherwise.
   static Result<std::unique_ptr<NftEnforcer>> create(
-      NftOptions options, trust::TimeMs now, std::shared_ptr<spdlog::logger> logger = nullptr);
+      NftOptions options, TimeMs now, std::shared_ptr<spdlog::logger> logger = nullptr);
   ~NftEnforcer() override;
 
   std::string_view name() const override { return "nftables"; }
-  void set_protected(std::vector<trust::Prefix> protected_prefixes) override;
-  Result<ApplyReport> apply(std::span<const BlockRule> rules, trust::TimeMs now) override;
-  Result<std::size_t> remove(std::span<const trust::Prefix> prefixes) override;
+  void set_protected(std::vector<Prefix> protected_prefixes) override;
+  Result<ApplyReport> apply(std::span<const BlockRule> rules, TimeMs now) override;
+  Result<std::size_t> remove(std::span<const Prefix> prefixes) override;
   // The live rules this backend enforces. They mirror the kernel: create() read the sets back
   // (rules named in the element comments; see nft_enforcer_intervals.hpp for dominated
   // rules) and every change since went through a confirmed transaction. Reading 100k
   // elements back from the kernel is slow (its rbtree dump restarts from the first element
   // for every message), so this does not do it; reload_from_kernel() does.
-  Result<std::vector<BlockRule>> list(trust::TimeMs now) override;
+  Result<std::vector<BlockRule>> list(TimeMs now) override;
   // Re-reads all sets from the kernel and rewrites whatever differs from our rules (someone
   // edited the table by hand). Slow for very large sets, see list().
-  Result<void> reload_from_kernel(trust::TimeMs now);
+  Result<void> reload_from_kernel(TimeMs now);
   // packets_dropped is read from the rules' counters in the kernel.
   EnforcerStats stats() const override;
 
@@ -96,16 +96,16 @@ class NftEnforcer final : public Enforcer {
   Result<void> create_table();
   Result<bool> table_exists();
   Result<void> check_sets_are_ours();
-  Result<void> resync(trust::TimeMs now);
-  Result<void> send_ops(const std::vector<nft::ElementOp>& ops, trust::TimeMs now);
+  Result<void> resync(TimeMs now);
+  Result<void> send_ops(const std::vector<nft::ElementOp>& ops, TimeMs now);
   // Plans the touched ranges, sends them as one batch; re-reads the kernel and retries once
   // when the kernel's state drifted from ours (e.g. an element expired in between).
-  Result<void> sync(trust::TimeMs now);
+  Result<void> sync(TimeMs now);
 
   NftOptions options_;
   std::unique_ptr<nft::Socket> sock_;
   std::shared_ptr<spdlog::logger> log_;
-  std::vector<trust::Prefix> protected_;
+  std::vector<Prefix> protected_;
   nft::IntervalPlanner planner_;
   bool has_destroy_ = false;
   bool destroyed_ = false;

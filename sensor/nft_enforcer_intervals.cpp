@@ -6,8 +6,8 @@
 namespace meshd::sensor::nft {
 namespace {
 
-int fam_index(trust::Family f) {
-  return f == trust::Family::v4 ? 0 : 1;
+int fam_index(Family f) {
+  return f == Family::v4 ? 0 : 1;
 }
 
 bool same_rule(const BlockRule& a, const BlockRule& b) {
@@ -26,8 +26,7 @@ bool Piece::same_as(const Piece& o) const {
 
 std::string owner_comment(const BlockRule& r) {
   return "rule=" + std::to_string(r.rule_id) + " prefix=" + r.prefix.to_string() +
-         " dir=" + std::string(trust::to_string(r.direction)) +
-         " exp=" + std::to_string(r.expires_at);
+         " dir=" + std::string(to_string(r.direction)) + " exp=" + std::to_string(r.expires_at);
 }
 
 std::optional<BlockRule> parse_owner_comment(std::string_view c) {
@@ -48,12 +47,12 @@ std::optional<BlockRule> parse_owner_comment(std::string_view c) {
       if (!num(r.rule_id)) return std::nullopt;
       have[0] = true;
     } else if (k == "prefix") {
-      auto p = trust::Prefix::parse(v);
+      auto p = Prefix::parse(v);
       if (!p) return std::nullopt;
       r.prefix = *p;
       have[1] = true;
     } else if (k == "dir") {
-      auto d = trust::parse_direction(v);
+      auto d = parse_direction(v);
       if (!d) return std::nullopt;
       r.direction = *d;
       have[2] = true;
@@ -66,7 +65,7 @@ std::optional<BlockRule> parse_owner_comment(std::string_view c) {
   return r;
 }
 
-IntervalPlanner::Key IntervalPlanner::key_of(const trust::Prefix& p) {
+IntervalPlanner::Key IntervalPlanner::key_of(const Prefix& p) {
   return Key{static_cast<std::uint8_t>(p.family), to_addr(p), p.len};
 }
 
@@ -76,7 +75,7 @@ void IntervalPlanner::record_undo(const Key& k) {
   undo_.emplace_back(k, it == rules_.end() ? std::nullopt : std::optional<BlockRule>(it->second));
 }
 
-void IntervalPlanner::mark(const trust::Prefix& p) {
+void IntervalPlanner::mark(const Prefix& p) {
   touched_.push_back(Range{p.family, to_addr(p), last_addr(p)});
 }
 
@@ -88,7 +87,7 @@ void IntervalPlanner::upsert(const BlockRule& rule) {
   mark(rule.prefix);
 }
 
-bool IntervalPlanner::erase(const trust::Prefix& prefix) {
+bool IntervalPlanner::erase(const Prefix& prefix) {
   const Key k = key_of(prefix);
   // Even without a rule, pieces of this range may be installed (adopted from the kernel):
   // marking it lets plan() clean them up.
@@ -102,8 +101,8 @@ bool IntervalPlanner::erase(const trust::Prefix& prefix) {
 }
 
 void IntervalPlanner::touch_all() {
-  touched_.push_back(Range{trust::Family::v4, 0, family_max(trust::Family::v4)});
-  touched_.push_back(Range{trust::Family::v6, 0, family_max(trust::Family::v6)});
+  touched_.push_back(Range{Family::v4, 0, family_max(Family::v4)});
+  touched_.push_back(Range{Family::v6, 0, family_max(Family::v6)});
 }
 
 void IntervalPlanner::begin() {
@@ -114,7 +113,7 @@ void IntervalPlanner::begin() {
 void IntervalPlanner::rollback() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const auto& [k, old] = *it;
-    auto& counts = len_count_[k.family == static_cast<std::uint8_t>(trust::Family::v4) ? 0 : 1];
+    auto& counts = len_count_[k.family == static_cast<std::uint8_t>(Family::v4) ? 0 : 1];
     const bool present = rules_.contains(k);
     if (old) {
       if (!present) ++counts[k.len];
@@ -129,7 +128,7 @@ void IntervalPlanner::rollback() {
   in_txn_ = false;
 }
 
-const BlockRule* IntervalPlanner::outermost_containing(trust::Family f, Addr128 addr) const {
+const BlockRule* IntervalPlanner::outermost_containing(Family f, Addr128 addr) const {
   const auto& counts = len_count_[fam_index(f)];
   const int max = family_bits(f);
   for (int len = 0; len <= max; ++len) {
@@ -169,12 +168,12 @@ IntervalPlanner::Range IntervalPlanner::close_range(Range r) const {
   return r;
 }
 
-std::vector<Piece> IntervalPlanner::desired(SetKind set, const Range& r, trust::TimeMs now) const {
+std::vector<Piece> IntervalPlanner::desired(SetKind set, const Range& r, TimeMs now) const {
   struct Frame {
     Addr128 hi;
     const BlockRule* owner;  // the covering rule with the latest expiry
   };
-  const trust::Family f = r.family;
+  const Family f = r.family;
   const Addr128 fmax = family_max(f);
   std::vector<Piece> out;
   auto emit = [&](Addr128 a, Addr128 b, const BlockRule* owner) {
@@ -198,7 +197,7 @@ std::vector<Piece> IntervalPlanner::desired(SetKind set, const Range& r, trust::
     else
       cursor = fr.hi + 1;
   };
-  const trust::Direction direction = direction_of(set);
+  const Direction direction = direction_of(set);
   // Rules are ordered by (family, first address, length): a pre-order walk of the nesting.
   for (auto it = rules_.lower_bound(Key{static_cast<std::uint8_t>(f), r.lo, 0});
        it != rules_.end() && it->first.family == static_cast<std::uint8_t>(f) &&
@@ -220,7 +219,7 @@ std::vector<Piece> IntervalPlanner::desired(SetKind set, const Range& r, trust::
   return out;
 }
 
-std::vector<ElementOp> IntervalPlanner::plan(trust::TimeMs now) {
+std::vector<ElementOp> IntervalPlanner::plan(TimeMs now) {
   std::vector<Range> regions;
   regions.reserve(touched_.size());
   for (const Range& t : touched_) regions.push_back(close_range(t));
@@ -276,11 +275,11 @@ void IntervalPlanner::commit(const std::vector<ElementOp>& ops) {
   in_txn_ = false;
 }
 
-void IntervalPlanner::prune(trust::TimeMs now) {
+void IntervalPlanner::prune(TimeMs now) {
   for (auto it = rules_.begin(); it != rules_.end();) {
     if (it->second.expires_at <= now) {
       record_undo(it->first);
-      --len_count_[it->first.family == static_cast<std::uint8_t>(trust::Family::v4) ? 0 : 1]
+      --len_count_[it->first.family == static_cast<std::uint8_t>(Family::v4) ? 0 : 1]
                   [it->first.len];
       it = rules_.erase(it);
     } else {
@@ -295,7 +294,7 @@ void IntervalPlanner::set_installed(SetKind set, std::map<Addr128, Piece> pieces
   installed_[static_cast<int>(set)] = std::move(pieces);
 }
 
-void IntervalPlanner::adopt_owners(trust::TimeMs now) {
+void IntervalPlanner::adopt_owners(TimeMs now) {
   for (const auto& pieces : installed_)
     for (const auto& [lo, piece] : pieces)
       if (piece.owner && piece.owner->expires_at > now) {
@@ -305,7 +304,7 @@ void IntervalPlanner::adopt_owners(trust::TimeMs now) {
       }
 }
 
-std::vector<BlockRule> IntervalPlanner::rules(trust::TimeMs now) const {
+std::vector<BlockRule> IntervalPlanner::rules(TimeMs now) const {
   std::vector<BlockRule> out;
   for (const auto& [k, r] : rules_)
     if (r.expires_at > now) out.push_back(r);

@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sensor/detectors/address.hpp"
+#include "meshd/common/prefix.hpp"
 #include "sensor/enforcer.hpp"
 
 namespace meshd::sensor::nft {
@@ -37,27 +37,27 @@ inline constexpr std::array<std::string_view, 6> kSetNames = {"egress4",  "egres
 inline constexpr std::array<SetKind, 6> kAllSets = {SetKind::egress4,  SetKind::egress6,
                                                     SetKind::ingress4, SetKind::ingress6,
                                                     SetKind::both4,    SetKind::both6};
-inline trust::Family family_of(SetKind s) {
-  return s == SetKind::egress4 || s == SetKind::ingress4 || s == SetKind::both4 ? trust::Family::v4
-                                                                                : trust::Family::v6;
+inline Family family_of(SetKind s) {
+  return s == SetKind::egress4 || s == SetKind::ingress4 || s == SetKind::both4 ? Family::v4
+                                                                                : Family::v6;
 }
-inline trust::Direction direction_of(SetKind s) {
+inline Direction direction_of(SetKind s) {
   switch (s) {
     case SetKind::egress4:
     case SetKind::egress6:
-      return trust::Direction::egress;
+      return Direction::egress;
     case SetKind::ingress4:
     case SetKind::ingress6:
-      return trust::Direction::ingress;
+      return Direction::ingress;
     default:
-      return trust::Direction::both;
+      return Direction::both;
   }
 }
 
 struct Piece {
   Addr128 lo = 0;  // first address
   Addr128 hi = 0;  // last address (inclusive)
-  trust::TimeMs expires_at = 0;
+  TimeMs expires_at = 0;
   std::optional<BlockRule> owner;  // absent for elements found in the kernel without our comment
   bool same_as(const Piece& o) const;
 };
@@ -78,7 +78,7 @@ class IntervalPlanner {
   // Staging. Rules are keyed by prefix: upserting an existing prefix replaces its direction,
   // id and expiry. Every change marks its range for the next plan().
   void upsert(const BlockRule& rule);
-  bool erase(const trust::Prefix& prefix);
+  bool erase(const Prefix& prefix);
   // Marks the whole address space of both families for re-planning (reconciliation).
   void touch_all();
 
@@ -88,18 +88,18 @@ class IntervalPlanner {
 
   // Element operations (all deletes first, then adds) that make the installed pieces of the
   // touched ranges match the rules live at `now`. Does not change the installed state.
-  std::vector<ElementOp> plan(trust::TimeMs now);
+  std::vector<ElementOp> plan(TimeMs now);
   // Records that `ops` are now in the kernel; ends the transaction.
   void commit(const std::vector<ElementOp>& ops);
 
   // Forgets rules and pieces that expired by `now` (the kernel drops them on its own).
-  void prune(trust::TimeMs now);
+  void prune(TimeMs now);
   // Replaces the installed state with what the kernel reports (restart, drift).
   void set_installed(SetKind set, std::map<Addr128, Piece> pieces);
   // Adopts the owners of installed pieces as rules (after a restart), live at `now`.
-  void adopt_owners(trust::TimeMs now);
+  void adopt_owners(TimeMs now);
 
-  std::vector<BlockRule> rules(trust::TimeMs now) const;
+  std::vector<BlockRule> rules(TimeMs now) const;
   const std::map<Addr128, Piece>& installed(SetKind set) const {
     return installed_[static_cast<int>(set)];
   }
@@ -113,15 +113,15 @@ class IntervalPlanner {
     auto operator<=>(const Key&) const = default;
   };
   struct Range {
-    trust::Family family;
+    Family family;
     Addr128 lo, hi;
   };
-  static Key key_of(const trust::Prefix& p);
+  static Key key_of(const Prefix& p);
   void record_undo(const Key& k);
-  void mark(const trust::Prefix& p);
-  const BlockRule* outermost_containing(trust::Family f, Addr128 addr) const;
+  void mark(const Prefix& p);
+  const BlockRule* outermost_containing(Family f, Addr128 addr) const;
   Range close_range(Range r) const;
-  std::vector<Piece> desired(SetKind set, const Range& r, trust::TimeMs now) const;
+  std::vector<Piece> desired(SetKind set, const Range& r, TimeMs now) const;
 
   std::map<Key, BlockRule> rules_;
   std::array<std::array<std::uint32_t, 129>, 2> len_count_{};  // [family v4=0/v6=1][len]

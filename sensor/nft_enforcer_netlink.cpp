@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "meshd/common/errno_text.hpp"
+
 namespace meshd::sensor::nft {
 namespace {
 
@@ -39,10 +41,6 @@ void put_key(Addr128 key, int key_bytes, std::uint8_t* out) {
     out[i] = static_cast<std::uint8_t>(key & 0xff);
     key >>= 8;
   }
-}
-
-std::string errno_text(int err) {
-  return std::strerror(err);
 }
 
 }  // namespace

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
-#include "sensor/detectors/address.hpp"
 
 struct mnl_socket;
 struct nlmsghdr;

@@ -104,7 +104,7 @@ Result<std::string> find_cgroup2_mount(std::string_view mounts) {
   return fail("no_cgroup2", "no cgroup2 filesystem in /proc/mounts");
 }
 
-CgroupPathResolver::CgroupPathResolver(std::string mount_point, trust::DurationMs min_rescan_ms)
+CgroupPathResolver::CgroupPathResolver(std::string mount_point, DurationMs min_rescan_ms)
     : mount_(std::move(mount_point)), min_rescan_ms_(min_rescan_ms) {
   while (mount_.size() > 1 && mount_.back() == '/') mount_.pop_back();
 }
@@ -140,7 +140,7 @@ void CgroupPathResolver::rescan() {
   stats_.cached = cache_.size();
 }
 
-std::optional<std::string> CgroupPathResolver::path_of(std::uint64_t cgroup_id, trust::TimeMs now) {
+std::optional<std::string> CgroupPathResolver::path_of(std::uint64_t cgroup_id, TimeMs now) {
   if (auto it = cache_.find(cgroup_id); it != cache_.end()) {
     ++stats_.hits;
     return it->second;
@@ -213,7 +213,7 @@ std::optional<PodMeta> PodListFile::lookup(std::string_view pod_uid) {
 PodIdentityResolver::PodIdentityResolver(CgroupPathResolver* cgroups, PodMetadataSource* metadata)
     : cgroups_(cgroups), metadata_(metadata) {}
 
-WorkloadIdentity PodIdentityResolver::resolve(std::uint64_t cgroup_id, trust::TimeMs now) {
+WorkloadIdentity PodIdentityResolver::resolve(std::uint64_t cgroup_id, TimeMs now) {
   auto path = cgroups_ ? cgroups_->path_of(cgroup_id, now) : std::nullopt;
   if (!path) return {};
   WorkloadIdentity id = parse_kubelet_cgroup(*path);

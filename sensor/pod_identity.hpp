@@ -20,8 +20,8 @@
 #include <unordered_map>
 
 #include "meshd/common/result.hpp"
+#include "meshd/common/time.hpp"
 #include "sensor/events.hpp"
-#include "trust/time.hpp"
 
 namespace meshd::sensor {
 
@@ -47,13 +47,12 @@ struct CgroupResolverStats {
 // Not thread-safe.
 class CgroupPathResolver {
  public:
-  explicit CgroupPathResolver(std::string mount_point,
-                              trust::DurationMs min_rescan_ms = trust::kSecond);
+  explicit CgroupPathResolver(std::string mount_point, DurationMs min_rescan_ms = kSecond);
   // Uses /proc/mounts to find the mount.
   static Result<CgroupPathResolver> from_proc_mounts();
 
   // Path relative to the mount, "/" for the root cgroup; nullopt when unknown.
-  std::optional<std::string> path_of(std::uint64_t cgroup_id, trust::TimeMs now);
+  std::optional<std::string> path_of(std::uint64_t cgroup_id, TimeMs now);
   const std::string& mount_point() const { return mount_; }
   const CgroupResolverStats& stats() const { return stats_; }
 
@@ -61,9 +60,9 @@ class CgroupPathResolver {
   void rescan();
 
   std::string mount_;
-  trust::DurationMs min_rescan_ms_;
+  DurationMs min_rescan_ms_;
   std::unordered_map<std::uint64_t, std::string> cache_;
-  trust::TimeMs last_rescan_ = 0;
+  TimeMs last_rescan_ = 0;
   bool scanned_ = false;
   CgroupResolverStats stats_;
 };
@@ -109,7 +108,7 @@ class PodIdentityResolver {
  public:
   // `metadata` may be null (no kubelet metadata). Neither pointer is owned.
   PodIdentityResolver(CgroupPathResolver* cgroups, PodMetadataSource* metadata);
-  WorkloadIdentity resolve(std::uint64_t cgroup_id, trust::TimeMs now);
+  WorkloadIdentity resolve(std::uint64_t cgroup_id, TimeMs now);
 
  private:
   CgroupPathResolver* cgroups_;

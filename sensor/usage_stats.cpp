@@ -5,11 +5,11 @@
 namespace meshd::sensor {
 
 UsageStats::UsageStats(UsageConfig config) : config_(config) {
-  config_.bucket_ms = std::max<trust::DurationMs>(config_.bucket_ms, 1);
+  config_.bucket_ms = std::max<DurationMs>(config_.bucket_ms, 1);
   config_.buckets = std::max(config_.buckets, 1);
 }
 
-std::int64_t UsageStats::bucket_of(trust::TimeMs t) const {
+std::int64_t UsageStats::bucket_of(TimeMs t) const {
   // Floor division, so negative (simulated) times bucket consistently.
   return t >= 0 ? t / config_.bucket_ms : -((-t + config_.bucket_ms - 1) / config_.bucket_ms);
 }
@@ -22,7 +22,7 @@ void UsageStats::record(const ConnectEvent& e) {
   record(e.destination, e.at, 1);
 }
 
-void UsageStats::record(const trust::Prefix& dst, trust::TimeMs at, std::uint32_t n) {
+void UsageStats::record(const Prefix& dst, TimeMs at, std::uint32_t n) {
   const std::int64_t b = bucket_of(at);
   if (b > last_expire_bucket_) expire(at);
   if (b <= last_expire_bucket_ - config_.buckets) {
@@ -50,7 +50,7 @@ void UsageStats::record(const trust::Prefix& dst, trust::TimeMs at, std::uint32_
   counters_.recorded += n;
 }
 
-std::uint64_t UsageStats::flows_to(const trust::Prefix& prefix, trust::TimeMs now) const {
+std::uint64_t UsageStats::flows_to(const Prefix& prefix, TimeMs now) const {
   const std::int64_t newest = bucket_of(now);
   const std::int64_t oldest = newest - config_.buckets + 1;
   const auto fam = static_cast<std::uint8_t>(prefix.family);
@@ -63,7 +63,7 @@ std::uint64_t UsageStats::flows_to(const trust::Prefix& prefix, trust::TimeMs no
   return total;
 }
 
-void UsageStats::expire(trust::TimeMs now) {
+void UsageStats::expire(TimeMs now) {
   const std::int64_t b = bucket_of(now);
   if (b < last_expire_bucket_) return;  // time went backwards: keep what we have
   last_expire_bucket_ = b;

@@ -13,16 +13,14 @@
 #include <utility>
 #include <vector>
 
-#include "sensor/detectors/address.hpp"
+#include "meshd/common/prefix.hpp"
+#include "meshd/common/time.hpp"
 #include "sensor/events.hpp"
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
-#include "trust/usage.hpp"
 
 namespace meshd::sensor {
 
 struct UsageConfig {
-  trust::DurationMs bucket_ms = trust::kMinute;
+  DurationMs bucket_ms = kMinute;
   int buckets = 10;
   // Addresses tracked at once; flows to new addresses beyond it are counted as dropped.
   std::size_t max_addresses = 1'000'000;
@@ -44,14 +42,14 @@ class UsageStats {
   // malware process retrying its C2 server must not raise the cost of keeping it blocked.
   void record(const ConnectEvent& event);
   // Counts `flows` flows to a host address at `at`.
-  void record(const trust::Prefix& destination, trust::TimeMs at, std::uint32_t flows = 1);
+  void record(const Prefix& destination, TimeMs at, std::uint32_t flows = 1);
 
   // Flows to any address inside `prefix` within the window ending at `now`.
-  std::uint64_t flows_to(const trust::Prefix& prefix, trust::TimeMs now) const;
+  std::uint64_t flows_to(const Prefix& prefix, TimeMs now) const;
 
   // Forgets buckets older than the window and addresses without recent flows. Called by
   // record() once per bucket period; callers may call it more often.
-  void expire(trust::TimeMs now);
+  void expire(TimeMs now);
 
   const UsageStatsCounters& counters() const { return counters_; }
   const UsageConfig& config() const { return config_; }
@@ -62,26 +60,13 @@ class UsageStats {
     std::int64_t index;
     std::uint32_t count;
   };
-  std::int64_t bucket_of(trust::TimeMs t) const;
+  std::int64_t bucket_of(TimeMs t) const;
 
   UsageConfig config_;
   std::map<Key, std::vector<Bucket>> flows_;  // buckets ascending by index
   // Far in the past until the first record or expire, so early events are never "old".
   std::int64_t last_expire_bucket_ = std::numeric_limits<std::int64_t>::min() / 2;
   UsageStatsCounters counters_;
-};
-
-// The trust engine's view of UsageStats (trust::UsageSource). Borrows `stats`, which must
-// outlive the adapter. flows_to() only reads, so the engine's calls never change state.
-class UsageStatsSource final : public trust::UsageSource {
- public:
-  explicit UsageStatsSource(const UsageStats& stats) : stats_(stats) {}
-  std::uint64_t flows(const trust::Prefix& target, trust::TimeMs now) const override {
-    return stats_.flows_to(target, now);
-  }
-
- private:
-  const UsageStats& stats_;
 };
 
 }  // namespace meshd::sensor

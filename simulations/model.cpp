@@ -23,14 +23,14 @@ SimTimeUs us(double seconds) {
   return static_cast<SimTimeUs>(std::llround(seconds * 1e6));
 }
 
-std::uint32_t v4_of(const trust::Prefix& p) {
+std::uint32_t v4_of(const Prefix& p) {
   return (std::uint32_t(p.addr[0]) << 24) | (std::uint32_t(p.addr[1]) << 16) |
          (std::uint32_t(p.addr[2]) << 8) | p.addr[3];
 }
 
-trust::Severity severity_of(const std::string& s) {
-  auto r = trust::parse_severity(s);
-  return r ? *r : trust::Severity::high;
+Severity severity_of(const std::string& s) {
+  auto r = parse_severity(s);
+  return r ? *r : Severity::high;
 }
 
 struct Builder {
@@ -38,7 +38,7 @@ struct Builder {
   Model& m;
   std::uint64_t seed;
 
-  std::uint32_t add_target(trust::Prefix p, TargetKind kind, std::uint32_t index) {
+  std::uint32_t add_target(Prefix p, TargetKind kind, std::uint32_t index) {
     auto [it, inserted] = m.target_of.emplace(p, std::uint32_t(m.targets.size()));
     if (inserted) m.targets.push_back(Target{p, kind, index});
     return it->second;
@@ -61,14 +61,14 @@ struct Builder {
     m.first_service = 0;
     m.services = std::uint32_t(sc.traffic.services);
     for (std::uint32_t s = 0; s < m.services; ++s)
-      add_target(trust::Prefix::v4(kServiceBase + s, 32), TargetKind::benign, s);
+      add_target(Prefix::v4(kServiceBase + s, 32), TargetKind::benign, s);
     m.first_malicious = std::uint32_t(m.targets.size());
     for (const auto& a : sc.attacks) m.malicious += std::uint32_t(a.targets);
     for (std::uint32_t i = 0; i < m.malicious; ++i)
-      add_target(trust::Prefix::v4(kMaliciousBase + i, 32), TargetKind::malicious, i);
+      add_target(Prefix::v4(kMaliciousBase + i, 32), TargetKind::malicious, i);
     m.first_protected = std::uint32_t(m.targets.size());
-    m.fleet_protected = {trust::Prefix::v4(kNodeBase, 10), trust::Prefix::v4(ip4(10, 96, 0, 1), 32),
-                         trust::Prefix::v4(ip4(10, 96, 0, 10), 32)};
+    m.fleet_protected = {Prefix::v4(kNodeBase, 10), Prefix::v4(ip4(10, 96, 0, 1), 32),
+                         Prefix::v4(ip4(10, 96, 0, 10), 32)};
     add_target(m.fleet_protected[1], TargetKind::protected_fleet, 0);
     add_target(m.fleet_protected[2], TargetKind::protected_fleet, 1);
   }
@@ -293,11 +293,11 @@ struct Builder {
 
 }  // namespace
 
-trust::Prefix Model::node_address(std::uint32_t n) const {
-  return trust::Prefix::v4(kNodeBase + n + 1, 32);
+Prefix Model::node_address(std::uint32_t n) const {
+  return Prefix::v4(kNodeBase + n + 1, 32);
 }
-trust::Prefix Model::gateway_of_domain(std::uint32_t d) const {
-  return trust::Prefix::v4(kGatewayBase + d * 256 + 1, 32);
+Prefix Model::gateway_of_domain(std::uint32_t d) const {
+  return Prefix::v4(kGatewayBase + d * 256 + 1, 32);
 }
 
 double Model::target_rate(std::uint32_t n, std::uint32_t t) const {
@@ -315,9 +315,9 @@ double Model::target_rate(std::uint32_t n, std::uint32_t t) const {
   return 0;
 }
 
-double Model::flow_rate(std::uint32_t n, const trust::Prefix& p) const {
+double Model::flow_rate(std::uint32_t n, const Prefix& p) const {
   if (auto it = target_of.find(p); it != target_of.end()) return target_rate(n, it->second);
-  if (p.family != trust::Family::v4) return 0;
+  if (p.family != Family::v4) return 0;
   // A prefix nobody planned (e.g. a broad one): sum what it covers.
   const std::uint64_t lo = v4_of(p), hi = lo + (std::uint64_t(1) << p.host_bits()) - 1;
   double r = 0;

@@ -17,10 +17,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "meshd/common/prefix.hpp"
 #include "simulations/event_queue.hpp"
 #include "simulations/overlay.hpp"
 #include "simulations/scenario.hpp"
-#include "trust/prefix.hpp"
 #include "trust/types.hpp"
 
 namespace meshd::sim {
@@ -28,7 +28,7 @@ namespace meshd::sim {
 enum class TargetKind : std::uint8_t { benign, malicious, protected_fleet, protected_local };
 
 struct Target {
-  trust::Prefix prefix;
+  Prefix prefix;
   TargetKind kind = TargetKind::benign;
   std::uint32_t index = 0;  // service / malicious / protected index within its kind
 };
@@ -49,7 +49,7 @@ struct PlannedClaim {
   std::uint64_t seq = 0;       // per-origin sequence
   std::int64_t ttl_ms = 0;
   float confidence = 0;
-  trust::Severity severity = trust::Severity::high;
+  Severity severity = Severity::high;
   Route route = Route::local_event;
   std::uint8_t variant = 0;  // body variant: equivocation bodies differ here
   bool honest = true;        // from an honest (non-compromised) origin
@@ -70,11 +70,11 @@ struct Model {
   std::vector<std::string> sybil_ids;    // identity nodes + k -> sybil_ids[k]
 
   std::vector<Target> targets;
-  std::unordered_map<trust::Prefix, std::uint32_t, trust::PrefixHash> target_of;
+  std::unordered_map<Prefix, std::uint32_t, PrefixHash> target_of;
   std::uint32_t first_service = 0, services = 0;
   std::uint32_t first_malicious = 0, malicious = 0;
-  std::uint32_t first_protected = 0;  // fleet-wide protected targets follow, then local ones
-  std::vector<trust::Prefix> fleet_protected;  // the fleet-wide protected list
+  std::uint32_t first_protected = 0;    // fleet-wide protected targets follow, then local ones
+  std::vector<Prefix> fleet_protected;  // the fleet-wide protected list
 
   // Traffic: flows per second from node n to service s = rate[n * services + s].
   std::vector<float> rate;
@@ -103,11 +103,11 @@ struct Model {
   const std::string& identity(std::uint32_t origin) const {
     return origin < std::uint32_t(nodes) ? node_ids[origin] : sybil_ids[origin - nodes];
   }
-  trust::Prefix node_address(std::uint32_t n) const;
-  trust::Prefix gateway_of_domain(std::uint32_t d) const;
+  Prefix node_address(std::uint32_t n) const;
+  Prefix gateway_of_domain(std::uint32_t d) const;
   // Benign flows per second from node n to everything inside `p`; protected destinations of
   // n (fleet-wide + its gateway) included.
-  double flow_rate(std::uint32_t n, const trust::Prefix& p) const;
+  double flow_rate(std::uint32_t n, const Prefix& p) const;
   // Flows/s of node n to services and protected addresses covered by target t (cheap path
   // for the metric: uses the target's kind and index).
   double target_rate(std::uint32_t n, std::uint32_t t) const;

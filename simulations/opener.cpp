@@ -11,7 +11,7 @@ namespace {
 constexpr unsigned char kMagic = 0xA7;
 constexpr std::size_t kBlobSize = 14;
 // Freshness window of the simulated daemon: claims issued further ahead are rejected.
-constexpr trust::DurationMs kMaxFutureMs = 5 * trust::kMinute;
+constexpr DurationMs kMaxFutureMs = 5 * kMinute;
 
 std::array<std::uint8_t, 32> digest32(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
   std::uint64_t st = mix64(a) ^ mix64(b + 0x51ed27) ^ mix64(c + 0x2545f491);
@@ -50,21 +50,20 @@ core::EventId SimOpener::event_id(const std::string& envelope) const {
   return digest32(purpose_hash(envelope), envelope.size(), 0xbad);
 }
 
-Result<core::SignedEvent> SimOpener::open(const std::string& envelope, trust::TimeMs now) {
+Result<core::SignedEvent> SimOpener::open(const std::string& envelope, TimeMs now) {
   return open_impl(envelope, now, true);
 }
 
-Result<core::SignedEvent> SimOpener::open_evidence(const std::string& envelope, trust::TimeMs now) {
+Result<core::SignedEvent> SimOpener::open_evidence(const std::string& envelope, TimeMs now) {
   return open_impl(envelope, now, false);
 }
 
-std::uint32_t SimOpener::add_proof(std::uint32_t reporter, core::ProofBody body,
-                                   trust::TimeMs now) {
+std::uint32_t SimOpener::add_proof(std::uint32_t reporter, core::ProofBody body, TimeMs now) {
   proofs_.push_back(ProofEntry{reporter, now, std::move(body)});
   return std::uint32_t(proofs_.size() - 1);
 }
 
-Result<core::SignedEvent> SimOpener::open_impl(const std::string& envelope, trust::TimeMs now,
+Result<core::SignedEvent> SimOpener::open_impl(const std::string& envelope, TimeMs now,
                                                bool check_freshness) {
   ++opens_;
   BlobRef r;
@@ -93,7 +92,7 @@ Result<core::SignedEvent> SimOpener::open_impl(const std::string& envelope, trus
   if (c.producer != c.origin)
     return fail(std::string(core::open_error::bad_signature),
                 "signature of " + model_.identity(c.origin) + " does not verify");
-  const trust::TimeMs issued = to_unix_ms(c.at);
+  const TimeMs issued = to_unix_ms(c.at);
   if (check_freshness && issued > now + kMaxFutureMs)
     return fail(std::string(core::open_error::stale), "claim issued in the future");
   if (check_freshness && issued + c.ttl_ms <= now)
@@ -107,7 +106,7 @@ Result<core::SignedEvent> SimOpener::open_impl(const std::string& envelope, trus
   f.origin = ev.origin;
   f.seq = r.seq;
   f.prefix = model_.targets[c.target].prefix;
-  f.direction = trust::Direction::both;
+  f.direction = Direction::both;
   f.detector = c.honest ? "sim:sensor" : "sim:adversary";
   f.severity = c.severity;
   f.confidence = c.confidence;

@@ -20,11 +20,11 @@
 namespace meshd::sim {
 
 // Simulation start in Unix ms (claims carry issued-at in this clock).
-inline constexpr trust::TimeMs kEpochMs = 1'700'000'000'000;
-inline trust::TimeMs to_unix_ms(SimTimeUs t) {
+inline constexpr TimeMs kEpochMs = 1'700'000'000'000;
+inline TimeMs to_unix_ms(SimTimeUs t) {
   return kEpochMs + t / 1000;
 }
-inline SimTimeUs from_unix_ms(trust::TimeMs ms) {
+inline SimTimeUs from_unix_ms(TimeMs ms) {
   return (ms - kEpochMs) * 1000;
 }
 
@@ -43,21 +43,21 @@ class SimOpener final : public core::EventOpener {
   explicit SimOpener(const Model& model) : model_(model) {}
 
   core::EventId event_id(const std::string& envelope) const override;
-  Result<core::SignedEvent> open(const std::string& envelope, trust::TimeMs now) override;
-  Result<core::SignedEvent> open_evidence(const std::string& envelope, trust::TimeMs now) override;
+  Result<core::SignedEvent> open(const std::string& envelope, TimeMs now) override;
+  Result<core::SignedEvent> open_evidence(const std::string& envelope, TimeMs now) override;
 
   // Registers a proof signed by `reporter` at `now`; returns its proof index.
-  std::uint32_t add_proof(std::uint32_t reporter, core::ProofBody body, trust::TimeMs now);
+  std::uint32_t add_proof(std::uint32_t reporter, core::ProofBody body, TimeMs now);
   std::size_t proofs() const { return proofs_.size(); }
 
   std::uint64_t opens() const { return opens_; }
 
  private:
-  Result<core::SignedEvent> open_impl(const std::string& envelope, trust::TimeMs now,
+  Result<core::SignedEvent> open_impl(const std::string& envelope, TimeMs now,
                                       bool check_freshness);
   struct ProofEntry {
     std::uint32_t reporter;
-    trust::TimeMs issued_at;
+    TimeMs issued_at;
     core::ProofBody body;
   };
   const Model& model_;

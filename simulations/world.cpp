@@ -6,7 +6,7 @@
 
 namespace meshd::sim {
 
-std::uint64_t World::Usage::flows(const trust::Prefix& target, trust::TimeMs) const {
+std::uint64_t World::Usage::flows(const Prefix& target, TimeMs) const {
   return static_cast<std::uint64_t>(
       std::llround(m_.flow_rate(n_, target) * m_.scenario.traffic.window_s));
 }
@@ -272,7 +272,7 @@ void World::apply(SimNode& sn, core::Actions& acts, SimTimeUs now, bool from_tic
   }
 }
 
-void World::schedule_tick(SimNode& sn, trust::TimeMs deadline, SimTimeUs now, bool from_tick) {
+void World::schedule_tick(SimNode& sn, TimeMs deadline, SimTimeUs now, bool from_tick) {
   if (deadline == core::kNoDeadline || !sn.up) return;
   SimTimeUs t = std::max(from_unix_ms(deadline), now);
   // A tick that leaves a deadline at or before now would spin: move it to the next ms.
@@ -448,7 +448,7 @@ void World::restart(std::uint32_t n, SimTimeUs now) {
   sn.up = true;
   if (!m_.compromised[n]) ++honest_up_;
   sn.restarted_at = now;
-  const trust::TimeMs ms = to_unix_ms(now);
+  const TimeMs ms = to_unix_ms(now);
   if (auto ledger = trust::TrustLedger::deserialize(sn.saved_ledger, params_)) {
     for (const auto& ch : sn.engine->restore_ledger(std::move(*ledger), ms))
       on_block_change(sn, ch, now);

@@ -51,7 +51,7 @@ class World {
   class Usage final : public trust::UsageSource {
    public:
     Usage(const Model& m, std::uint32_t n) : m_(m), n_(n) {}
-    std::uint64_t flows(const trust::Prefix& target, trust::TimeMs now) const override;
+    std::uint64_t flows(const Prefix& target, TimeMs now) const override;
 
    private:
     const Model& m_;
@@ -114,7 +114,7 @@ class World {
   void refresh_edge(std::uint32_t edge, SimTimeUs now);
   void crash(std::uint32_t n, SimTimeUs now);
   void restart(std::uint32_t n, SimTimeUs now);
-  void schedule_tick(SimNode& sn, trust::TimeMs deadline, SimTimeUs now, bool from_tick);
+  void schedule_tick(SimNode& sn, TimeMs deadline, SimTimeUs now, bool from_tick);
   std::uint32_t edge_of(std::uint32_t a, std::uint32_t b) const;
   std::uint32_t alloc_slot();
 

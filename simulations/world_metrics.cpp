@@ -159,7 +159,7 @@ void World::on_heal(std::size_t k, SimTimeUs now) {
 void World::check_quarantine(SimNode& sn, SimTimeUs now) {
   sn.quarantines_seen = sn.node->stats().quarantines;
   if (m_.compromised[sn.id]) return;
-  const trust::TimeMs ms = to_unix_ms(now);
+  const TimeMs ms = to_unix_ms(now);
   for (std::size_t k = 0; k < adversary_ids_.size(); ++k) {
     if (quarantined_at_[k][sn.id] >= 0) continue;
     if (sn.engine->ledger().quarantined(m_.node_ids[adversary_ids_[k]], ms))

@@ -49,12 +49,13 @@
 #include <string>
 #include <vector>
 
+#include "meshd/common/direction.hpp"
+#include "meshd/common/event_kinds.hpp"
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
-#include "trust/direction.hpp"
+#include "meshd/common/time.hpp"
 #include "trust/ledger.hpp"
 #include "trust/params.hpp"
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
 #include "trust/types.hpp"
 #include "trust/usage.hpp"
 
@@ -113,9 +114,6 @@ struct EnforcedBlock {
   bool by_operator = false;
 };
 
-enum class MisbehaviourKind : std::uint8_t { equivocation, protected_target, budget_overrun };
-std::string_view to_string(MisbehaviourKind k);
-
 struct OffendingClaim {
   ClaimFacts facts;
   Digest digest{};
@@ -161,12 +159,7 @@ struct RetractionOutcome {
 
 // Authoritative, operator-key-signed decisions (verified by the daemon).
 struct OperatorDecision {
-  enum class Action : std::uint8_t {
-    block,    // enforce prefix regardless of evidence (never a protected prefix: I1)
-    unblock,  // lift now and drop the current claims on exactly this prefix
-    allow,    // never enforce anything overlapping prefix until expires_at
-    clear,    // remove an operator block/allow on exactly this prefix
-  };
+  using Action = OperatorAction;
   Action action = Action::block;
   Prefix prefix;
   Direction direction = Direction::both;  // for block

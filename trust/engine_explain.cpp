@@ -44,18 +44,6 @@ std::string_view to_string(BlockChange::Kind k) {
   return "invalid";
 }
 
-std::string_view to_string(MisbehaviourKind k) {
-  switch (k) {
-    case MisbehaviourKind::equivocation:
-      return "equivocation";
-    case MisbehaviourKind::protected_target:
-      return "protected_target";
-    case MisbehaviourKind::budget_overrun:
-      return "budget_overrun";
-  }
-  return "invalid";
-}
-
 std::string_view to_string(ClaimStatus s) {
   switch (s) {
     case ClaimStatus::accepted:

@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "meshd/common/result.hpp"
+#include "meshd/common/time.hpp"
 #include "trust/params.hpp"
-#include "trust/time.hpp"
 #include "trust/types.hpp"
 
 namespace meshd::trust {

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "meshd/common/result.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/time.hpp"
 
 namespace meshd::trust {
 

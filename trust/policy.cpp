@@ -35,6 +35,8 @@ double benefit(Severity s, const Params& p) {
       return p.benefit_high;
     case Severity::critical:
       return p.benefit_critical;
+    case Severity::info:  // a detector's grade only; validate() refuses it in a claim
+      break;
   }
   return 0;
 }

@@ -5,9 +5,9 @@
 
 #include <span>
 
+#include "meshd/common/prefix.hpp"
+#include "meshd/common/time.hpp"
 #include "trust/params.hpp"
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
 #include "trust/types.hpp"
 
 namespace meshd::trust {

@@ -4,29 +4,6 @@
 
 namespace meshd::trust {
 
-std::string_view to_string(Severity s) {
-  switch (s) {
-    case Severity::low:
-      return "low";
-    case Severity::medium:
-      return "medium";
-    case Severity::high:
-      return "high";
-    case Severity::critical:
-      return "critical";
-  }
-  return "invalid";
-}
-
-Result<Severity> parse_severity(std::string_view s) {
-  if (s == "low") return Severity::low;
-  if (s == "medium") return Severity::medium;
-  if (s == "high") return Severity::high;
-  if (s == "critical") return Severity::critical;
-  return fail("bad_severity",
-              "'" + std::string(s) + "' is not a severity (low|medium|high|critical)");
-}
-
 Result<void> validate(const ClaimFacts& c) {
   const std::string who = "claim " + c.origin.node + "/" + std::to_string(c.seq);
   if (c.origin.node.empty()) return fail("bad_origin", "claim without an origin node id");

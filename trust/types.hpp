@@ -10,10 +10,11 @@
 #include <string>
 #include <string_view>
 
+#include "meshd/common/direction.hpp"
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
-#include "trust/direction.hpp"
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/severity.hpp"
+#include "meshd/common/time.hpp"
 
 namespace meshd::trust {
 
@@ -33,13 +34,6 @@ struct Origin {
 // BLAKE2b-256 of the signed claim body (or any collision-resistant 32-byte digest the caller
 // picks). Two claims with the same (origin, seq) but different digests are equivocation (I5).
 using Digest = std::array<std::uint8_t, 32>;
-
-// Severity class of a detection; each class maps to a benefit B (Params::benefit_*) of a
-// true block. Values are stable (they travel in the wire format).
-enum class Severity : std::uint8_t { low = 1, medium = 2, high = 3, critical = 4 };
-
-std::string_view to_string(Severity s);
-Result<Severity> parse_severity(std::string_view s);
 
 // The facts of one signed block claim.
 struct ClaimFacts {

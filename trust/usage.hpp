@@ -3,8 +3,8 @@
 
 #include <cstdint>
 
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/prefix.hpp"
+#include "meshd/common/time.hpp"
 
 namespace meshd::trust {
 

@@ -55,10 +55,10 @@ Result<void> read(const YAML::Node& v, bool& out) {
   return {};
 }
 
-Result<void> read(const YAML::Node& v, trust::Prefix& out) {
+Result<void> read(const YAML::Node& v, Prefix& out) {
   std::string text;
   if (auto r = read(v, text); !r) return r;
-  auto p = trust::Prefix::parse(text);
+  auto p = Prefix::parse(text);
   if (!p) return fail("bad_config", p.error().message);
   out = *p;
   return {};
@@ -112,7 +112,7 @@ std::string show(bool v) {
 std::string show(double v) {
   return shortest_double(v);
 }
-std::string show(const trust::Prefix& p) {
+std::string show(const Prefix& p) {
   return show(p.to_string());
 }
 template <class T>

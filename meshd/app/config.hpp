@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "meshd/common/prefix.hpp"
 #include "meshd/common/result.hpp"
 #include "trust/params.hpp"
-#include "trust/prefix.hpp"
 
 namespace YAML {
 class Node;
@@ -70,7 +70,7 @@ struct AppConfig {
   std::string metrics_ui_token_file;
   EnforcementConfig enforcement;
   SensorConfig sensor;
-  std::vector<trust::Prefix> protected_prefixes;
+  std::vector<Prefix> protected_prefixes;
   trust::Params policy;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";   // trace | debug | info | warn | error

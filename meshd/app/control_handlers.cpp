@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
+#include "proto/convert.hpp"
 #include "proto/envelope.hpp"
 #include "sensor/detectors/detection.hpp"
 
@@ -34,8 +35,8 @@ json claim_json(const trust::ClaimExplanation& c) {
           {"domain", c.origin.domain},
           {"seq", c.seq},
           {"detector", c.detector},
-          {"severity", std::string(trust::to_string(c.severity))},
-          {"direction", std::string(trust::to_string(c.direction))},
+          {"severity", std::string(to_string(c.severity))},
+          {"direction", std::string(to_string(c.direction))},
           {"trust", c.trust},
           {"confidence", c.confidence},
           {"contribution", c.contribution},
@@ -56,7 +57,7 @@ json explanation_json(const trust::Explanation& e) {
                        {"lead", dm.lead}});
   return {{"prefix", e.prefix.to_string()},
           {"policy", e.policy},
-          {"verdict", std::string(trust::to_string(d.verdict))},
+          {"verdict", std::string(to_string(d.verdict))},
           {"enforce", d.enforce},
           {"score", d.score},
           {"cost", std::isinf(d.cost) ? json("inf") : json(d.cost)},
@@ -91,8 +92,8 @@ std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
   return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
 
-Result<trust::Prefix> parse_target(const std::string& text) {
-  auto p = trust::Prefix::parse(text);
+Result<Prefix> parse_target(const std::string& text) {
+  auto p = Prefix::parse(text);
   if (!p) return fail("bad_cidr", p.error().message);
   return p;
 }
@@ -114,7 +115,7 @@ v1::ControlResponse Daemon::Impl::handle(const v1::ControlRequest& req) {
   return r;
 }
 
-v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, trust::TimeMs now) {
+v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, TimeMs now) {
   auto failed = [](const Error& e) { return error(e); };
   switch (req.request_case()) {
     case v1::ControlRequest::kStatus: {
@@ -157,17 +158,17 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
       // Every known target, enforced or not, most recent decision first by prefix order.
       json arr = json::array();
       for (const char* all : {"0.0.0.0/0", "::/0"}) {
-        for (const auto& e : engine->explain_overlapping(*trust::Prefix::parse(all), now)) {
+        for (const auto& e : engine->explain_overlapping(*Prefix::parse(all), now)) {
           if (e.claims.empty() && !e.enforced) continue;
           json origins = json::array();
           for (const auto& c : e.claims) origins.push_back(c.origin.node);
           arr.push_back({{"prefix", e.prefix.to_string()},
                          {"enforced", e.enforced},
-                         {"direction", std::string(trust::to_string(e.decision.direction))},
+                         {"direction", std::string(to_string(e.decision.direction))},
                          {"expires_at", e.enforced ? e.enforced_until : 0},
                          {"score", e.decision.score},
                          {"threshold", e.decision.threshold},
-                         {"verdict", std::string(trust::to_string(e.decision.verdict))},
+                         {"verdict", std::string(to_string(e.decision.verdict))},
                          {"by_operator", e.by_operator},
                          {"origins", origins}});
         }
@@ -182,29 +183,19 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
         return failed(Error{"bad_confidence", "confidence must be a number in [0, 1]"});
       if (b.ttl_ms() < 0)
         return failed(Error{"bad_duration", "ttl_ms must be >= 0 (0 = the policy's ttl_max)"});
-      auto sev = sensor::Severity::high;
-      switch (b.severity()) {
-        case v1::SEVERITY_LOW:
-          sev = sensor::Severity::low;
-          break;
-        case v1::SEVERITY_MEDIUM:
-          sev = sensor::Severity::medium;
-          break;
-        case v1::SEVERITY_CRITICAL:
-          sev = sensor::Severity::critical;
-          break;
-        default:
-          break;
-      }
-      auto dir = proto::to_direction(b.direction()).value_or(trust::Direction::both);
-      auto d = sensor::make_manual_detection(*prefix, b.confidence(), b.reason(), now, dir, sev);
+      // Unspecified = the daemon's default for a manual block.
+      auto sev = b.severity() == v1::SEVERITY_UNSPECIFIED ? Result<Severity>(Severity::high)
+                                                          : proto::to_severity(b.severity());
+      if (!sev) return failed(sev.error());
+      auto dir = proto::to_direction(b.direction()).value_or(Direction::both);
+      auto d = sensor::make_manual_detection(*prefix, b.confidence(), b.reason(), now, dir, *sev);
       auto seq = submit_claim(d, b.ttl_ms());
       if (!seq) return failed(seq.error());
       auto dec = engine->decide(*prefix, now);
       return ok({{"prefix", prefix->to_string()},
                  {"seq", *seq},
                  {"enforced", engine->enforced(*prefix).has_value()},
-                 {"verdict", std::string(trust::to_string(dec.verdict))},
+                 {"verdict", std::string(to_string(dec.verdict))},
                  {"score", dec.score}});
     }
     case v1::ControlRequest::kBlockDel: {
@@ -217,7 +208,7 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
                  {"enforced", engine->enforced(*prefix).has_value()}});
     }
     case v1::ControlRequest::kExplain: {
-      auto prefix = trust::Prefix::parse(req.explain().ip());
+      auto prefix = Prefix::parse(req.explain().ip());
       if (!prefix) return failed(Error{"bad_cidr", prefix.error().message});
       json arr = json::array();
       for (const auto& e : engine->explain_overlapping(*prefix, now))

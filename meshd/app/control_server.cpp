@@ -3,12 +3,12 @@
 #include <sys/stat.h>
 
 #include <array>
-#include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 
+#include "meshd/common/errno_text.hpp"
 #include "proto/frame.hpp"
 
 namespace meshd::app {
@@ -165,7 +165,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(boost::asio::io_con
     return fail("control_socket", "cannot listen on control socket " + path + ": " + bec.message());
   if (::chmod(path.c_str(), 0600) != 0)  // belt and braces, e.g. a filesystem ignoring umask
     return fail("control_socket",
-                "cannot set mode 0600 on control socket " + path + ": " + std::strerror(errno));
+                "cannot set mode 0600 on control socket " + path + ": " + errno_text(errno));
   impl->accept();
   return std::unique_ptr<ControlServer>(new ControlServer(impl));
 }

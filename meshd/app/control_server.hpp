@@ -4,10 +4,8 @@
 // responses with more = true until the client goes away.
 #pragma once
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 #include <functional>
 #include <memory>
 #include <string>

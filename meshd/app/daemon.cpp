@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -22,11 +21,6 @@ namespace meshd::app {
 
 using nlohmann::json;
 
-trust::TimeMs wall_now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 namespace {
 
 constexpr std::size_t kEventLogSize = 2000;
@@ -38,7 +32,7 @@ StoredBlock stored_block(const Block& b) {
                      b.expires_at, b.score};
 }
 
-Result<void> load_identity(Daemon::Impl& d, trust::TimeMs now) {
+Result<void> load_identity(Daemon::Impl& d, TimeMs now) {
   const auto& n = d.config.node;
   auto ca = proto::load_public_key(n.ca);
   if (!ca) return fail(ca.error().code, "node.ca: " + ca.error().message);
@@ -98,12 +92,12 @@ Result<std::unordered_set<std::uint64_t>> revoked_serials(const AppConfig& c) {
 }
 
 std::string change_json(const trust::BlockChange& c) {
-  return json{{"event", std::string("block_") + std::string(trust::to_string(c.kind))},
+  return json{{"event", std::string("block_") + std::string(to_string(c.kind))},
               {"prefix", c.prefix.to_string()},
-              {"direction", std::string(trust::to_string(c.direction))},
+              {"direction", std::string(to_string(c.direction))},
               {"expires_at", c.expires_at},
               {"score", c.score},
-              {"cause", std::string(trust::to_string(c.cause))},
+              {"cause", std::string(to_string(c.cause))},
               {"at", wall_now_ms()}}
       .dump();
 }
@@ -111,7 +105,7 @@ std::string change_json(const trust::BlockChange& c) {
 }  // namespace
 
 Result<void> Daemon::Impl::start() {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   started_at = now;
   if (auto r = load_identity(*this, now); !r) return r;
   auto st = Store::open(config.node.data_dir);
@@ -238,7 +232,7 @@ Result<void> Daemon::Impl::start() {
     } else {
       spdlog::warn("pod identity off: {}", resolver.error().message);
     }
-    sensor_fd.emplace(io, ::dup(src->epoll_fd()));
+    sensor_fd.emplace(io, ::dup(src->readable_fd()));
     on_sensor_readable();
     drain_sensor();
   }
@@ -270,7 +264,7 @@ void Daemon::Impl::on_signal_received(const boost::system::error_code& ec, int s
 }
 
 void Daemon::Impl::on_peer_up(net::PeerId id, const v1::NodeCert& c) {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   auto [it, fresh] = core_id_of_node.try_emplace(c.node_id(), next_core_id);
   if (fresh) ++next_core_id;
   core::PeerId cid = it->second;
@@ -293,7 +287,7 @@ void Daemon::Impl::on_peer_up(net::PeerId id, const v1::NodeCert& c) {
 void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payload) {
   auto it = core_of_net.find(id);
   if (it == core_of_net.end()) return;
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   auto msg = decode_message(payload);
   if (!msg) {
     ++counters.frames_malformed;
@@ -309,7 +303,7 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
 void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
   auto it = core_of_net.find(id);
   if (it == core_of_net.end()) return;
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   core::PeerId cid = it->second;
   core_of_net.erase(it);
   auto n = net_of_core.find(cid);
@@ -330,7 +324,7 @@ void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
   apply_actions(now);
 }
 
-void Daemon::Impl::apply_actions(trust::TimeMs now) {
+void Daemon::Impl::apply_actions(TimeMs now) {
   // Sends first: gossip latency is the product.
   for (const auto& s : actions.sends) {
     auto n = net_of_core.find(s.peer);
@@ -362,9 +356,8 @@ void Daemon::Impl::apply_actions(trust::TimeMs now) {
         {"ban_until", d.ban_until},
         {"at", now}}.dump());
     if (n != net_of_core.end())
-      transport->disconnect(
-          n->second, d.reason,
-          std::chrono::milliseconds(std::max<trust::TimeMs>(0, d.ban_until - now)));
+      transport->disconnect(n->second, d.reason,
+                            std::chrono::milliseconds(std::max<TimeMs>(0, d.ban_until - now)));
   }
   auto proofs = std::move(actions.proofs);
   auto deadline = actions.next_deadline;
@@ -374,17 +367,16 @@ void Daemon::Impl::apply_actions(trust::TimeMs now) {
   schedule_tick(deadline);
 }
 
-void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& changes,
-                                       trust::TimeMs now) {
+void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now) {
   auto result = enforcement->apply(changes, now);
   for (const auto& e : result.errors) {
     ++counters.enforcer_refused;
     spdlog::warn("enforcement: {}", e.message);
   }
   for (const auto& c : changes) {
-    spdlog::info("{} {} ({}, score {:.3f}, cause {}, until {})", trust::to_string(c.kind),
-                 c.prefix.to_string(), trust::to_string(c.direction), c.score,
-                 trust::to_string(c.cause), c.expires_at);
+    spdlog::info("{} {} ({}, score {:.3f}, cause {}, until {})", to_string(c.kind),
+                 c.prefix.to_string(), to_string(c.direction), c.score, to_string(c.cause),
+                 c.expires_at);
     record_event(change_json(c));
     if (c.kind == trust::BlockChange::Kind::lift)
       unsaved_blocks[c.prefix.to_string()] = std::nullopt;
@@ -410,18 +402,18 @@ void Daemon::Impl::save_blocks() {
   }
 }
 
-void Daemon::Impl::schedule_tick(trust::TimeMs deadline) {
+void Daemon::Impl::schedule_tick(TimeMs deadline) {
   if (deadline == core::kNoDeadline || deadline >= tick_at) {
     if (deadline == core::kNoDeadline) return;
     if (tick_at != core::kNoDeadline && deadline >= tick_at) return;
   }
   tick_at = deadline;
-  auto delay = std::max<trust::TimeMs>(0, deadline - wall_now_ms());
+  auto delay = std::max<TimeMs>(0, deadline - wall_now_ms());
   tick_timer.expires_after(std::chrono::milliseconds(delay));
   tick_timer.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping) return;
     tick_at = core::kNoDeadline;
-    const trust::TimeMs now = wall_now_ms();
+    const TimeMs now = wall_now_ms();
     actions.clear();
     node->tick(now, actions);
     apply_actions(now);
@@ -430,7 +422,7 @@ void Daemon::Impl::schedule_tick(trust::TimeMs deadline) {
 
 void Daemon::Impl::housekeeping() {
   if (stopping) return;
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   for (auto& f : feeds)
     if (auto r = f->maybe_reload(now); r && *r) {
       spdlog::info("threat feed {} reloaded: {} entries", f->path(), f->stats().entries);
@@ -468,7 +460,7 @@ void Daemon::Impl::housekeeping() {
 }
 
 void Daemon::Impl::reload() {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   auto fresh = load_config_file(config_path);
   if (!fresh) {
     ++counters.reload_failures;
@@ -497,7 +489,7 @@ void Daemon::Impl::reload() {
 // Config-derived protected prefixes plus the address of every fleet peer seen (I1: a
 // compromised node must not get the mesh's own members blocked), to the engine and, as
 // defence in depth, to the enforcer. Returns the block changes (lifts) it causes.
-std::vector<trust::BlockChange> Daemon::Impl::refresh_protected(trust::TimeMs now) {
+std::vector<trust::BlockChange> Daemon::Impl::refresh_protected(TimeMs now) {
   auto prot = config_protected;
   for (const auto& [prefix, node_id] : peer_addresses)
     prot.push_back({prefix, "fleet peer " + node_id, false});
@@ -506,14 +498,13 @@ std::vector<trust::BlockChange> Daemon::Impl::refresh_protected(trust::TimeMs no
   return changes;
 }
 
-void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_id,
-                                        trust::TimeMs now) {
+void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_id, TimeMs now) {
   for (const auto& p : transport->peers()) {
     if (p.id != id) continue;
     auto addr = p.remote.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
       addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
-    auto prefix = trust::Prefix::parse(addr.to_string());
+    auto prefix = Prefix::parse(addr.to_string());
     if (!prefix || !peer_addresses.emplace(*prefix, node_id).second) return;
     spdlog::info("protecting fleet peer {} at {}", node_id, prefix->to_string());
     auto changes = refresh_protected(now);
@@ -525,7 +516,7 @@ void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_
 void Daemon::Impl::shutdown() {
   if (stopping) return;
   stopping = true;
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   (void)store->put_blob("ledger", engine->ledger().serialize());
   save_blocks();
   tick_timer.cancel();

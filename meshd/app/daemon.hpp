@@ -9,21 +9,18 @@
 // Every action list is applied in order before the next input is taken.
 #pragma once
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <deque>
 #include <memory>
 #include <string>
 
 #include "meshd/app/config.hpp"
 #include "meshd/common/result.hpp"
+#include "meshd/common/time.hpp"
 #include "proto/control.pb.h"
-#include "trust/time.hpp"
 
 namespace meshd::app {
-
-trust::TimeMs wall_now_ms();
 
 class Daemon {
  public:

@@ -3,11 +3,8 @@
 // control API; metrics_page.cpp: /metrics). Not part of any public interface.
 #pragma once
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +20,8 @@
 #include "meshd/app/observability.hpp"
 #include "meshd/app/opener.hpp"
 #include "meshd/app/store.hpp"
+#include "meshd/app/usage_adapter.hpp"
+#include "meshd/common/clock.hpp"
 #include "meshd/core/node.hpp"
 #include "meshd/net/transport.hpp"
 #include "proto/crypto.hpp"
@@ -36,18 +35,6 @@
 #include "trust/engine.hpp"
 
 namespace meshd::app {
-
-// The cost model's view of the sensor's flow counters.
-class UsageAdapter final : public trust::UsageSource {
- public:
-  explicit UsageAdapter(const sensor::UsageStats& stats) : stats_(stats) {}
-  std::uint64_t flows(const trust::Prefix& target, trust::TimeMs now) const override {
-    return stats_.flows_to(target, now);
-  }
-
- private:
-  const sensor::UsageStats& stats_;
-};
 
 struct DaemonCounters {
   std::uint64_t local_claims = 0;  // claims this node signed
@@ -89,8 +76,8 @@ struct Daemon::Impl {
   boost::asio::steady_timer tick_timer{io};
   boost::asio::steady_timer housekeeping_timer{io};
   boost::asio::steady_timer sensor_timer{io};
-  trust::TimeMs tick_at = core::kNoDeadline;
-  trust::TimeMs started_at = 0;
+  TimeMs tick_at = core::kNoDeadline;
+  TimeMs started_at = 0;
   bool stopping = false;
 
   // Identity.
@@ -113,8 +100,8 @@ struct Daemon::Impl {
   std::unique_ptr<Enforcement> enforcement;
   std::unique_ptr<ControlServer> control;
   std::unique_ptr<HttpServer> http;
-  std::unique_ptr<sensor::FalcoEndpoint> falco;    // sensor.falco_listen; null when off
-  trust::TimeMs falco_unauthorized_logged_at = 0;  // rate limit of the refusal log line
+  std::unique_ptr<sensor::FalcoEndpoint> falco;  // sensor.falco_listen; null when off
+  TimeMs falco_unauthorized_logged_at = 0;       // rate limit of the refusal log line
   std::uint64_t falco_unauthorized_unlogged = 0;
   std::optional<boost::asio::posix::stream_descriptor> sensor_fd;
 
@@ -124,7 +111,7 @@ struct Daemon::Impl {
   // cgroup id -> path -> container / pod, attached to detections and claims' context.
   std::optional<sensor::CgroupPathResolver> cgroups;
   std::unique_ptr<sensor::PodIdentityResolver> pods;
-  std::unordered_map<trust::Prefix, trust::TimeMs, trust::PrefixHash> claimed_at;  // suppression
+  std::unordered_map<Prefix, TimeMs, PrefixHash> claimed_at;  // suppression
 
   core::Actions actions;  // reused for every input
   // Core peer ids are stable per node id (the core keeps ban state under them); transport
@@ -138,29 +125,29 @@ struct Daemon::Impl {
   // node_protected_prefixes(config), read at start and on SIGHUP (it reads /proc and /etc).
   std::vector<trust::ProtectedPrefix> config_protected;
   // Addresses of fleet peers seen since start (protected, node-local) -> their node id.
-  std::map<trust::Prefix, std::string> peer_addresses;
+  std::map<Prefix, std::string> peer_addresses;
 
   // Own claims by prefix (seq of the newest), so `block del` can retract them.
-  std::map<trust::Prefix, std::uint64_t> own_claims;
+  std::map<Prefix, std::uint64_t> own_claims;
 
   DaemonCounters counters;
   Observability obs;  // propagation histograms, event ids, /ui and /metrics views
   // Block changes not yet written to the store's blocks table, by prefix text (the newest
   // change wins; nullopt = lifted). Flushed by housekeeping, so the cost follows the changes.
   std::unordered_map<std::string, std::optional<StoredBlock>> unsaved_blocks;
-  trust::TimeMs ledger_saved_at = 0;
-  trust::TimeMs last_prune = 0;
+  TimeMs ledger_saved_at = 0;
+  TimeMs last_prune = 0;
 
   // daemon.cpp
   Result<void> start();
   void on_peer_up(net::PeerId id, const v1::NodeCert& cert);
   void on_frame(net::PeerId id, std::span<const std::uint8_t> payload);
   void on_peer_down(net::PeerId id, std::string_view reason);
-  void apply_actions(trust::TimeMs now);
-  void apply_block_changes(const std::vector<trust::BlockChange>& changes, trust::TimeMs now);
-  void schedule_tick(trust::TimeMs deadline);
-  std::vector<trust::BlockChange> refresh_protected(trust::TimeMs now);
-  void protect_peer_address(net::PeerId id, const std::string& node_id, trust::TimeMs now);
+  void apply_actions(TimeMs now);
+  void apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now);
+  void schedule_tick(TimeMs deadline);
+  std::vector<trust::BlockChange> refresh_protected(TimeMs now);
+  void protect_peer_address(net::PeerId id, const std::string& node_id, TimeMs now);
   void save_blocks();
   void housekeeping();
   void reload();
@@ -170,11 +157,11 @@ struct Daemon::Impl {
   void record_event(const std::string& json_line);
 
   // local_events.cpp
-  Result<std::uint64_t> submit_claim(const sensor::Detection& d, trust::DurationMs ttl);
-  Result<std::size_t> retract_own(const trust::Prefix& prefix, const std::string& reason);
+  Result<std::uint64_t> submit_claim(const sensor::Detection& d, DurationMs ttl);
+  Result<std::size_t> retract_own(const Prefix& prefix, const std::string& reason);
   Result<void> submit_operator_decision(const v1::Envelope& env, const v1::SignedCert& cert);
-  void publish_proof(const core::ProofRequest& request, trust::TimeMs now);
-  Result<void> submit_local(v1::Envelope env, trust::TimeMs now);
+  void publish_proof(const core::ProofRequest& request, TimeMs now);
+  Result<void> submit_local(v1::Envelope env, TimeMs now);
   void on_sensor_readable();
   void drain_sensor();
   void schedule_sensor_recheck();
@@ -189,7 +176,7 @@ struct Daemon::Impl {
   // control_handlers.cpp
   // Never throws: a handler failure is answered as error "internal" and the daemon goes on.
   v1::ControlResponse handle(const v1::ControlRequest& request);
-  v1::ControlResponse handle_request(const v1::ControlRequest& request, trust::TimeMs now);
+  v1::ControlResponse handle_request(const v1::ControlRequest& request, TimeMs now);
 
   // metrics_page.cpp
   std::string metrics_text() const;

@@ -1,6 +1,6 @@
 #include "meshd/app/enforcement.hpp"
 
-#include "meshd/app/daemon.hpp"
+#include "meshd/common/clock.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -34,20 +34,20 @@ Result<std::string> cgroup_dir(const AppConfig& config) {
   return sensor::find_cgroup2_mount(read_text("/proc/mounts"));
 }
 
-std::vector<trust::Prefix> plain(const std::vector<trust::ProtectedPrefix>& list) {
-  std::vector<trust::Prefix> out;
+std::vector<Prefix> plain(const std::vector<trust::ProtectedPrefix>& list) {
+  std::vector<Prefix> out;
   for (const auto& p : list) out.push_back(p.prefix);
   for (const auto& p : trust::builtin_protected()) out.push_back(p.prefix);
   return out;
 }
 
-sensor::BlockRule rule_of(const trust::Prefix& p, trust::Direction d, trust::TimeMs expires_at) {
+sensor::BlockRule rule_of(const Prefix& p, Direction d, TimeMs expires_at) {
   return sensor::BlockRule{p, d, rule_id_of(p), expires_at};
 }
 
 }  // namespace
 
-std::uint64_t rule_id_of(const trust::Prefix& prefix) {
+std::uint64_t rule_id_of(const Prefix& prefix) {
   std::uint64_t h = 1469598103934665603ull;
   for (char c : prefix.to_string()) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
   return h;
@@ -124,11 +124,10 @@ void Enforcement::set_protected(const std::vector<trust::ProtectedPrefix>& list)
   enforcer_->set_protected(plain(list));
 }
 
-EnforcementResult Enforcement::apply(const std::vector<trust::BlockChange>& changes,
-                                     trust::TimeMs now) {
+EnforcementResult Enforcement::apply(const std::vector<trust::BlockChange>& changes, TimeMs now) {
   EnforcementResult result;
   std::vector<sensor::BlockRule> install;
-  std::vector<trust::Prefix> lift;
+  std::vector<Prefix> lift;
   // Changes are applied in order; consecutive runs of one kind are batched.
   auto flush = [&] {
     if (!install.empty()) {
@@ -164,16 +163,16 @@ EnforcementResult Enforcement::apply(const std::vector<trust::BlockChange>& chan
 }
 
 EnforcementResult Enforcement::reconcile(const std::vector<trust::EnforcedBlock>& blocks,
-                                         trust::TimeMs now) {
+                                         TimeMs now) {
   EnforcementResult result;
   auto installed = enforcer_->list(now);
   if (!installed) {
     result.errors.push_back(installed.error());
     return result;
   }
-  std::map<trust::Prefix, const trust::EnforcedBlock*> want;
+  std::map<Prefix, const trust::EnforcedBlock*> want;
   for (const auto& b : blocks) want[b.prefix] = &b;
-  std::vector<trust::Prefix> stale;
+  std::vector<Prefix> stale;
   for (const auto& r : *installed)
     if (!want.contains(r.prefix)) stale.push_back(r.prefix);
   if (!stale.empty()) {
@@ -205,7 +204,7 @@ std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& con
   std::vector<trust::ProtectedPrefix> out;
   for (const auto& p : config.protected_prefixes) out.push_back({p, "configured protected", true});
   auto add_local = [&](const std::string& text, const char* reason) {
-    if (auto p = trust::Prefix::parse(text)) out.push_back({*p, reason, false});
+    if (auto p = Prefix::parse(text)) out.push_back({*p, reason, false});
   };
   // Own interface addresses.
   ifaddrs* ifs = nullptr;
@@ -237,7 +236,7 @@ std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& con
     f >> iface >> dest >> gw;
     auto v = parse_integer<std::uint32_t>(gw, 0, 0xffffffff, 16);
     if (dest == "00000000" && gw.size() == 8 && v && *v != 0) {
-      out.push_back({trust::Prefix::v4(__builtin_bswap32(*v), 32), "default gateway", false});
+      out.push_back({Prefix::v4(__builtin_bswap32(*v), 32), "default gateway", false});
     }
   }
   // DNS servers.

@@ -18,7 +18,6 @@
 
 namespace meshd::sensor {
 class BpfLoader;
-class RingbufEventSource;
 }  // namespace meshd::sensor
 
 namespace meshd::app {
@@ -38,17 +37,17 @@ class Enforcement {
   sensor::Enforcer& enforcer() { return *enforcer_; }
   const sensor::Enforcer& enforcer() const { return *enforcer_; }
   // The connect sensor (bpf backend with cgroup hooks only), else null.
-  sensor::RingbufEventSource* events() { return events_.get(); }
+  sensor::EventSource* events() { return events_.get(); }
   // What was attached where ("bpf: connect4 -> /sys/fs/cgroup (cgroup link); ...").
   const std::string& description() const { return description_; }
   // The cgroup v2 directory the connect hooks are attached to ("" if none).
   const std::string& cgroup_path() const { return cgroup_path_; }
 
   // Applies the engine's changes in order: enforce/retime are installed, lift removed.
-  EnforcementResult apply(const std::vector<trust::BlockChange>& changes, trust::TimeMs now);
+  EnforcementResult apply(const std::vector<trust::BlockChange>& changes, TimeMs now);
   // Makes the kernel state equal to `blocks` (start-up reconciliation): installs what is
   // missing or re-timed, removes rules this backend created that the engine no longer holds.
-  EnforcementResult reconcile(const std::vector<trust::EnforcedBlock>& blocks, trust::TimeMs now);
+  EnforcementResult reconcile(const std::vector<trust::EnforcedBlock>& blocks, TimeMs now);
   // Drops expired entries where the backend keeps them (bpf).
   void prune();
   // The enforcer's own refusal list (defence in depth): `list` plus trust's built-ins.
@@ -57,14 +56,14 @@ class Enforcement {
  private:
   Enforcement() = default;
   std::unique_ptr<sensor::BpfLoader> loader_;
-  std::unique_ptr<sensor::RingbufEventSource> events_;
+  std::unique_ptr<sensor::EventSource> events_;
   std::unique_ptr<sensor::Enforcer> enforcer_;
   std::string description_;
   std::string cgroup_path_;
 };
 
 // Stable rule id of a prefix (shown in kernel counters and explain): FNV-1a of its text.
-std::uint64_t rule_id_of(const trust::Prefix& prefix);
+std::uint64_t rule_id_of(const Prefix& prefix);
 
 // Protected prefixes of this node: `protected` from the config (fleet-wide: claiming them is
 // provable misbehaviour) plus node-local critical addresses (own interface addresses, the

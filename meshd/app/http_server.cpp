@@ -1,9 +1,6 @@
 #include "meshd/app/http_server.hpp"
 
 #include <array>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <cctype>
 #include <charconv>
 

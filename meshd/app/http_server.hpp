@@ -10,9 +10,8 @@
 // Prometheus and the kubelet. Tokens and Authorization headers are never logged.
 #pragma once
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
 #include <optional>

@@ -3,50 +3,20 @@
 // relayed from meshctl (already signed by the operator key).
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/ip/address.hpp>
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/ui_api.hpp"
+#include "proto/convert.hpp"
 #include "proto/envelope.hpp"
-#include "sensor/bpf_ringbuf.hpp"
 
 namespace meshd::app {
 
 using nlohmann::json;
 
-namespace {
+namespace {}  // namespace
 
-v1::Severity wire_severity(sensor::Severity s) {
-  switch (s) {
-    case sensor::Severity::info:
-    case sensor::Severity::low:
-      return v1::SEVERITY_LOW;
-    case sensor::Severity::medium:
-      return v1::SEVERITY_MEDIUM;
-    case sensor::Severity::high:
-      return v1::SEVERITY_HIGH;
-    case sensor::Severity::critical:
-      return v1::SEVERITY_CRITICAL;
-  }
-  return v1::SEVERITY_MEDIUM;
-}
-
-v1::MisbehaviourKind wire_kind(trust::MisbehaviourKind k) {
-  switch (k) {
-    case trust::MisbehaviourKind::equivocation:
-      return v1::MISBEHAVIOUR_KIND_EQUIVOCATION;
-    case trust::MisbehaviourKind::protected_target:
-      return v1::MISBEHAVIOUR_KIND_PROTECTED_TARGET;
-    case trust::MisbehaviourKind::budget_overrun:
-      return v1::MISBEHAVIOUR_KIND_BUDGET_OVERRUN;
-  }
-  return v1::MISBEHAVIOUR_KIND_UNSPECIFIED;
-}
-
-}  // namespace
-
-Result<void> Daemon::Impl::submit_local(v1::Envelope env, trust::TimeMs now) {
+Result<void> Daemon::Impl::submit_local(v1::Envelope env, TimeMs now) {
   if (!env.has_signer_cert()) *env.mutable_signer_cert() = cert;
   actions.clear();
   auto r = node->on_local_event(core::make_envelope(env.SerializeAsString()), now, actions);
@@ -54,9 +24,8 @@ Result<void> Daemon::Impl::submit_local(v1::Envelope env, trust::TimeMs now) {
   return r;
 }
 
-Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d,
-                                                 trust::DurationMs ttl) {
-  const trust::TimeMs now = wall_now_ms();
+Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d, DurationMs ttl) {
+  const TimeMs now = wall_now_ms();
   // A claim inside a protected prefix is refused by this node's own engine, yet the core would
   // still gossip it, and every peer sharing a fleet-wide protected list takes it as proof of
   // misbehaviour and quarantines this node. Such a claim is never signed.
@@ -74,7 +43,7 @@ Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d,
   *c.mutable_target() = proto::to_cidr(d.prefix);
   c.set_direction(proto::to_wire(d.direction));
   c.set_detector(d.detector);
-  c.set_severity(wire_severity(d.severity));
+  c.set_severity(proto::to_wire(d.severity));
   c.set_confidence(d.confidence);
   c.set_issued_at_ms(now);
   c.set_ttl_ms(ttl > 0 ? ttl : params.ttl_max_ms);
@@ -98,9 +67,8 @@ Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d,
   return *seq;
 }
 
-Result<std::size_t> Daemon::Impl::retract_own(const trust::Prefix& prefix,
-                                              const std::string& reason) {
-  const trust::TimeMs now = wall_now_ms();
+Result<std::size_t> Daemon::Impl::retract_own(const Prefix& prefix, const std::string& reason) {
+  const TimeMs now = wall_now_ms();
   // Only a claim this node signed and still holds can be retracted. The engine is asked, not
   // own_claims, so claims restored from the store after a restart count too.
   std::size_t held = 0;
@@ -132,7 +100,7 @@ Result<std::size_t> Daemon::Impl::retract_own(const trust::Prefix& prefix,
 
 Result<void> Daemon::Impl::submit_operator_decision(const v1::Envelope& env,
                                                     const v1::SignedCert& op_cert) {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   if (env.kind() != v1::BODY_KIND_OPERATOR_DECISION)
     return fail("bad_request", "the envelope does not hold an operator decision");
   auto learned = opener->learn_cert(op_cert, now);
@@ -146,7 +114,7 @@ Result<void> Daemon::Impl::submit_operator_decision(const v1::Envelope& env,
   return submit_local(std::move(copy), now);
 }
 
-void Daemon::Impl::publish_proof(const core::ProofRequest& request, trust::TimeMs now) {
+void Daemon::Impl::publish_proof(const core::ProofRequest& request, TimeMs now) {
   auto seq = store->next_sequence();
   if (!seq) {
     ++counters.store_errors;
@@ -157,7 +125,7 @@ void Daemon::Impl::publish_proof(const core::ProofRequest& request, trust::TimeM
   p.set_reporter(node_id);
   p.set_seq(*seq);
   p.set_accused(request.accused);
-  p.set_kind(wire_kind(request.kind));
+  p.set_kind(proto::to_wire(request.kind));
   p.set_issued_at_ms(now);
   p.set_detail(request.detail);
   for (const auto& e : request.evidence) {
@@ -167,11 +135,11 @@ void Daemon::Impl::publish_proof(const core::ProofRequest& request, trust::TimeM
     }
   }
   spdlog::warn("misbehaviour by {}: {} ({}); publishing proof", request.accused,
-               trust::to_string(request.kind), request.detail);
+               to_string(request.kind), request.detail);
   record_event(json{
       {"event", "misbehaviour_proof"},
       {"accused", request.accused},
-      {"kind", std::string(trust::to_string(request.kind))},
+      {"kind", std::string(to_string(request.kind))},
       {"detail", request.detail},
       {"at", now}}.dump());
   ++counters.proofs_published;
@@ -181,7 +149,7 @@ void Daemon::Impl::publish_proof(const core::ProofRequest& request, trust::TimeM
 
 Daemon::Impl::DetectionOutcome Daemon::Impl::on_detection(const sensor::Detection& d) {
   ++counters.detections;
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   // One claim per target per half TTL: detectors fire on every connect attempt.
   auto& last = claimed_at[d.prefix];
   if (last != 0 && now - last < params.ttl_max_ms / 2) {
@@ -237,7 +205,7 @@ Result<void> Daemon::Impl::start_falco() {
 // that follows and in meshd_falco_requests_rejected_total{reason="unauthorized"}).
 void Daemon::Impl::on_falco_unauthorized(const boost::asio::ip::tcp::endpoint& from,
                                          std::string_view why) {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   if (now - falco_unauthorized_logged_at < 1000) {
     ++falco_unauthorized_unlogged;
     return;

@@ -22,7 +22,7 @@ double resident_bytes() {
 
 std::string Daemon::Impl::metrics_text() const {
   MetricsWriter w;
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   w.gauge("meshd_up", "1 while the daemon runs.", 1);
   w.gauge("meshd_uptime_seconds", "Seconds since start.",
           static_cast<double>(now - started_at) / 1000.0);

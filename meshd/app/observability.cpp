@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
+#include "proto/convert.hpp"
 #include "proto/envelope.hpp"
 #include "sensor/bpf_enforcer.hpp"
-#include "sensor/bpf_ringbuf.hpp"
 
 namespace meshd::app {
 
@@ -25,7 +25,7 @@ std::string prefix_of(const v1::Claim& c) {
   return p ? p->to_string() : std::string("?");
 }
 
-void record_claim(Daemon::Impl& d, const core::Persist& p, double seconds, trust::TimeMs now) {
+void record_claim(Daemon::Impl& d, const core::Persist& p, double seconds, TimeMs now) {
   auto& o = d.obs;
   if (o.claim_event_tokens <= 0) {
     ++o.claim_events_summarised;
@@ -39,7 +39,7 @@ void record_claim(Daemon::Impl& d, const core::Persist& p, double seconds, trust
   const std::string prefix = prefix_of(*c);
   std::string verdict;
   if (auto pr = proto::to_prefix(c->target()))
-    verdict = std::string(trust::to_string(d.engine->decide(*pr, now).verdict));
+    verdict = std::string(to_string(d.engine->decide(*pr, now).verdict));
   d.record_event(json{
       {"event", "claim_received"},
       {"origin", p.origin},
@@ -53,7 +53,7 @@ void record_claim(Daemon::Impl& d, const core::Persist& p, double seconds, trust
       {"at", now}}.dump());
 }
 
-void record_proof(Daemon::Impl& d, const core::Persist& p, trust::TimeMs now) {
+void record_proof(Daemon::Impl& d, const core::Persist& p, TimeMs now) {
   ++d.obs.proofs_in;
   v1::Envelope env;
   if (!env.ParseFromString(*p.envelope)) return;
@@ -69,7 +69,7 @@ void record_proof(Daemon::Impl& d, const core::Persist& p, trust::TimeMs now) {
 }
 
 // New quarantines since the last look become "quarantined" events.
-void scan_quarantines(Daemon::Impl& d, trust::TimeMs now) {
+void scan_quarantines(Daemon::Impl& d, TimeMs now) {
   const auto& ledger = d.engine->ledger();
   std::set<std::string> now_quarantined;
   for (const auto& [id, e] : ledger.entries()) {
@@ -142,7 +142,7 @@ constexpr const char* kHookNames[MESHD_HOOK_COUNT] = {"connect4", "connect6",  "
 
 }  // namespace
 
-void observe_actions(Daemon::Impl& d, const core::Actions& actions, trust::TimeMs now) {
+void observe_actions(Daemon::Impl& d, const core::Actions& actions, TimeMs now) {
   for (const auto& p : actions.persist) {
     if (p.origin == d.node_id) continue;
     if (p.kind == core::EventKind::claim) {
@@ -170,7 +170,7 @@ void observe_actions(Daemon::Impl& d, const core::Actions& actions, trust::TimeM
   }
 }
 
-void observe_second(Daemon::Impl& d, trust::TimeMs now) {
+void observe_second(Daemon::Impl& d, TimeMs now) {
   auto& o = d.obs;
   if (o.claim_events_summarised > 0) {
     d.record_event(json{
@@ -186,7 +186,7 @@ void observe_second(Daemon::Impl& d, trust::TimeMs now) {
 }
 
 void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   const auto& o = d.obs;
 
   w.family("meshd_claim_propagation_seconds", "histogram",
@@ -204,7 +204,7 @@ void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
            "operator decision, expiry, budget retry or trust change), by verdict.");
   for (std::size_t v = 0; v < trust::kVerdictCount; ++v)
     w.sample("meshd_block_decision_total", static_cast<double>(es.decisions[v]),
-             {{"verdict", std::string(trust::to_string(static_cast<trust::Verdict>(v)))}});
+             {{"verdict", std::string(to_string(static_cast<trust::Verdict>(v)))}});
 
   // Peers: connected ones that are in the ledger (certified fleet members); at most
   // mesh.max_peers series.

@@ -33,12 +33,12 @@ class ProductionOpener final : public core::EventOpener {
 
   // Certificates learned outside envelopes (handshakes, operator decisions). Errors are
   // proto::verify_cert's.
-  Result<v1::NodeCert> learn_cert(const v1::SignedCert& cert, trust::TimeMs now);
+  Result<v1::NodeCert> learn_cert(const v1::SignedCert& cert, TimeMs now);
   void set_revoked_serials(std::unordered_set<std::uint64_t> serials);
 
   core::EventId event_id(const std::string& envelope) const override;
-  Result<core::SignedEvent> open(const std::string& envelope, trust::TimeMs now) override;
-  Result<core::SignedEvent> open_evidence(const std::string& envelope, trust::TimeMs now) override;
+  Result<core::SignedEvent> open(const std::string& envelope, TimeMs now) override;
+  Result<core::SignedEvent> open_evidence(const std::string& envelope, TimeMs now) override;
 
   const OpenerStats& stats() const { return stats_; }
 
@@ -47,12 +47,12 @@ class ProductionOpener final : public core::EventOpener {
     v1::NodeCert cert;
     proto::PublicKey key;
   };
-  Result<core::SignedEvent> open_impl(const std::string& envelope, trust::TimeMs now, bool fresh);
+  Result<core::SignedEvent> open_impl(const std::string& envelope, TimeMs now, bool fresh);
   // The verified cert of `signer` valid at `at`, from the envelope or the cache.
   Result<const KnownCert*> signer_cert(const v1::Envelope& env, const std::string& signer,
-                                       trust::TimeMs at);
-  Result<core::SignedEvent> decode(const v1::Envelope& env, const KnownCert& signer,
-                                   trust::TimeMs now, bool fresh);
+                                       TimeMs at);
+  Result<core::SignedEvent> decode(const v1::Envelope& env, const KnownCert& signer, TimeMs now,
+                                   bool fresh);
   Error count(Error e);
 
   proto::PublicKey ca_;

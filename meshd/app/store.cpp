@@ -1,5 +1,7 @@
 #include "meshd/app/store.hpp"
 
+#include "meshd/common/errno_text.hpp"
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 
 Result<Store> Store::open(const std::string& data_dir) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return fail("store_error", "cannot create data dir " + data_dir + ": " + std::strerror(errno));
+    return fail("store_error", "cannot create data dir " + data_dir + ": " + errno_text(errno));
   std::string path = data_dir + "/meshd.db";
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
@@ -186,7 +188,7 @@ Result<std::vector<StoredEnvelope>> Store::load_envelopes() const {
   return out;
 }
 
-Result<std::size_t> Store::forget_expired(trust::TimeMs now) {
+Result<std::size_t> Store::forget_expired(TimeMs now) {
   Stmt s(db_, "DELETE FROM envelopes WHERE expires_at < ?1");
   if (!s.ok()) return db_error(db_, path_, "forgetting expired envelopes");
   s.bind(1, now);

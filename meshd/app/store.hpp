@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "meshd/common/result.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/time.hpp"
 
 struct sqlite3;
 
@@ -30,15 +30,15 @@ struct StoredEnvelope {
   std::uint64_t seq = 0;  // origin's sequence number
   int kind = 0;           // core::EventKind as an integer
   std::string bytes;      // the exact serialized Envelope
-  trust::TimeMs received_at = 0;
-  trust::TimeMs expires_at = 0;  // after this the envelope is no longer needed
+  TimeMs received_at = 0;
+  TimeMs expires_at = 0;  // after this the envelope is no longer needed
 };
 
 struct StoredBlock {
   std::string prefix;  // CIDR text
   int direction = 3;
   std::uint64_t rule_id = 0;
-  trust::TimeMs expires_at = 0;
+  TimeMs expires_at = 0;
   double score = 0;
 };
 
@@ -63,7 +63,7 @@ class Store {
   Result<void> put_envelopes(std::span<const StoredEnvelope> envelopes);
   Result<std::vector<StoredEnvelope>> load_envelopes() const;
   // Deletes envelopes whose expires_at < now; returns how many.
-  Result<std::size_t> forget_expired(trust::TimeMs now);
+  Result<std::size_t> forget_expired(TimeMs now);
   Result<std::size_t> envelope_count() const;
 
   // Small named blobs (trust ledger state, quarantines).

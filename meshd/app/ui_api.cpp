@@ -12,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -22,6 +21,7 @@
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/ui_assets.hpp"
+#include "meshd/common/errno_text.hpp"
 
 namespace meshd::app {
 
@@ -52,7 +52,7 @@ json histogram_json(const Histogram& h) {
 }
 
 json state_json(Daemon::Impl& d) {
-  const trust::TimeMs now = wall_now_ms();
+  const TimeMs now = wall_now_ms();
   const auto& ledger = d.engine->ledger();
   const auto& es = d.engine->stats();
   const auto& cs = d.node->stats();
@@ -103,13 +103,13 @@ json state_json(Daemon::Impl& d) {
                          {"contribution", c.contribution},
                          {"quarantined", c.quarantined}});
     blocks.push_back({{"prefix", b.prefix.to_string()},
-                      {"direction", std::string(trust::to_string(b.direction))},
+                      {"direction", std::string(to_string(b.direction))},
                       {"since", b.since},
                       {"expires_at", b.expires_at},
-                      {"ttl_ms", std::max<trust::TimeMs>(0, b.expires_at - now)},
+                      {"ttl_ms", std::max<TimeMs>(0, b.expires_at - now)},
                       {"score", b.score},
                       {"threshold", x.decision.threshold},
-                      {"verdict", std::string(trust::to_string(x.decision.verdict))},
+                      {"verdict", std::string(to_string(x.decision.verdict))},
                       {"by_operator", b.by_operator},
                       {"origins", origins}});
   }
@@ -152,7 +152,7 @@ json state_json(Daemon::Impl& d) {
                 {"enforcer_rules", enf.active_rules}};
   json decisions = json::object();
   for (std::size_t v = 0; v < trust::kVerdictCount; ++v)
-    decisions[std::string(trust::to_string(static_cast<trust::Verdict>(v)))] = es.decisions[v];
+    decisions[std::string(to_string(static_cast<trust::Verdict>(v)))] = es.decisions[v];
 
   return {{"now", now},
           {"node",
@@ -259,7 +259,7 @@ bool loopback_listen(const std::string& listen) {
 Result<std::string> load_token_file(std::string_view key, const std::string& path) {
   const std::string k(key);
   std::ifstream f(path);
-  if (!f) return fail("bad_config", k + ": cannot read " + path + ": " + std::strerror(errno));
+  if (!f) return fail("bad_config", k + ": cannot read " + path + ": " + errno_text(errno));
   std::stringstream ss;
   ss << f.rdbuf();
   std::string token = ss.str();

@@ -14,8 +14,15 @@ struct Error {
   std::string message;
 };
 
+// [[nodiscard]]: an ignored Result is an ignored error. Discard one on purpose with a
+// `(void)` cast and a comment saying why nothing needs to happen.
 template <class T>
-using Result = std::expected<T, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  // From the monadic operations (and_then, transform, ...), which return plain std::expected.
+  Result(std::expected<T, Error> e) : std::expected<T, Error>(std::move(e)) {}
+};
 
 // Usage: `return fail("bad_cidr", "'" + text + "' is not a CIDR: prefix length > 32");`
 inline std::unexpected<Error> fail(std::string code, std::string message) {

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "meshd/common/result.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/time.hpp"
 
 namespace meshd::core {
 
@@ -25,15 +25,15 @@ struct Config {
   // seen_ttl_ms, and at most seen_capacity ids are kept (a full generation rotates early).
   // After eviction a late copy is opened once more and recognised by (origin, seq).
   std::size_t seen_capacity = 1 << 18;
-  trust::DurationMs seen_ttl_ms = 10 * trust::kMinute;
+  DurationMs seen_ttl_ms = 10 * kMinute;
 
   // --- store of known envelopes (serves anti-entropy) ---
   // Bounded: beyond store_capacity the envelopes expiring first are forgotten. An event is
   // kept until its own expiry (claims: issued_at + requested TTL capped at ttl_max of the
   // engine) or store_retention_ms after issue for other kinds.
   std::size_t store_capacity = 200'000;
-  trust::DurationMs store_retention_ms = 24 * trust::kHour;
-  trust::DurationMs claim_ttl_cap_ms = 24 * trust::kHour;
+  DurationMs store_retention_ms = 24 * kHour;
+  DurationMs claim_ttl_cap_ms = 24 * kHour;
 
   // --- anti-entropy ---
   // A peer that comes up gets our full version vector. Then every anti_entropy_period_ms
@@ -44,21 +44,21 @@ struct Config {
   // A receiver requests what it lacks and answers with the listed entries it is ahead on
   // (at most once per vv_reply_min_interval_ms per peer: no ping-pong). An unanswered range
   // request is re-sent to the same peer after request_timeout_ms.
-  trust::DurationMs anti_entropy_period_ms = 2000;
+  DurationMs anti_entropy_period_ms = 2000;
   double anti_entropy_jitter = 0.25;
   std::size_t anti_entropy_fanout = 1;
-  trust::DurationMs vv_reply_min_interval_ms = 1000;
-  std::uint64_t max_range_span = 256;           // seqs per RangeRequest
-  std::size_t max_range_envelopes = 256;        // envelopes per RangeResponse
-  std::size_t max_requests_per_vector = 64;     // RangeRequests sent for one received vector
-  std::size_t max_outstanding_requests = 128;   // per peer; more are not sent until answered
-  trust::DurationMs request_timeout_ms = 5000;  // an unanswered request is forgotten
+  DurationMs vv_reply_min_interval_ms = 1000;
+  std::uint64_t max_range_span = 256;          // seqs per RangeRequest
+  std::size_t max_range_envelopes = 256;       // envelopes per RangeResponse
+  std::size_t max_requests_per_vector = 64;    // RangeRequests sent for one received vector
+  std::size_t max_outstanding_requests = 128;  // per peer; more are not sent until answered
+  DurationMs request_timeout_ms = 5000;        // an unanswered request is forgotten
   // Held seqs are tracked up to this far above the contiguous mark.
   std::uint64_t out_of_order_window = 4096;
   // An event further ahead is refused (and fetched again later, in order) while the gaps
   // below it are being filled; only when the contiguous mark made no progress for this long
   // are the gaps given up (nobody can serve them: expired and forgotten everywhere).
-  trust::DurationMs gap_give_up_ms = 30'000;
+  DurationMs gap_give_up_ms = 30'000;
 
   // --- per-peer rate limit (token bucket over messages of any kind) ---
   double peer_rate_per_s = 500;
@@ -84,21 +84,21 @@ struct Config {
   // Duplicates a peer may send per dup_window_ms: dup_tolerance + (new events this node
   // learned in the window): with eager push an honest peer duplicates each event at most once.
   double dup_tolerance = 64;
-  trust::DurationMs dup_window_ms = 10 * trust::kSecond;
+  DurationMs dup_window_ms = 10 * kSecond;
   double score_threshold = 100;
-  trust::DurationMs score_half_life_ms = trust::kMinute;
-  trust::DurationMs ban_base_ms = trust::kMinute;
-  trust::DurationMs ban_max_ms = trust::kHour;
+  DurationMs score_half_life_ms = kMinute;
+  DurationMs ban_base_ms = kMinute;
+  DurationMs ban_max_ms = kHour;
 
   // --- misbehaviour proofs ---
   // A node that detects misbehaviour quarantines at once, but publishes its proof only after
   // a uniform delay in [0, proof_jitter_ms], and not at all if a valid proof for the same
   // origin arrives first: a handful of proofs per incident instead of one per detector.
-  trust::DurationMs proof_jitter_ms = 300;
+  DurationMs proof_jitter_ms = 300;
 
   // (anti-entropy, continued; declared last to keep earlier field order stable)
   // (never more often than anti_entropy_period_ms: the larger of the two is used)
-  trust::DurationMs anti_entropy_full_period_ms = 30 * trust::kSecond;
+  DurationMs anti_entropy_full_period_ms = 30 * kSecond;
 
   static Config defaults() { return Config{}; }
   // Ranges and relations (periods > 0, jitter in [0, 1), capacities > 0, ...). Error code

@@ -22,15 +22,12 @@
 #include <variant>
 #include <vector>
 
+#include "meshd/common/prefix.hpp"
+#include "meshd/common/time.hpp"
 #include "trust/engine.hpp"
-#include "trust/prefix.hpp"
-#include "trust/time.hpp"
 #include "trust/types.hpp"
 
 namespace meshd::core {
-
-using trust::DurationMs;
-using trust::TimeMs;
 
 // Driver-chosen id of a peer connection. Keep it stable per remote node across reconnects:
 // the core keeps a peer's back-off state under this id, so a reconnecting bad peer stays
@@ -67,8 +64,8 @@ std::string_view to_string(EventKind k);
 // The origin withdraws one of its claims: by the claim's seq, or all its claims on `prefix`
 // (exactly one of the two is set by the opener).
 struct RetractionBody {
-  std::uint64_t claim_seq = 0;          // 0 = not by seq
-  std::optional<trust::Prefix> prefix;  // set = every claim of the origin on this prefix
+  std::uint64_t claim_seq = 0;   // 0 = not by seq
+  std::optional<Prefix> prefix;  // set = every claim of the origin on this prefix
   std::string reason;
 };
 
@@ -83,7 +80,7 @@ struct RetractionBody {
 // verifies a proof from the evidence alone; the reporter is not trusted.
 struct ProofBody {
   trust::NodeId accused;
-  trust::MisbehaviourKind kind = trust::MisbehaviourKind::equivocation;
+  MisbehaviourKind kind = MisbehaviourKind::equivocation;
   std::vector<Envelope> evidence;
   std::string detail;  // reporter's one-sentence description (logs only)
 };

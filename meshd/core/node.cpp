@@ -264,7 +264,7 @@ void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env
       if (other && other->origin.node == ev.origin.node && other->seq == ev.seq &&
           other->body_digest != ev.body_digest) {
         ++stats.equivocations;
-        detected(oi, trust::MisbehaviourKind::equivocation, {s->envelope, env},
+        detected(oi, MisbehaviourKind::equivocation, {s->envelope, env},
                  "two different bodies signed by " + ev.origin.node + " under seq " +
                      std::to_string(ev.seq),
                  false, now, out);
@@ -443,12 +443,8 @@ TimeMs Node::Impl::compute_deadline() {
     engine_dirty = false;
   }
   d = std::min(d, engine_deadline);
-  const double rate = config.origin_rate_per_min / 60000.0;
-  for (std::uint32_t oi : deferred_origins) {
-    const OriginState& o = origins[oi];
-    const double missing = std::max(0.0, 1.0 - o.tokens);
-    d = std::min(d, o.tokens_at + static_cast<TimeMs>(missing / rate) + 1);
-  }
+  for (std::uint32_t oi : deferred_origins)
+    d = std::min(d, origins[oi].tokens.ready_at(origin_rate(), 1));
   for (std::uint32_t oi : proof_origins) d = std::min(d, origins[oi].extra->proof_due);
   return d;
 }

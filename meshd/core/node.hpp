@@ -102,7 +102,7 @@ struct Disconnect {
 // on_local_event(). The core has already quarantined `accused` locally.
 struct ProofRequest {
   trust::NodeId accused;
-  trust::MisbehaviourKind kind = trust::MisbehaviourKind::equivocation;
+  MisbehaviourKind kind = MisbehaviourKind::equivocation;
   std::vector<Envelope> evidence;
   std::string detail;
 };

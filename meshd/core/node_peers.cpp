@@ -25,8 +25,7 @@ void Node::on_peer_up(PeerId peer, TimeMs now, Actions& out) {
     }
   }
   I.set_connected(p, true);
-  p.tokens = I.config.peer_burst;
-  p.tokens_at = now;
+  p.tokens.fill(I.peer_rate(), now);
   I.release_requests(p);
   p.dup_window_start = now;
   p.dup_news_base = p.dup_news_mark = I.stats.events_new;
@@ -126,18 +125,7 @@ void Node::Impl::penalize(PeerState& p, double amount, Cause cause, TimeMs now, 
 }
 
 bool Node::Impl::take_peer_token(PeerState& p, TimeMs now) {
-  const double rate = config.peer_rate_per_s / 1000.0;  // tokens per ms
-  if (p.tokens_at == kUnset) {
-    p.tokens = config.peer_burst;
-    p.tokens_at = now;
-  } else if (now > p.tokens_at) {
-    p.tokens =
-        std::min(config.peer_burst, p.tokens + static_cast<double>(now - p.tokens_at) * rate);
-    p.tokens_at = now;
-  }
-  if (p.tokens < 1) return false;
-  p.tokens -= 1;
-  return true;
+  return p.tokens.try_take(peer_rate(), 1, now);
 }
 
 void Node::Impl::note_duplicate(PeerState& p, Source src, TimeMs now, Actions& out) {

@@ -39,7 +39,7 @@ Result<trust::Origin> Node::Impl::verify_proof(const ProofBody& proof, TimeMs no
     }
     evs.push_back(std::move(*ev));
   }
-  if (proof.kind == trust::MisbehaviourKind::equivocation) {
+  if (proof.kind == MisbehaviourKind::equivocation) {
     // Checked here rather than by the engine so that it covers every kind of event.
     if (evs.size() != 2 || evs[0].seq != evs[1].seq || evs[0].body_digest == evs[1].body_digest) {
       return fail("bad_proof", "equivocation proof against " + proof.accused +
@@ -56,7 +56,7 @@ Result<trust::Origin> Node::Impl::verify_proof(const ProofBody& proof, TimeMs no
   for (const SignedEvent& ev : evs) {
     const auto* facts = std::get_if<trust::ClaimFacts>(&ev.body);
     if (facts == nullptr) {
-      return fail("bad_proof", std::string(trust::to_string(proof.kind)) + " proof against " +
+      return fail("bad_proof", std::string(to_string(proof.kind)) + " proof against " +
                                    proof.accused + " holds a " + std::string(to_string(ev.kind)) +
                                    ", only claims count");
     }
@@ -94,7 +94,7 @@ void Node::Impl::quarantine(std::uint32_t oi, TimeMs now, Actions& out) {
   ++stats.quarantines;
 }
 
-void Node::Impl::detected(std::uint32_t accused, trust::MisbehaviourKind kind,
+void Node::Impl::detected(std::uint32_t accused, MisbehaviourKind kind,
                           std::vector<Envelope> evidence, std::string detail,
                           bool engine_quarantined, TimeMs now, Actions& out) {
   if (engine_quarantined) {
@@ -117,7 +117,7 @@ void Node::Impl::detected(std::uint32_t accused, trust::MisbehaviourKind kind,
 void Node::Impl::on_engine_misbehaviour(const trust::MisbehaviourRecord& rec,
                                         const Envelope& current, const SignedEvent& ev, TimeMs now,
                                         Actions& out) {
-  if (rec.kind == trust::MisbehaviourKind::equivocation) ++stats.equivocations;
+  if (rec.kind == MisbehaviourKind::equivocation) ++stats.equivocations;
   const std::uint32_t ai = intern(rec.origin.node);
   // The engine names claims by (seq, digest); the signed envelopes are the current one and
   // what the store holds.

@@ -110,18 +110,7 @@ void Node::Impl::expire_store(TimeMs now, Actions& out) {
 }
 
 bool Node::Impl::take_origin_token(OriginState& o, TimeMs now) {
-  const double rate = config.origin_rate_per_min / 60000.0;  // tokens per ms
-  if (o.tokens_at == kUnset) {
-    o.tokens = config.origin_burst;
-    o.tokens_at = now;
-  } else if (now > o.tokens_at) {
-    o.tokens =
-        std::min(config.origin_burst, o.tokens + static_cast<double>(now - o.tokens_at) * rate);
-    o.tokens_at = now;
-  }
-  if (o.tokens < 1) return false;
-  o.tokens -= 1;
-  return true;
+  return o.tokens.try_take(origin_rate(), 1, now);
 }
 
 void Node::Impl::defer(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,

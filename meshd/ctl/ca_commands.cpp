@@ -91,14 +91,14 @@ Result<void> ca_sign(const CaSignOptions& o) {
     return fail("wrong_key", o.pub + " is the CA's own key; sign a node or operator key");
   }
 
-  const trust::TimeMs now = now_ms();
+  const TimeMs now = wall_now_ms();
   v1::NodeCert cert;
   cert.set_node_id(o.name);
   cert.set_public_key(std::string(node_pub->view()));
   cert.set_failure_domain(o.domain);
   cert.set_role(*role);
   cert.set_not_before_ms(now);
-  cert.set_not_after_ms(now + static_cast<trust::TimeMs>(o.days) * 86'400'000);
+  cert.set_not_after_ms(now + static_cast<TimeMs>(o.days) * 86'400'000);
   std::uint64_t serial = 0;
   while (serial == 0) {
     randombytes_buf(&serial, sizeof serial);

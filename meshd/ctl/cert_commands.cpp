@@ -25,7 +25,7 @@ Result<void> cert_show(const CertShowOptions& o) {
   if (!sc) return std::unexpected(sc.error());
   auto cert = proto::decode_cert(*sc);
   if (!cert) return fail(cert.error().code, o.file + ": " + cert.error().message);
-  const trust::TimeMs now = now_ms();
+  const TimeMs now = wall_now_ms();
 
   std::optional<proto::PublicKey> ca_pub;
   Result<v1::NodeCert> verdict = *cert;

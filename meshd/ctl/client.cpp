@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "meshd/common/errno_text.hpp"
 #include "proto/frame.hpp"
 
 namespace meshd::ctl {
@@ -25,10 +26,9 @@ class Connection {
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return fail("io_error", std::string("socket: ") + std::strerror(errno));
+    if (fd_ < 0) return fail("io_error", std::string("socket: ") + errno_text(errno));
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      return fail("daemon_unreachable", "cannot reach meshd at " + path + ": " +
-                                            std::strerror(errno) +
+      return fail("daemon_unreachable", "cannot reach meshd at " + path + ": " + errno_text(errno) +
                                             " (is meshd running? set --socket)");
     return {};
   }
@@ -38,7 +38,7 @@ class Connection {
     while (off < frame.size()) {
       ssize_t n = ::write(fd_, frame.data() + off, frame.size() - off);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return fail("io_error", std::string("writing to meshd: ") + std::strerror(errno));
+      if (n <= 0) return fail("io_error", std::string("writing to meshd: ") + errno_text(errno));
       off += static_cast<std::size_t>(n);
     }
     return {};
@@ -57,8 +57,7 @@ class Connection {
       std::uint8_t buf[16384];
       ssize_t n = ::read(fd_, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0)
-        return fail("io_error", std::string("reading from meshd: ") + std::strerror(errno));
+      if (n < 0) return fail("io_error", std::string("reading from meshd: ") + errno_text(errno));
       if (n == 0) return std::optional<v1::ControlResponse>();
       decoder_.feed({buf, static_cast<std::size_t>(n)});
     }

@@ -11,6 +11,7 @@
 #include "meshd/ctl/client.hpp"
 #include "meshd/ctl/ctl.hpp"
 #include "proto/cert.hpp"
+#include "proto/convert.hpp"
 #include "proto/envelope.hpp"
 #include "proto/keys.hpp"
 
@@ -109,11 +110,10 @@ void print_event(const json& e) {
   std::cout << at << " " << e.value("event", "?") << rest << "\n";
 }
 
-v1::Severity parse_severity(const std::string& s, Result<void>& err) {
-  if (s == "low") return v1::SEVERITY_LOW;
-  if (s == "medium") return v1::SEVERITY_MEDIUM;
-  if (s == "high") return v1::SEVERITY_HIGH;
-  if (s == "critical") return v1::SEVERITY_CRITICAL;
+// A claim's severity: `info` is a detector's grade only, so the CLI does not offer it.
+v1::Severity parse_claim_severity(const std::string& s, Result<void>& err) {
+  auto sev = parse_severity(s);
+  if (sev && *sev != Severity::info) return proto::to_wire(*sev);
   err = fail("bad_severity", "'" + s + "' is not low, medium, high or critical");
   return v1::SEVERITY_UNSPECIFIED;
 }
@@ -145,7 +145,7 @@ struct DecisionOptions {
 };
 
 Result<void> decision(const Context& ctx, const DecisionOptions& o) {
-  auto prefix = trust::Prefix::parse(o.cidr);
+  auto prefix = Prefix::parse(o.cidr);
   if (!prefix) return fail("bad_cidr", prefix.error().message);
   auto key = proto::load_secret_key(o.key);
   if (!key) return std::unexpected(key.error());
@@ -159,7 +159,7 @@ Result<void> decision(const Context& ctx, const DecisionOptions& o) {
                                        " cert; decisions need an operator cert");
   if (decoded->public_key() != std::string(key->public_key().view()))
     return fail("identity_mismatch", o.cert + " does not certify the key in " + o.key);
-  auto dir = trust::parse_direction(o.direction);
+  auto dir = parse_direction(o.direction);
   if (!dir) return fail("bad_direction", "'" + o.direction + "' is not egress, ingress or both");
   std::int64_t ttl = 0;
   if (!o.ttl.empty()) {
@@ -179,7 +179,7 @@ Result<void> decision(const Context& ctx, const DecisionOptions& o) {
   d.set_direction(proto::to_wire(*dir));
   d.set_false_positive(o.false_positive);
   d.set_ttl_ms(ttl);
-  d.set_issued_at_ms(now_ms());
+  d.set_issued_at_ms(wall_now_ms());
   d.set_reason(o.reason);
   v1::ControlRequest req;
   auto* od = req.mutable_operator_decision();
@@ -291,8 +291,8 @@ void register_control_commands(CLI::App& app, Context& ctx) {
       }
       b->set_confidence(o->confidence);
       b->set_reason(o->reason);
-      b->set_severity(parse_severity(o->severity, err));
-      auto dir = trust::parse_direction(o->direction);
+      b->set_severity(parse_claim_severity(o->severity, err));
+      auto dir = parse_direction(o->direction);
       if (!dir)
         err = fail("bad_direction", "'" + o->direction + "' is not egress, ingress or both");
       else
@@ -304,7 +304,7 @@ void register_control_commands(CLI::App& app, Context& ctx) {
         else
           b->set_ttl_ms(*t);
       }
-      if (auto p = trust::Prefix::parse(o->cidr); !p) err = fail("bad_cidr", p.error().message);
+      if (auto p = Prefix::parse(o->cidr); !p) err = fail("bad_cidr", p.error().message);
       if (!err) {
         ctx.result = err;
         return;
@@ -324,7 +324,7 @@ void register_control_commands(CLI::App& app, Context& ctx) {
     del->add_option("CIDR", *cidr, "address or CIDR")->required();
     del->add_option("--reason", *reason, "why");
     del->callback([&ctx, cidr, reason] {
-      if (auto p = trust::Prefix::parse(*cidr); !p) {
+      if (auto p = Prefix::parse(*cidr); !p) {
         ctx.result = fail("bad_cidr", p.error().message);
         return;
       }

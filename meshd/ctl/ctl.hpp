@@ -13,8 +13,9 @@
 #include <filesystem>
 #include <string>
 
+#include "meshd/common/clock.hpp"
 #include "meshd/common/result.hpp"
-#include "trust/time.hpp"
+#include "meshd/common/time.hpp"
 
 namespace meshd::ctl {
 
@@ -31,10 +32,8 @@ void register_enroll_commands(CLI::App& app, Context& ctx);
 // status, peers, blocks, trust, explain, events, block add|del, decision (control socket).
 void register_control_commands(CLI::App& app, Context& ctx);
 
-// Wall clock in Unix ms (meshctl is a tool, not sans-I/O code).
-trust::TimeMs now_ms();
 // "2024-05-01T12:00:00Z" (UTC, second precision).
-std::string format_time(trust::TimeMs ms);
+std::string format_time(TimeMs ms);
 // Creates `dir` (and parents) with mode 0700 if missing; `io_error` naming the path.
 Result<void> ensure_dir(const std::filesystem::path& dir);
 

@@ -115,7 +115,7 @@ Result<v1::NodeCert> check_cert(const EnrollOptions& o, const fs::path& path,
   if (!o.ca.empty()) {
     auto ca = proto::load_public_key(fs::path(o.ca) / "ca.pub");
     if (!ca) return std::unexpected(ca.error());
-    cert = proto::verify_cert(*signed_cert, *ca, now_ms(), v1::ROLE_NODE);
+    cert = proto::verify_cert(*signed_cert, *ca, wall_now_ms(), v1::ROLE_NODE);
   }
   if (!cert) return fail(cert.error().code, shown + ": " + cert.error().message);
   auto cert_key = proto::cert_public_key(*cert);

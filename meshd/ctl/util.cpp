@@ -1,18 +1,12 @@
 #include <sys/stat.h>
 
-#include <chrono>
 #include <ctime>
 
 #include "meshd/ctl/ctl.hpp"
 
 namespace meshd::ctl {
 
-trust::TimeMs now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-std::string format_time(trust::TimeMs ms) {
+std::string format_time(TimeMs ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
   std::tm tm{};
   if (!::gmtime_r(&secs, &tm)) return std::to_string(ms) + " ms";

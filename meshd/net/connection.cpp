@@ -1,15 +1,8 @@
 // One peer connection: connect (outbound), handshake, then three coroutines — reader,
 // writer, idle watchdog — on the transport's io_context thread.
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
 #include <spdlog/spdlog.h>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include "meshd/net/transport_impl.hpp"
 #include "proto/frame.hpp"

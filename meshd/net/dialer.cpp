@@ -1,14 +1,10 @@
 // The dialer: seeds -> resolved candidate addresses -> outbound connections, keeping about
 // target_peers connections with jittered exponential back-off per address.
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "meshd/net/transport_impl.hpp"
 

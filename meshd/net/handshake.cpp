@@ -119,8 +119,7 @@ std::string Handshake::transcript(HandshakeRole signer, std::string_view initiat
 }
 
 HandshakeResult<v1::NodeCert> Handshake::on_peer_hello(
-    proto::Bytes payload, trust::TimeMs now_ms,
-    const std::function<bool(std::uint64_t)>& is_revoked) {
+    proto::Bytes payload, TimeMs now_ms, const std::function<bool(std::uint64_t)>& is_revoked) {
   auto frame = parse_handshake_frame(payload, v1::Frame::kHello, "Hello");
   if (!frame) return std::unexpected(frame.error());
   const v1::Hello& hello = frame->hello();

@@ -27,10 +27,10 @@
 #include <string>
 #include <string_view>
 
+#include "meshd/common/time.hpp"
 #include "meshd/net/secret_stream.hpp"
 #include "proto/crypto.hpp"
 #include "proto/wire.pb.h"
-#include "trust/time.hpp"
 
 namespace meshd::net {
 
@@ -96,7 +96,7 @@ class Handshake {
 
   // Step 2: checks the peer's Hello frame payload at wall-clock `now_ms`. `is_revoked` is
   // asked about the cert serial (may be empty). Returns the peer's verified cert.
-  HandshakeResult<v1::NodeCert> on_peer_hello(proto::Bytes payload, trust::TimeMs now_ms,
+  HandshakeResult<v1::NodeCert> on_peer_hello(proto::Bytes payload, TimeMs now_ms,
                                               const std::function<bool(std::uint64_t)>& is_revoked);
 
   // Step 3 (after on_peer_hello succeeded): the serialized Frame{HelloAuth} to send.

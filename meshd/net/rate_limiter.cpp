@@ -3,45 +3,28 @@
 #include <algorithm>
 
 namespace meshd::net {
+namespace {
 
-TokenBucket::TokenBucket(double rate_per_s, double burst)
-    : rate_(rate_per_s), burst_(std::max(burst, 1.0)), tokens_(burst_) {}
-
-void TokenBucket::refill(std::chrono::nanoseconds now) {
-  if (!started_) {
-    started_ = true;
-    last_ = now;
-    return;
-  }
-  if (now <= last_) return;
-  const double elapsed_s = std::chrono::duration<double>(now - last_).count();
-  tokens_ = std::min(burst_, tokens_ + elapsed_s * rate_);
-  last_ = now;
+// Buckets tick in ns; a burst below one would refuse every frame, so it is at least one.
+TokenRate per_ns(double per_s, double burst) {
+  if (per_s <= 0) return {};
+  return TokenRate{.per_tick = per_s / 1e9, .burst = std::max(burst, 1.0)};
 }
 
-bool TokenBucket::can_take(double amount, std::chrono::nanoseconds now) {
-  if (unlimited()) return true;
-  refill(now);
-  return tokens_ >= amount;
-}
+}  // namespace
 
-bool TokenBucket::try_take(double amount, std::chrono::nanoseconds now) {
-  if (!can_take(amount, now)) return false;
-  if (!unlimited()) tokens_ -= amount;
-  return true;
-}
-
-FrameRateLimiter::FrameRateLimiter(const RateLimit& limit) {
-  if (limit.frames_per_s > 0) frames_ = TokenBucket(limit.frames_per_s, limit.frames_burst);
-  if (limit.bytes_per_s > 0) bytes_ = TokenBucket(limit.bytes_per_s, limit.bytes_burst);
-}
+FrameRateLimiter::FrameRateLimiter(const RateLimit& limit)
+    : frame_rate_(per_ns(limit.frames_per_s, limit.frames_burst)),
+      byte_rate_(per_ns(limit.bytes_per_s, limit.bytes_burst)) {}
 
 bool FrameRateLimiter::allow(std::size_t frame_bytes, std::chrono::nanoseconds now) {
   // Check both before taking from either, so a refused frame costs nothing.
   const double size = static_cast<double>(frame_bytes);
-  if (!frames_.can_take(1, now) || !bytes_.can_take(size, now)) return false;
-  frames_.try_take(1, now);
-  bytes_.try_take(size, now);
+  const auto tick = now.count();
+  if (!frames_.can_take(frame_rate_, 1, tick) || !bytes_.can_take(byte_rate_, size, tick))
+    return false;
+  (void)frames_.try_take(frame_rate_, 1, tick);  // cannot fail: checked just above
+  (void)bytes_.try_take(byte_rate_, size, tick);
   return true;
 }
 

@@ -1,10 +1,12 @@
-// Token buckets for the per-peer receive rate limit (frames/s and bytes/s, with burst).
+// The per-peer receive rate limit (frames/s and bytes/s, with burst), on meshd::TokenBucket.
 //
 // Pure: the caller passes a monotonic `now`; nothing here reads a clock.
 #pragma once
 
 #include <chrono>
-#include <cstdint>
+#include <cstddef>
+
+#include "meshd/common/token_bucket.hpp"
 
 namespace meshd::net {
 
@@ -16,38 +18,18 @@ struct RateLimit {
   double bytes_burst = 0;   // bucket size in bytes (the transport raises it to >= max frame)
 };
 
-// One bucket: `rate` tokens per second, at most `burst` tokens, starts full.
-class TokenBucket {
- public:
-  TokenBucket() = default;  // unlimited
-  TokenBucket(double rate_per_s, double burst);
-
-  // Takes `amount` tokens if available at `now` (monotonic time since any fixed epoch).
-  // Unlimited buckets always succeed. Time going backwards is treated as no time passing.
-  bool try_take(double amount, std::chrono::nanoseconds now);
-  // Refills to `now` and says whether `amount` tokens are available, taking nothing.
-  bool can_take(double amount, std::chrono::nanoseconds now);
-  bool unlimited() const { return rate_ <= 0; }
-  double tokens() const { return tokens_; }
-
- private:
-  void refill(std::chrono::nanoseconds now);
-  double rate_ = 0;
-  double burst_ = 0;
-  double tokens_ = 0;
-  std::chrono::nanoseconds last_{0};
-  bool started_ = false;
-};
-
 // Frames and bytes together: a frame passes only if both buckets have room; a frame
-// refused by one bucket takes nothing from the other.
+// refused by one bucket takes nothing from the other. Time going backwards is treated as
+// no time passing.
 class FrameRateLimiter {
  public:
-  FrameRateLimiter() = default;
+  FrameRateLimiter() = default;  // unlimited
   explicit FrameRateLimiter(const RateLimit& limit);
   bool allow(std::size_t frame_bytes, std::chrono::nanoseconds now);
 
  private:
+  TokenRate frame_rate_;  // per ns
+  TokenRate byte_rate_;
   TokenBucket frames_;
   TokenBucket bytes_;
 };

@@ -1,14 +1,8 @@
 // Transport bookkeeping: listener, peer table, callbacks, bans, revocation, stats.
 // The dialer lives in dialer.cpp, one connection in connection.cpp.
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
 #include <spdlog/spdlog.h>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "meshd/net/transport_impl.hpp"
 #include "proto/cert.hpp"
@@ -18,12 +12,6 @@ namespace meshd::net {
 using asio::redirect_error;
 using asio::use_awaitable;
 using boost::system::error_code;
-
-trust::TimeMs wall_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string to_string(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) {
@@ -39,7 +27,7 @@ std::uint64_t TransportStats::handshakes_failed_total() const {
 }
 
 Result<LocalIdentity> make_identity(proto::SecretKey key, v1::SignedCert cert,
-                                    const proto::PublicKey& ca, trust::TimeMs now_ms) {
+                                    const proto::PublicKey& ca, TimeMs now_ms) {
   auto node_cert = proto::verify_cert(cert, ca, now_ms, v1::ROLE_NODE);
   if (!node_cert) return std::unexpected(node_cert.error());
   auto cert_key = proto::cert_public_key(*node_cert);

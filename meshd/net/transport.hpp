@@ -26,11 +26,9 @@
 // keeps the older one; a node reaching itself is refused and its address never dialed again.
 #pragma once
 
-#include <utility>  // Boost 1.74's Asio uses std::exchange without including <utility>
+#include "meshd/common/asio.hpp"
 
 #include <array>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -42,11 +40,11 @@
 #include <vector>
 
 #include "meshd/common/result.hpp"
+#include "meshd/common/time.hpp"
 #include "meshd/net/backoff.hpp"
 #include "meshd/net/handshake.hpp"
 #include "meshd/net/rate_limiter.hpp"
 #include "proto/wire.pb.h"
-#include "trust/time.hpp"
 
 namespace meshd::net {
 
@@ -113,8 +111,8 @@ struct PeerInfo {
   std::string failure_domain;
   std::uint64_t cert_serial = 0;
   boost::asio::ip::tcp::endpoint remote;
-  bool outbound = false;                 // we dialed it
-  trust::TimeMs connected_since_ms = 0;  // wall clock, handshake completion
+  bool outbound = false;          // we dialed it
+  TimeMs connected_since_ms = 0;  // wall clock, handshake completion
   std::uint64_t bytes_in = 0, bytes_out = 0, frames_in = 0, frames_out = 0;
   std::uint64_t rate_limit_drops = 0;
   std::size_t send_queue_bytes = 0;  // sealed bytes waiting to be written now
@@ -123,7 +121,7 @@ struct PeerInfo {
 // Checks that `cert` is signed by `ca`, valid at `now_ms`, a node cert, and certifies
 // `key`'s public key. Errors: verify_cert's codes (proto/cert.hpp), `identity_mismatch`.
 Result<LocalIdentity> make_identity(proto::SecretKey key, v1::SignedCert cert,
-                                    const proto::PublicKey& ca, trust::TimeMs now_ms);
+                                    const proto::PublicKey& ca, TimeMs now_ms);
 
 class TransportImpl;
 

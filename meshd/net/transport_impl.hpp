@@ -6,17 +6,15 @@
 // public Transport object goes away.
 #pragma once
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "meshd/common/clock.hpp"
 #include "meshd/net/handshake.hpp"
 #include "meshd/net/seeds.hpp"
 #include "meshd/net/transport.hpp"
@@ -27,7 +25,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-trust::TimeMs wall_now_ms();
 std::string to_string(const tcp::endpoint& ep);
 
 class Connection;
@@ -175,7 +172,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<Session> session_;
   FrameRateLimiter limiter_;
   SteadyTime last_rx_{};
-  trust::TimeMs connected_since_ms_ = 0;
+  TimeMs connected_since_ms_ = 0;
 
   std::deque<std::vector<std::uint8_t>> queue_;  // sealed frames with their length prefix
   std::size_t queued_bytes_ = 0;

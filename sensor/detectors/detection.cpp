@@ -7,33 +7,8 @@
 
 namespace meshd::sensor {
 
-std::string_view to_string(Severity s) {
-  switch (s) {
-    case Severity::info:
-      return "info";
-    case Severity::low:
-      return "low";
-    case Severity::medium:
-      return "medium";
-    case Severity::high:
-      return "high";
-    case Severity::critical:
-      return "critical";
-  }
-  return "invalid";
-}
-
-std::optional<Severity> parse_severity(std::string_view s) {
-  std::string lower(s);
-  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (auto v :
-       {Severity::info, Severity::low, Severity::medium, Severity::high, Severity::critical})
-    if (lower == to_string(v)) return v;
-  return std::nullopt;
-}
-
-Detection make_manual_detection(const trust::Prefix& prefix, double confidence, std::string reason,
-                                trust::TimeMs now, trust::Direction direction, Severity severity) {
+Detection make_manual_detection(const Prefix& prefix, double confidence, std::string reason,
+                                TimeMs now, Direction direction, Severity severity) {
   Detection d;
   d.prefix = prefix;
   d.direction = direction;

@@ -51,17 +51,17 @@ std::optional<std::uint64_t> field_uint(const json& fields, const char* key) {
 
 // An address usable as a block target: a parseable, specified host address. IPv4-mapped
 // IPv6 addresses ("::ffff:1.2.3.4") are reported as the IPv4 address they carry.
-std::optional<trust::Prefix> usable_address(std::string_view text) {
+std::optional<Prefix> usable_address(std::string_view text) {
   if (text.size() > 2 && text.front() == '[' && text.back() == ']')
     text = text.substr(1, text.size() - 2);
-  auto p = trust::Prefix::parse(text);
+  auto p = Prefix::parse(text);
   if (!p || !p->is_host()) return std::nullopt;
-  if (p->family == trust::Family::v6) {
+  if (p->family == Family::v6) {
     static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (std::equal(mapped, mapped + 12, p->addr.begin()))
-      return trust::Prefix::v4(static_cast<std::uint32_t>(p->addr[12]) << 24 | p->addr[13] << 16 |
-                                   p->addr[14] << 8 | p->addr[15],
-                               32);
+      return Prefix::v4(static_cast<std::uint32_t>(p->addr[12]) << 24 | p->addr[13] << 16 |
+                            p->addr[14] << 8 | p->addr[15],
+                        32);
   }
   if (std::all_of(p->addr.begin(), p->addr.end(), [](std::uint8_t b) { return b == 0; }))
     return std::nullopt;  // 0.0.0.0 / :: : unbound socket, not a peer
@@ -69,7 +69,7 @@ std::optional<trust::Prefix> usable_address(std::string_view text) {
 }
 
 struct Endpoint {
-  std::optional<trust::Prefix> addr;
+  std::optional<Prefix> addr;
   std::uint16_t port = 0;
 };
 
@@ -88,7 +88,7 @@ Endpoint split_host_port(std::string_view s) {
 }
 
 void map_address(const json& f, FalcoAlert& a) {
-  auto read_addr = [&](const char* key) -> std::optional<trust::Prefix> {
+  auto read_addr = [&](const char* key) -> std::optional<Prefix> {
     auto s = field_string(f, key);
     if (!s) return std::nullopt;
     auto p = usable_address(*s);
@@ -129,10 +129,10 @@ void map_address(const json& f, FalcoAlert& a) {
     a.address_field = "fd.rip";
     a.remote_port = port_of("fd.rport");
     if (sip && *rip == *sip) {
-      a.direction = trust::Direction::egress;
+      a.direction = Direction::egress;
       if (!a.remote_port) a.remote_port = sport;
     } else if (cip && *rip == *cip) {
-      a.direction = trust::Direction::ingress;
+      a.direction = Direction::ingress;
       if (!a.remote_port) a.remote_port = cport;
     }
     return;
@@ -151,12 +151,12 @@ void map_address(const json& f, FalcoAlert& a) {
   if (local_is_server && cip) {
     a.remote = cip;
     a.remote_port = cport;
-    a.direction = trust::Direction::ingress;
+    a.direction = Direction::ingress;
     a.address_field = "fd.cip";
   } else if (!local_is_server && sip) {
     a.remote = sip;
     a.remote_port = sport;
-    a.direction = trust::Direction::egress;
+    a.direction = Direction::egress;
     a.address_field = "fd.sip";
   }
   if (a.remote && from_name) a.address_field = "fd.name";
@@ -174,7 +174,7 @@ std::optional<Severity> falco_priority_to_severity(std::string_view priority) {
   return std::nullopt;
 }
 
-Result<trust::TimeMs> parse_rfc3339_ms(std::string_view t) {
+Result<TimeMs> parse_rfc3339_ms(std::string_view t) {
   auto bad = [&](const char* why) {
     return fail("bad_time", "'" + std::string(t) + "' is not an RFC 3339 time: " + why);
   };
@@ -271,7 +271,7 @@ Result<FalcoAlert> parse_falco_alert(std::string_view body) {
                 "field 'output_fields' must be an object, got " + std::string(of->type_name()));
   const json& f = *of;
   if (a.time == 0)
-    if (auto ns = field_uint(f, "evt.time")) a.time = static_cast<trust::TimeMs>(*ns / 1'000'000);
+    if (auto ns = field_uint(f, "evt.time")) a.time = static_cast<TimeMs>(*ns / 1'000'000);
   a.identity.container_id = field_string(f, "container.id").value_or("");
   if (a.identity.container_id == "host") a.identity.container_id.clear();
   a.identity.pod_name = field_string(f, "k8s.pod.name").value_or("");
@@ -284,7 +284,7 @@ Result<FalcoAlert> parse_falco_alert(std::string_view body) {
   return a;
 }
 
-std::optional<Detection> falco_to_detection(const FalcoAlert& alert, trust::TimeMs now,
+std::optional<Detection> falco_to_detection(const FalcoAlert& alert, TimeMs now,
                                             const FalcoMappingOptions& options) {
   if (!alert.remote || alert.severity < options.min_severity) return std::nullopt;
   Detection d;

@@ -28,13 +28,13 @@ struct FalcoAlert {
   std::string source;    // "syscall", "k8s_audit", …
   std::string hostname;  // the Falco host
   std::vector<std::string> tags;
-  trust::TimeMs time = 0;  // from "time" (RFC 3339) or output_fields."evt.time" (ns); 0 if absent
+  TimeMs time = 0;  // from "time" (RFC 3339) or output_fields."evt.time" (ns); 0 if absent
   // The peer the alert is about, when it carries a usable address (host prefix).
-  std::optional<trust::Prefix> remote;
+  std::optional<Prefix> remote;
   std::uint16_t remote_port = 0;
   // egress: the workload was the client (it connected out); ingress: the peer connected in;
   // both: the fields did not say which side is local.
-  trust::Direction direction = trust::Direction::both;
+  Direction direction = Direction::both;
   std::string address_field;  // which field the address came from, e.g. "fd.rip"
   WorkloadIdentity identity;  // container.id, k8s.pod.name, k8s.ns.name, k8s.pod.uid
   std::string process;        // proc.name
@@ -52,7 +52,7 @@ Result<FalcoAlert> parse_falco_alert(std::string_view body);
 std::optional<Severity> falco_priority_to_severity(std::string_view priority);
 
 // RFC 3339 timestamp ("2024-03-01T12:00:00.123456789Z", "+02:00" offsets) → Unix ms.
-Result<trust::TimeMs> parse_rfc3339_ms(std::string_view text);
+Result<TimeMs> parse_rfc3339_ms(std::string_view text);
 
 struct FalcoMappingOptions {
   Severity min_severity = Severity::low;  // info/debug alerts never become detections
@@ -63,7 +63,7 @@ struct FalcoMappingOptions {
 
 // A detection when the alert names a remote address and is severe enough; nullopt otherwise.
 // `now` is used when the alert carries no time.
-std::optional<Detection> falco_to_detection(const FalcoAlert& alert, trust::TimeMs now,
+std::optional<Detection> falco_to_detection(const FalcoAlert& alert, TimeMs now,
                                             const FalcoMappingOptions& options = {});
 
 }  // namespace meshd::sensor

@@ -5,7 +5,7 @@
 namespace meshd::sensor {
 
 std::size_t FanoutDetector::BadPortKeyHash::operator()(const BadPortKey& k) const noexcept {
-  std::size_t h = trust::PrefixHash{}(k.destination);
+  std::size_t h = PrefixHash{}(k.destination);
   h ^= std::hash<std::uint64_t>{}(k.cgroup) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
   h ^= std::hash<std::uint16_t>{}(k.port) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
   return h;
@@ -22,14 +22,14 @@ void FanoutDetector::drop_front(CgroupState& s) {
   s.window.pop_front();
 }
 
-void FanoutDetector::trim(CgroupState& s, trust::TimeMs now) {
+void FanoutDetector::trim(CgroupState& s, TimeMs now) {
   while (!s.window.empty() && now - s.window.front().at >= config_.window_ms) drop_front(s);
   // Re-arm only well below the threshold, so counts hovering around it do not re-alert.
   if (s.destinations.size() <= config_.max_destinations / 2) s.fanout_alerted = false;
   if (s.ports.size() <= config_.max_ports / 2) s.scan_alerted = false;
 }
 
-FanoutDetector::CgroupState* FanoutDetector::state_for(std::uint64_t cgroup, trust::TimeMs now) {
+FanoutDetector::CgroupState* FanoutDetector::state_for(std::uint64_t cgroup, TimeMs now) {
   if (auto it = cgroups_.find(cgroup); it != cgroups_.end()) return &it->second;
   if (cgroups_.size() >= config_.max_cgroups) expire(now);
   if (cgroups_.size() >= config_.max_cgroups) return nullptr;
@@ -51,7 +51,7 @@ std::vector<Detection> FanoutDetector::on_event(const ConnectEvent& e,
   auto make = [&](std::string detector, Severity sev, double conf, std::string reason) {
     Detection d;
     d.prefix = e.destination;
-    d.direction = trust::Direction::egress;
+    d.direction = Direction::egress;
     d.detector = std::move(detector);
     d.severity = sev;
     d.confidence = conf;
@@ -109,7 +109,7 @@ std::vector<Detection> FanoutDetector::on_event(const ConnectEvent& e,
   return out;
 }
 
-void FanoutDetector::expire(trust::TimeMs now) {
+void FanoutDetector::expire(TimeMs now) {
   for (auto it = cgroups_.begin(); it != cgroups_.end();) {
     trim(it->second, now);
     if (it->second.window.empty())

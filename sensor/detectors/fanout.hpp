@@ -28,7 +28,7 @@
 namespace meshd::sensor {
 
 struct FanoutConfig {
-  trust::DurationMs window_ms = trust::kMinute;
+  DurationMs window_ms = kMinute;
   std::size_t max_destinations = 100;  // distinct addresses per cgroup per window
   std::size_t max_ports = 50;          // distinct destination ports per cgroup per window
   std::vector<std::uint16_t> bad_ports = {4444, 6667, 1337, 31337};
@@ -59,28 +59,28 @@ class FanoutDetector {
   // detections it triggers (usually none).
   std::vector<Detection> on_event(const ConnectEvent& event, const WorkloadIdentity& identity);
   // Drops state older than the window. Call periodically (on_event also trims lazily).
-  void expire(trust::TimeMs now);
+  void expire(TimeMs now);
 
   const FanoutStats& stats() const { return stats_; }
   const FanoutConfig& config() const { return config_; }
 
  private:
   struct Observation {
-    trust::TimeMs at;
-    trust::Prefix destination;
+    TimeMs at;
+    Prefix destination;
     std::uint16_t port;
   };
   struct CgroupState {
     std::deque<Observation> window;
-    std::unordered_map<trust::Prefix, std::uint32_t, trust::PrefixHash> destinations;
+    std::unordered_map<Prefix, std::uint32_t, PrefixHash> destinations;
     std::unordered_map<std::uint16_t, std::uint32_t> ports;
     bool fanout_alerted = false;
     bool scan_alerted = false;
-    trust::TimeMs last_seen = 0;
+    TimeMs last_seen = 0;
   };
   struct BadPortKey {
     std::uint64_t cgroup;
-    trust::Prefix destination;
+    Prefix destination;
     std::uint16_t port;
     bool operator==(const BadPortKey&) const = default;
   };
@@ -88,14 +88,14 @@ class FanoutDetector {
     std::size_t operator()(const BadPortKey& k) const noexcept;
   };
 
-  void trim(CgroupState& s, trust::TimeMs now);
+  void trim(CgroupState& s, TimeMs now);
   void drop_front(CgroupState& s);
-  CgroupState* state_for(std::uint64_t cgroup, trust::TimeMs now);
+  CgroupState* state_for(std::uint64_t cgroup, TimeMs now);
 
   FanoutConfig config_;
   std::unordered_set<std::uint16_t> bad_ports_;
   std::unordered_map<std::uint64_t, CgroupState> cgroups_;
-  std::unordered_map<BadPortKey, trust::TimeMs, BadPortKeyHash> bad_port_reported_;
+  std::unordered_map<BadPortKey, TimeMs, BadPortKeyHash> bad_port_reported_;
   FanoutStats stats_;
 };
 

@@ -9,7 +9,7 @@ PrefixMatcher::PrefixMatcher(std::span<const Entry> entries) {
   std::array<Bucket, 33> by_len4;
   std::array<Bucket, 129> by_len6;
   for (const auto& e : entries) {
-    auto& b = e.prefix.family == trust::Family::v4 ? by_len4[e.prefix.len] : by_len6[e.prefix.len];
+    auto& b = e.prefix.family == Family::v4 ? by_len4[e.prefix.len] : by_len6[e.prefix.len];
     b.len = e.prefix.len;
     b.keys.emplace_back(to_addr(e.prefix), e.value);
   }
@@ -28,8 +28,8 @@ PrefixMatcher::PrefixMatcher(std::span<const Entry> entries) {
   finish(by_len6, v6_);
 }
 
-std::optional<PrefixMatcher::Match> PrefixMatcher::longest_match(const trust::Prefix& query) const {
-  const auto& buckets = query.family == trust::Family::v4 ? v4_ : v6_;
+std::optional<PrefixMatcher::Match> PrefixMatcher::longest_match(const Prefix& query) const {
+  const auto& buckets = query.family == Family::v4 ? v4_ : v6_;
   const Addr128 addr = to_addr(query);
   for (const auto& b : buckets) {
     if (b.len > query.len) continue;

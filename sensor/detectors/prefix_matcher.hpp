@@ -10,19 +10,18 @@
 #include <utility>
 #include <vector>
 
-#include "sensor/detectors/address.hpp"
-#include "trust/prefix.hpp"
+#include "meshd/common/prefix.hpp"
 
 namespace meshd::sensor {
 
 class PrefixMatcher {
  public:
   struct Entry {
-    trust::Prefix prefix;
+    Prefix prefix;
     std::uint32_t value = 0;  // caller's payload, e.g. an index into feed metadata
   };
   struct Match {
-    trust::Prefix prefix;  // the longest stored prefix containing the query
+    Prefix prefix;  // the longest stored prefix containing the query
     std::uint32_t value = 0;
   };
 
@@ -31,7 +30,7 @@ class PrefixMatcher {
   explicit PrefixMatcher(std::span<const Entry> entries);
 
   // Longest stored prefix that contains all of `query` (usually a host prefix).
-  std::optional<Match> longest_match(const trust::Prefix& query) const;
+  std::optional<Match> longest_match(const Prefix& query) const;
   std::size_t size() const { return size_; }
 
  private:

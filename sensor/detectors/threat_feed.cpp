@@ -1,5 +1,7 @@
 #include "sensor/detectors/threat_feed.hpp"
 
+#include "meshd/common/errno_text.hpp"
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -51,14 +53,13 @@ ParsedFeed parse_feed(std::string_view text, std::string_view source,
       }
       label = std::string(trim(rest.substr(1)));
     }
-    auto strict = trust::Prefix::parse(token);
-    auto prefix = strict ? strict : trust::Prefix::parse_masking(token);
+    auto strict = Prefix::parse(token);
+    auto prefix = strict ? strict : Prefix::parse_masking(token);
     if (!prefix) {
       bad(prefix.error().message);
       continue;
     }
-    const int min_len =
-        prefix->family == trust::Family::v4 ? options.min_len_v4 : options.min_len_v6;
+    const int min_len = prefix->family == Family::v4 ? options.min_len_v4 : options.min_len_v6;
     if (prefix->len < min_len) {
       bad("'" + std::string(token) + "' is broader than /" + std::to_string(min_len) +
           ", refusing a feed entry that wide");
@@ -77,7 +78,7 @@ Result<void> ThreatFeed::load() {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
     ++stats_.load_failures;
-    return fail("feed_unreadable", "threat feed '" + path_ + "': " + std::strerror(errno));
+    return fail("feed_unreadable", "threat feed '" + path_ + "': " + errno_text(errno));
   }
   std::ifstream in(path_, std::ios::binary);
   std::ostringstream buf;
@@ -108,7 +109,7 @@ Result<void> ThreatFeed::load() {
   return {};
 }
 
-Result<bool> ThreatFeed::maybe_reload(trust::TimeMs now) {
+Result<bool> ThreatFeed::maybe_reload(TimeMs now) {
   if (polled_once_ && now >= last_poll_ && now - last_poll_ < options_.poll_interval_ms)
     return false;
   polled_once_ = true;
@@ -116,7 +117,7 @@ Result<bool> ThreatFeed::maybe_reload(trust::TimeMs now) {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
     ++stats_.load_failures;
-    return fail("feed_unreadable", "threat feed '" + path_ + "': " + std::strerror(errno));
+    return fail("feed_unreadable", "threat feed '" + path_ + "': " + errno_text(errno));
   }
   FileStamp current{
       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
@@ -126,7 +127,7 @@ Result<bool> ThreatFeed::maybe_reload(trust::TimeMs now) {
   return true;
 }
 
-std::optional<ThreatFeed::Match> ThreatFeed::match(const trust::Prefix& address) const {
+std::optional<ThreatFeed::Match> ThreatFeed::match(const Prefix& address) const {
   ++stats_.lookups;
   auto m = matcher_.longest_match(address);
   if (!m) return std::nullopt;

@@ -25,7 +25,7 @@
 namespace meshd::sensor {
 
 struct FeedEntry {
-  trust::Prefix prefix;
+  Prefix prefix;
   std::string label;  // "SBL123", a comment, or empty
 };
 
@@ -53,14 +53,14 @@ ParsedFeed parse_feed(std::string_view text, std::string_view source,
 struct FeedOptions {
   std::string name;  // detector id becomes "feed:<name>"
   // DROP-style lists name networks that should neither be reached nor heard from.
-  trust::Direction direction = trust::Direction::both;
+  Direction direction = Direction::both;
   Severity severity = Severity::high;
   double confidence = 0.9;
   // stat() the file at most this often; maybe_reload calls in between are free.
-  trust::DurationMs poll_interval_ms = 5 * trust::kSecond;
+  DurationMs poll_interval_ms = 5 * kSecond;
   // The same feed prefix produces at most one detection per this interval (a process
   // retrying its C2 server must not flood the daemon).
-  trust::DurationMs repeat_suppress_ms = trust::kMinute;
+  DurationMs repeat_suppress_ms = kMinute;
   FeedParseOptions parse;
 };
 
@@ -82,15 +82,15 @@ class ThreatFeed {
 
   // Loads the file if it is new or changed (checked at most every poll_interval_ms).
   // Returns true when a new table was installed. On a read error the previous table stays.
-  Result<bool> maybe_reload(trust::TimeMs now);
+  Result<bool> maybe_reload(TimeMs now);
   // Unconditional (re)load.
   Result<void> load();
 
   struct Match {
-    trust::Prefix prefix;  // the feed entry (longest match)
+    Prefix prefix;  // the feed entry (longest match)
     std::string_view label;
   };
-  std::optional<Match> match(const trust::Prefix& address) const;
+  std::optional<Match> match(const Prefix& address) const;
 
   // Detection for a connect whose destination is on the feed, unless suppressed.
   std::optional<Detection> check(const ConnectEvent& event, const WorkloadIdentity& identity);
@@ -114,9 +114,9 @@ class ThreatFeed {
   std::vector<std::string> labels_;
   std::vector<std::string> last_errors_;
   FileStamp stamp_;
-  trust::TimeMs last_poll_ = 0;
+  TimeMs last_poll_ = 0;
   bool polled_once_ = false;
-  std::unordered_map<trust::Prefix, trust::TimeMs, trust::PrefixHash> last_reported_;
+  std::unordered_map<Prefix, TimeMs, PrefixHash> last_reported_;
   mutable FeedStats stats_;
 };
 

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "meshd/common/time.hpp"
 #include "meshd/core/messages.hpp"
-#include "trust/time.hpp"
 
 namespace meshd::core::detail {
 
@@ -133,8 +133,7 @@ class FlatIdSet {
 // min(ttl/2, the time it takes to see capacity/2 new ids) and at most ttl.
 class SeenSet {
  public:
-  SeenSet(std::size_t capacity, trust::DurationMs ttl)
-      : half_cap_(capacity / 2), half_ttl_(ttl / 2) {}
+  SeenSet(std::size_t capacity, DurationMs ttl) : half_cap_(capacity / 2), half_ttl_(ttl / 2) {}
 
   bool contains(const EventId& id) const { return cur_.contains(id) || prev_.contains(id); }
   void prefetch(const EventId& id) const {
@@ -142,7 +141,7 @@ class SeenSet {
     prev_.prefetch(id);
   }
   // Returns false if already present.
-  bool insert(const EventId& id, trust::TimeMs now) {
+  bool insert(const EventId& id, TimeMs now) {
     if (contains(id)) return false;
     if (rotate_at_ == kNever) rotate_at_ = now + half_ttl_;
     if (cur_.size() >= half_cap_) rotate();
@@ -151,16 +150,16 @@ class SeenSet {
   }
   bool erase(const EventId& id) { return cur_.erase(id) || prev_.erase(id); }
   // Time-based rotation; call from tick.
-  void expire(trust::TimeMs now) {
+  void expire(TimeMs now) {
     if (rotate_at_ == kNever || now < rotate_at_) return;
     rotate();
     if (now >= rotate_at_ + half_ttl_) rotate();  // two half-periods passed: all is old
     rotate_at_ = size() == 0 ? kNever : now + half_ttl_;
   }
-  trust::TimeMs next_rotation() const { return rotate_at_; }
+  TimeMs next_rotation() const { return rotate_at_; }
   std::size_t size() const { return cur_.size() + prev_.size(); }
 
-  static constexpr trust::TimeMs kNever = INT64_MAX;
+  static constexpr TimeMs kNever = INT64_MAX;
 
  private:
   void rotate() {
@@ -168,9 +167,9 @@ class SeenSet {
     cur_.clear();
   }
   std::size_t half_cap_;
-  trust::DurationMs half_ttl_;
+  DurationMs half_ttl_;
   FlatIdSet cur_, prev_;
-  trust::TimeMs rotate_at_ = kNever;
+  TimeMs rotate_at_ = kNever;
 };
 
 }  // namespace meshd::core::detail

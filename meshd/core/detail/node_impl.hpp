@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "meshd/common/token_bucket.hpp"
 #include "meshd/core/detail/id_set.hpp"
 #include "meshd/core/node.hpp"
 
@@ -53,11 +54,10 @@ struct OriginExtra {
 
 struct OriginState {
   std::string id;
-  std::uint64_t contiguous = 0;      // every seq in [1, contiguous] is held
-  std::vector<std::uint64_t> above;  // held seqs > contiguous + 1, ascending
-  std::vector<StoredEvent> store;    // ascending seq
-  double tokens = 0;                 // per-origin rate limit bucket
-  TimeMs tokens_at = kUnset;
+  std::uint64_t contiguous = 0;        // every seq in [1, contiguous] is held
+  std::vector<std::uint64_t> above;    // held seqs > contiguous + 1, ascending
+  std::vector<StoredEvent> store;      // ascending seq
+  TokenBucket tokens;                  // per-origin rate limit (Impl::origin_rate)
   TimeMs quarantined_until = 0;        // this core quarantined the origin (engine) until then
   std::uint64_t log_gen = 0;           // gen of this origin's latest entry in Impl::vv_log
   std::unique_ptr<OriginExtra> extra;  // rare state (queues, proofs, sync bookkeeping)
@@ -141,8 +141,7 @@ struct PeerState {
   // Hot: touched by every message (kept together on one cache line).
   PeerId id = 0;
   bool connected = false;
-  double tokens = 0;
-  TimeMs tokens_at = kUnset;
+  TokenBucket tokens;  // per-peer rate limit (Impl::peer_rate)
   TimeMs dup_window_start = 0;
   double dups = 0;                  // duplicates pushed in the window
   std::uint64_t dup_news_base = 0;  // stats.events_new at the start of the PREVIOUS window
@@ -268,6 +267,13 @@ struct Node::Impl {
   void expire_store(TimeMs now, Actions& out);
   void evict_top(Actions& out);
   bool take_origin_token(OriginState& o, TimeMs now);
+  // Bucket shapes from the config, in tokens per ms.
+  TokenRate origin_rate() const {
+    return {.per_tick = config.origin_rate_per_min / 60000.0, .burst = config.origin_burst};
+  }
+  TokenRate peer_rate() const {
+    return {.per_tick = config.peer_rate_per_s / 1000.0, .burst = config.peer_burst};
+  }
   void defer(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
              std::uint32_t oi, Source src, TimeMs now);
   void run_deferred(TimeMs now, Actions& out);
@@ -311,7 +317,7 @@ struct Node::Impl {
   Result<trust::Origin> verify_proof(const ProofBody& proof, TimeMs now);
   void on_proof(PeerState* from, const EventId& id, const Envelope& env, const SignedEvent& ev,
                 std::uint32_t oi, Source src, TimeMs now, Actions& out);
-  void detected(std::uint32_t accused, trust::MisbehaviourKind kind, std::vector<Envelope> evidence,
+  void detected(std::uint32_t accused, MisbehaviourKind kind, std::vector<Envelope> evidence,
                 std::string detail, bool engine_quarantined, TimeMs now, Actions& out);
   void on_engine_misbehaviour(const trust::MisbehaviourRecord& rec, const Envelope& current,
                               const SignedEvent& ev, TimeMs now, Actions& out);

@@ -10,18 +10,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "meshd/common/clock.hpp"
 #include "sensor/enforcer.hpp"
 
 namespace meshd::bench {
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-inline trust::TimeMs wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 inline double median(std::vector<double> v) {
@@ -35,7 +30,7 @@ struct RuleMix {
 
 // 60% IPv4 /32, 30% IPv4 /24, 10% IPv6 (/64 and /128 in 2001:db8::/32), random addresses.
 // `v4_only`: every rule IPv4 (for the XDP benchmark, which sends IPv4 packets).
-inline std::vector<sensor::BlockRule> make_rules(std::size_t n, trust::TimeMs now, RuleMix& mix,
+inline std::vector<sensor::BlockRule> make_rules(std::size_t n, TimeMs now, RuleMix& mix,
                                                  bool v4_only = false, std::uint64_t seed = 1) {
   std::mt19937_64 rng(seed);
   std::vector<sensor::BlockRule> rules;
@@ -43,18 +38,18 @@ inline std::vector<sensor::BlockRule> make_rules(std::size_t n, trust::TimeMs no
   for (std::size_t i = 0; i < n; ++i) {
     sensor::BlockRule r;
     r.rule_id = i + 1;
-    r.direction = trust::Direction::both;
-    r.expires_at = now + trust::kHour + static_cast<trust::TimeMs>(rng() % trust::kHour);
+    r.direction = Direction::both;
+    r.expires_at = now + kHour + static_cast<TimeMs>(rng() % kHour);
     const auto kind = i % 10;
     if (kind < 6 || (v4_only && kind == 9)) {
-      r.prefix = trust::Prefix::v4(static_cast<std::uint32_t>(rng()), 32);
+      r.prefix = Prefix::v4(static_cast<std::uint32_t>(rng()), 32);
       ++mix.v4_host;
     } else if (kind < 9) {
-      r.prefix = trust::Prefix::v4(static_cast<std::uint32_t>(rng()) & 0xffffff00u, 24);
+      r.prefix = Prefix::v4(static_cast<std::uint32_t>(rng()) & 0xffffff00u, 24);
       ++mix.v4_24;
     } else {
-      trust::Prefix p;
-      p.family = trust::Family::v6;
+      Prefix p;
+      p.family = Family::v6;
       p.len = (i / 10) % 2 ? 64 : 128;
       p.addr = {0x20, 0x01, 0x0d, 0xb8};
       for (int b = 4; b < 16; ++b) p.addr[b] = static_cast<std::uint8_t>(rng());

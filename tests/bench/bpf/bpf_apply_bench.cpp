@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   }
   bench::quiet_logs();
   bench::RuleMix mix;
-  auto rules = bench::make_rules(n, bench::wall_now(), mix);
+  auto rules = bench::make_rules(n, wall_now_ms(), mix);
 
   sensor::BpfLoaderConfig config;
   config.pin_path = "";
@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
 
   const double cpu0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
-  auto rep = e->apply(rules, bench::wall_now());
+  auto rep = e->apply(rules, wall_now_ms());
   const double apply_s = bench::seconds_since(t0);
   const double apply_cpu_s = cpu_seconds() - cpu0;
   if (!rep) {
@@ -60,15 +60,15 @@ int main(int argc, char** argv) {
   }
 
   t0 = std::chrono::steady_clock::now();
-  auto listed = e->list(bench::wall_now());
+  auto listed = e->list(wall_now_ms());
   const double list_s = bench::seconds_since(t0);
 
-  for (auto& r : rules) r.expires_at += trust::kHour;
+  for (auto& r : rules) r.expires_at += kHour;
   t0 = std::chrono::steady_clock::now();
-  auto retime = e->apply(rules, bench::wall_now());
+  auto retime = e->apply(rules, wall_now_ms());
   const double retime_s = bench::seconds_since(t0);
 
-  std::vector<trust::Prefix> all;
+  std::vector<Prefix> all;
   all.reserve(rules.size());
   for (const auto& r : rules) all.push_back(r.prefix);
   t0 = std::chrono::steady_clock::now();
@@ -79,13 +79,13 @@ int main(int argc, char** argv) {
   // The same entries, one syscall each, into a second set of fresh maps.
   auto raw = sensor::BpfLoader::load(config);
   if (!raw) return 1;
-  const std::uint64_t boot_expiry = static_cast<std::uint64_t>(sensor::boot_time_ns()) + 3600e9;
+  const std::uint64_t boot_expiry = static_cast<std::uint64_t>(boot_time_ns()) + 3600e9;
   t0 = std::chrono::steady_clock::now();
   std::size_t loop_errors = 0;
   for (const auto& r : rules) {
     meshd_block_value v{boot_expiry, r.rule_id, MESHD_DIR_MASK, r.prefix.len};
     int rc;
-    if (r.prefix.family == trust::Family::v4) {
+    if (r.prefix.family == Family::v4) {
       auto k = sensor::to_v4_key(r.prefix);
       rc = bpf_map_update_elem(raw->block_v4_fd(), &k, &v, BPF_ANY);
     } else {

@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
       if (!loader) throw std::runtime_error(loader.error().message);
       auto e = sensor::BpfEnforcer::from_loader(*loader);
       bench::RuleMix mix;
-      auto rules = bench::make_rules(rule_count, bench::wall_now(), mix, true);
-      if (!e || !e->apply(rules, bench::wall_now())) throw std::runtime_error("filling rules");
+      auto rules = bench::make_rules(rule_count, wall_now_ms(), mix, true);
+      if (!e || !e->apply(rules, wall_now_ms())) throw std::runtime_error("filling rules");
     }
 
     std::vector<Rate> udp_off, udp_on, tcp_off, tcp_on;

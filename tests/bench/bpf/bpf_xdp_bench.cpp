@@ -108,9 +108,9 @@ int main(int argc, char** argv) {
     auto e = sensor::BpfEnforcer::from_loader(*loader);
     if (!e) return 1;
     bench::RuleMix mix;
-    auto rules = bench::make_rules(n, bench::wall_now(), mix, /*v4_only=*/true, /*seed=*/n);
+    auto rules = bench::make_rules(n, wall_now_ms(), mix, /*v4_only=*/true, /*seed=*/n);
     auto t0 = std::chrono::steady_clock::now();
-    auto rep = e->apply(rules, bench::wall_now());
+    auto rep = e->apply(rules, wall_now_ms());
     const double fill_s = bench::seconds_since(t0);
     if (!rep || rep->applied != n) {
       std::fprintf(stderr, "bpf_xdp_bench: filling %zu entries failed\n", n);
@@ -164,16 +164,16 @@ int main(int argc, char** argv) {
     auto e = sensor::BpfEnforcer::from_loader(*loader);
     if (!e) return 1;
     std::mt19937_64 rng(n);
-    const trust::TimeMs now = bench::wall_now();
+    const TimeMs now = wall_now_ms();
     std::vector<sensor::BlockRule> rules;
     for (std::size_t i = 0; i < n; ++i) {
-      trust::Prefix p;
-      p.family = trust::Family::v6;
+      Prefix p;
+      p.family = Family::v6;
       p.len = i % 10 < 5 ? 128 : i % 10 < 8 ? 64 : 48;
       for (auto& b : p.addr) b = static_cast<std::uint8_t>(rng());
       p.addr[0] = 0x20 | (p.addr[0] & 0x1f);
       for (int b = p.len / 8; b < 16; ++b) p.addr[b] = 0;
-      rules.push_back({p, trust::Direction::both, i + 1, now + trust::kHour});
+      rules.push_back({p, Direction::both, i + 1, now + kHour});
     }
     auto rep = e->apply(rules, now);
     if (!rep || rep->applied != n) return 1;

@@ -165,8 +165,8 @@ std::vector<std::uint32_t> blocked_sources(const std::vector<sensor::BlockRule>&
   std::mt19937 rng(7);
   // With few rules the same prefix serves several sources (other host bits, if any).
   for (std::size_t i = 0; out.size() < count && i < count * 64; ++i) {
-    const trust::Prefix& p = rules[(i * 7919) % rules.size()].prefix;
-    if (p.family != trust::Family::v4) continue;
+    const Prefix& p = rules[(i * 7919) % rules.size()].prefix;
+    if (p.family != Family::v4) continue;
     std::uint32_t a = (std::uint32_t{p.addr[0]} << 24) | (std::uint32_t{p.addr[1]} << 16) |
                       (std::uint32_t{p.addr[2]} << 8) | p.addr[3];
     if (p.len < 32) a |= rng() & ((1u << (32 - p.len)) - 1);
@@ -254,7 +254,7 @@ class Blaster {
 
 // An XDP link on `ifindex`: driver (native) mode when the driver takes it, else generic,
 // exactly as BpfLoader attaches meshd_xdp_ingress. Closing the fd detaches.
-sensor::Fd attach_xdp(int prog_fd, int ifindex, std::string& mode) {
+Fd attach_xdp(int prog_fd, int ifindex, std::string& mode) {
   for (std::uint32_t flags : {XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE}) {
     bpf_link_create_opts opts{};
     opts.sz = sizeof opts;
@@ -262,14 +262,14 @@ sensor::Fd attach_xdp(int prog_fd, int ifindex, std::string& mode) {
     const int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
     if (fd >= 0) {
       mode = flags == XDP_FLAGS_DRV_MODE ? "native" : "generic";
-      return sensor::Fd(fd);
+      return Fd(fd);
     }
   }
   throw sys_error("attaching XDP");
 }
 
 // r0 = XDP_DROP; exit.
-sensor::Fd load_drop_all() {
+Fd load_drop_all() {
   bpf_insn insns[2]{};
   insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
   insns[0].dst_reg = BPF_REG_0;
@@ -277,7 +277,7 @@ sensor::Fd load_drop_all() {
   insns[1].code = BPF_JMP | BPF_EXIT;
   const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "drop_all", "GPL", insns, 2, nullptr);
   if (fd < 0) throw sys_error("loading the drop-all XDP program");
-  return sensor::Fd(fd);
+  return Fd(fd);
 }
 
 struct RoundResult {
@@ -329,7 +329,7 @@ int run(const Options& opt) {
   test::run_checked(std::string("ip link set ") + kRx + " up && ip link set " + kTx + " up");
   const int rx_ifindex = static_cast<int>(::if_nametoindex(kRx));
 
-  const trust::TimeMs now = bench::wall_now();
+  const TimeMs now = wall_now_ms();
   bench::RuleMix mix;
   const auto rules = bench::make_rules(opt.prefixes, now, mix);
 
@@ -370,7 +370,7 @@ int run(const Options& opt) {
   const std::vector<int> softirqd = ksoftirqd_pids();
 
   Blaster blaster(kTx, std::move(frames), opt.batch);
-  sensor::Fd drop_all = load_drop_all();
+  Fd drop_all = load_drop_all();
   auto xdp_drops = [&] {
     auto c = sensor::read_hook_counters(loader->counters_fd());
     if (!c) throw std::runtime_error(c.error().message);
@@ -383,14 +383,14 @@ int run(const Options& opt) {
   blaster.run(0.2);  // warm-up (nft mode): caches, page pools, the backlog
   for (int round = 0; round < opt.rounds; ++round) {
     for (const std::string mode : {"xdp", "nft", "xdp_all"}) {
-      sensor::Fd link;
+      Fd link;
       if (mode == "xdp") link = attach_xdp(loader->xdp_prog_fd(), rx_ifindex, xdp_mode);
       if (mode == "xdp_all") link = attach_xdp(drop_all.get(), rx_ifindex, drop_all_mode);
       const std::uint64_t x0 = xdp_drops(), n0 = nft_drops();
       const std::int64_t s0 = tasks_cpu_ns(softirqd);
       const Blaster::Result b = blaster.run(opt.seconds);
       const std::int64_t s1 = tasks_cpu_ns(softirqd);
-      link = sensor::Fd();
+      link = Fd();
       const std::uint64_t x = xdp_drops() - x0, n = nft_drops() - n0;
       RoundResult r;
       r.sent = b.sent;
@@ -441,7 +441,11 @@ int run(const Options& opt) {
       {"nft_ns_over_floor", nft_ns - all_ns},
   };
   std::printf("%s\n", out.dump().c_str());
-  (*nft)->destroy();
+  if (auto r = (*nft)->destroy(); !r) {
+    std::fprintf(stderr, "enforcer_drop_bench: removing the nft table: %s\n",
+                 r.error().message.c_str());
+    return 1;
+  }
   return 0;
 }
 

@@ -8,14 +8,12 @@
 // own io_context thread, like two daemons. Prints one JSON object.
 //
 // Usage: net_claim_ingest_bench [N]   (default 50000)
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "meshd/common/clock.hpp"
 #include "meshd/net/transport.hpp"
 #include "proto/cert.hpp"
 #include "proto/envelope.hpp"
@@ -35,12 +34,6 @@ using namespace meshd;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-
-trust::TimeMs now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct Node {
   proto::SecretKey key = proto::SecretKey::generate();
@@ -54,15 +47,15 @@ Node make_node(const proto::SecretKey& ca, const std::string& id, std::uint64_t 
   c.set_public_key(std::string(n.key.public_key().view()));
   c.set_failure_domain("bench");
   c.set_role(v1::ROLE_NODE);
-  c.set_not_before_ms(now_ms() - 60'000);
-  c.set_not_after_ms(now_ms() + 3'600'000);
+  c.set_not_before_ms(wall_now_ms() - 60'000);
+  c.set_not_after_ms(wall_now_ms() + 3'600'000);
   c.set_serial(serial);
   n.cert = proto::sign_cert(c, ca);
   return n;
 }
 
 net::LocalIdentity identity(Node n, const proto::PublicKey& ca) {
-  auto id = net::make_identity(std::move(n.key), std::move(n.cert), ca, now_ms());
+  auto id = net::make_identity(std::move(n.key), std::move(n.cert), ca, wall_now_ms());
   if (!id) {
     std::fprintf(stderr, "identity: %s\n", id.error().message.c_str());
     std::exit(1);
@@ -107,7 +100,7 @@ int main(int argc, char** argv) {
   raw_messages.reserve(n);
   raw_signatures.reserve(n);
   std::size_t frame_bytes = 0;
-  const trust::TimeMs issued = now_ms();
+  const TimeMs issued = wall_now_ms();
   for (std::size_t i = 0; i < n; ++i) {
     v1::Claim claim;
     claim.set_origin("sender");
@@ -166,7 +159,8 @@ int main(int argc, char** argv) {
     const std::string cert_bytes = env.signer_cert().SerializeAsString();
     auto it = cert_cache.find(cert_bytes);
     if (it == cert_cache.end()) {
-      auto cert = proto::verify_cert(env.signer_cert(), ca.public_key(), now_ms(), v1::ROLE_NODE);
+      auto cert =
+          proto::verify_cert(env.signer_cert(), ca.public_key(), wall_now_ms(), v1::ROLE_NODE);
       if (!cert) {
         ++failures;
         return;

@@ -14,6 +14,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <nlohmann/json.hpp>
 
+#include "meshd/common/clock.hpp"
 #include "sensor/nft_enforcer.hpp"
 
 using namespace meshd;
@@ -33,21 +34,15 @@ double cpu_seconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-trust::TimeMs wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t n = 100'000;
-  trust::Direction dir = trust::Direction::both;
+  Direction dir = Direction::both;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--prefixes") n = std::stoul(argv[i + 1]);
     if (std::string(argv[i]) == "--direction") {
-      auto d = trust::parse_direction(argv[i + 1]);
+      auto d = parse_direction(argv[i + 1]);
       if (!d) {
         std::fprintf(stderr, "nft_install_bench: --direction egress|ingress|both\n");
         return 2;
@@ -63,23 +58,23 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(1);
   std::vector<sensor::BlockRule> rules;
   rules.reserve(n);
-  const trust::TimeMs now = wall_now();
+  const TimeMs now = wall_now_ms();
   std::size_t v4_host = 0, v4_24 = 0, v6 = 0;
   for (std::size_t i = 0; i < n; ++i) {
     sensor::BlockRule r;
     r.rule_id = i + 1;
     r.direction = dir;
-    r.expires_at = now + trust::kHour + static_cast<trust::TimeMs>(rng() % trust::kHour);
+    r.expires_at = now + kHour + static_cast<TimeMs>(rng() % kHour);
     const auto kind = i % 10;
     if (kind < 6) {  // 60% IPv4 hosts
-      r.prefix = trust::Prefix::v4(static_cast<std::uint32_t>(rng()), 32);
+      r.prefix = Prefix::v4(static_cast<std::uint32_t>(rng()), 32);
       ++v4_host;
     } else if (kind < 9) {  // 30% IPv4 /24s
-      r.prefix = trust::Prefix::v4(static_cast<std::uint32_t>(rng()), 24);
+      r.prefix = Prefix::v4(static_cast<std::uint32_t>(rng()), 24);
       ++v4_24;
     } else {  // 10% IPv6: /64 networks and /128 hosts in 2001:db8::/32
-      trust::Prefix p;
-      p.family = trust::Family::v6;
+      Prefix p;
+      p.family = Family::v6;
       p.len = (i / 10) % 2 ? 64 : 128;
       p.addr = {0x20, 0x01, 0x0d, 0xb8};
       for (int b = 4; b < 16; ++b) p.addr[b] = static_cast<std::uint8_t>(rng());
@@ -95,7 +90,7 @@ int main(int argc, char** argv) {
   sensor::NftOptions opt;
   opt.table = "meshd-bench";
   auto t0 = std::chrono::steady_clock::now();
-  auto e = sensor::NftEnforcer::create(opt, wall_now(), quiet);
+  auto e = sensor::NftEnforcer::create(opt, wall_now_ms(), quiet);
   if (!e) {
     std::fprintf(stderr, "nft_install_bench: %s\n", e.error().message.c_str());
     return 1;
@@ -104,7 +99,7 @@ int main(int argc, char** argv) {
 
   t0 = std::chrono::steady_clock::now();
   const double cpu0 = cpu_seconds();
-  auto rep = (*e)->apply(rules, wall_now());
+  auto rep = (*e)->apply(rules, wall_now_ms());
   const double apply_s = seconds_since(t0);
   const double apply_cpu_s = cpu_seconds() - cpu0;
   if (!rep) {
@@ -114,16 +109,16 @@ int main(int argc, char** argv) {
   const auto counters_after_apply = (*e)->counters();
 
   t0 = std::chrono::steady_clock::now();
-  auto listed = (*e)->list(wall_now());
+  auto listed = (*e)->list(wall_now_ms());
   const double list_s = seconds_since(t0);
 
   // Re-timing every rule (all expiries +1 h) is a delete+add of every element, one batch.
-  for (auto& r : rules) r.expires_at += trust::kHour;
+  for (auto& r : rules) r.expires_at += kHour;
   t0 = std::chrono::steady_clock::now();
-  auto retime = (*e)->apply(rules, wall_now());
+  auto retime = (*e)->apply(rules, wall_now_ms());
   const double retime_s = seconds_since(t0);
 
-  std::vector<trust::Prefix> all;
+  std::vector<Prefix> all;
   all.reserve(rules.size());
   for (const auto& r : rules) all.push_back(r.prefix);
   t0 = std::chrono::steady_clock::now();
@@ -134,7 +129,7 @@ int main(int argc, char** argv) {
       {"benchmark", "nft_install"},
       {"prefixes", n},
       {"mix", {{"v4_host", v4_host}, {"v4_24", v4_24}, {"v6", v6}}},
-      {"direction", std::string(trust::to_string(dir))},
+      {"direction", std::string(to_string(dir))},
       {"applied", rep->applied},
       {"kernel_elements_added", counters_after_apply.elements_added},
       {"batches", counters_after_apply.batches},

@@ -12,6 +12,7 @@
 
 #include "trust/engine.hpp"
 
+using namespace meshd;
 using namespace meshd::trust;
 
 namespace {

@@ -17,11 +17,10 @@
 namespace meshd::sensor {
 namespace {
 
-using trust::Direction;
-constexpr trust::TimeMs kNow = 1'700'000'000'000;
+constexpr TimeMs kNow = 1'700'000'000'000;
 
-trust::Prefix P(const char* text) {
-  return *trust::Prefix::parse(text);
+Prefix P(const char* text) {
+  return *Prefix::parse(text);
 }
 
 // XDP verdict for a TCP SYN from `src`.
@@ -151,7 +150,7 @@ TEST_F(BpfEnforcerTest, RemoveDeletesOnlyNamedPrefixesAndIgnoresAbsentOnes) {
       {P("2001:db8::/32"), Direction::both, 3, kNow + 60'000},
   };
   ASSERT_TRUE(e_->apply(rules, kNow));
-  std::vector<trust::Prefix> gone = {P("203.0.113.0/24"), P("2001:db8::/32"), P("1.2.3.4/32")};
+  std::vector<Prefix> gone = {P("203.0.113.0/24"), P("2001:db8::/32"), P("1.2.3.4/32")};
   auto removed = e_->remove(gone);
   ASSERT_TRUE(removed) << removed.error().message;
   EXPECT_EQ(*removed, 2u);
@@ -182,8 +181,7 @@ TEST_F(BpfEnforcerTest, LargeBatchIsCountedExactly) {
   if (!e_) return;
   std::vector<BlockRule> rules;
   for (std::uint32_t i = 0; i < 5000; ++i) {
-    rules.push_back(
-        {trust::Prefix::v4(0x0B000000u + (i << 8), 24), Direction::both, i, kNow + 60'000});
+    rules.push_back({Prefix::v4(0x0B000000u + (i << 8), 24), Direction::both, i, kNow + 60'000});
   }
   // Re-applying half of them must not double count.
   std::vector<BlockRule> half(rules.begin(), rules.begin() + 2500);
@@ -212,12 +210,12 @@ TEST_F(BpfEnforcerTest, PreFilterFollowsRemovalsWithoutLosingCoveredEntries) {
   EXPECT_EQ(xdp_verdict(*loader_, "198.19.255.1"), XDP_DROP);
 
   // The /25 shares its /24 with the removed /24: its bit must stay.
-  std::vector<trust::Prefix> gone = {P("203.0.113.0/24")};
+  std::vector<Prefix> gone = {P("203.0.113.0/24")};
   ASSERT_TRUE(e_->remove(gone));
   EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.1"), XDP_PASS);
   EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.200"), XDP_DROP);
 
-  std::vector<trust::Prefix> rest = {P("203.0.113.128/25"), P("198.18.0.0/15")};
+  std::vector<Prefix> rest = {P("203.0.113.128/25"), P("198.18.0.0/15")};
   ASSERT_TRUE(e_->remove(rest));
   EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.200"), XDP_PASS);
   EXPECT_EQ(e_->detailed_stats().v4_filter_slash24s, 0u);
@@ -268,7 +266,7 @@ TEST_F(BpfEnforcerTest, ExactLengthsGoToTheExactMapsOthersToTheTries) {
   // Only the /25 sends lookups to the IPv4 trie.
   EXPECT_EQ(e_->detailed_stats().v4_trie_filter_slash24s, 1u);
 
-  std::vector<trust::Prefix> all;
+  std::vector<Prefix> all;
   for (const auto& r : rules) all.push_back(r.prefix);
   auto removed = e_->remove(all);
   ASSERT_TRUE(removed) << removed.error().message;
@@ -294,7 +292,7 @@ TEST_F(BpfEnforcerTest, ExactLengthEntryLeftInATrieIsRetimedAndRemovedInPlace) {
   EXPECT_EQ(out.rule_id, 6u);  // re-timed where it was, no second copy in the exact map
   EXPECT_NE(bpf_map_lookup_elem(loader_->exact_v4_fd(), &k, &out), 0);
 
-  std::vector<trust::Prefix> gone = {P("198.51.100.0/24")};
+  std::vector<Prefix> gone = {P("198.51.100.0/24")};
   auto removed = reopened->remove(gone);
   ASSERT_TRUE(removed) << removed.error().message;
   EXPECT_EQ(*removed, 1u);

@@ -25,7 +25,7 @@ using test::ipv4_tcp;
 using test::ipv6_tcp;
 using test::truncated;
 
-constexpr trust::TimeMs kNow = 1'700'000'000'000;
+constexpr TimeMs kNow = 1'700'000'000'000;
 constexpr std::uint32_t kTcPass = static_cast<std::uint32_t>(TC_ACT_UNSPEC);
 constexpr std::uint32_t kTcDrop = TC_ACT_SHOT;
 
@@ -35,12 +35,12 @@ struct Row {
   std::uint32_t expected;
 };
 
-trust::Prefix P(const char* text) {
-  return *trust::Prefix::parse(text);
+Prefix P(const char* text) {
+  return *Prefix::parse(text);
 }
 
-BlockRule rule(const char* prefix, trust::Direction d, std::uint64_t id) {
-  return BlockRule{P(prefix), d, id, kNow + trust::kHour};
+BlockRule rule(const char* prefix, Direction d, std::uint64_t id) {
+  return BlockRule{P(prefix), d, id, kNow + kHour};
 }
 
 // Runs one frame through a program; nullopt when the kernel refuses the input itself.
@@ -67,7 +67,6 @@ class PacketPrograms : public ::testing::Test {
     ASSERT_TRUE(enforcer) << enforcer.error().message;
     enforcer_.emplace(std::move(*enforcer));
 
-    using trust::Direction;
     std::vector<BlockRule> rules = {
         rule("10.1.0.0/16", Direction::both, 1),
         rule("10.3.0.0/16", Direction::egress, 3),
@@ -102,7 +101,7 @@ class PacketPrograms : public ::testing::Test {
   }
 
   void write_raw_v4(const char* prefix, std::uint64_t expiry_boot_ns) {
-    trust::Prefix p = P(prefix);
+    Prefix p = P(prefix);
     meshd_v4_key k = to_v4_key(p);
     meshd_block_value v{expiry_boot_ns, 99, MESHD_DIR_MASK, p.len};
     ASSERT_EQ(bpf_map_update_elem(loader_->block_v4_fd(), &k, &v, BPF_ANY), 0);
@@ -256,7 +255,6 @@ TEST_F(PacketPrograms, TcDropsBlockedDestinationsAndPassesEverythingElse) {
 // the tries: nested entries across the two still combine, longest first.
 TEST_F(PacketPrograms, ExactMapsAndTriesCombineLongestFirst) {
   if (!loader_) return;
-  using trust::Direction;
   const std::vector<BlockRule> rules = {
       rule("10.9.0.0/16", Direction::ingress, 20),        // trie, around an expired exact /32
       rule("10.10.1.0/24", Direction::ingress, 21),       // exact, around a trie /28
@@ -324,7 +322,7 @@ TEST_F(PacketPrograms, RemovedRuleStopsDropping) {
   if (!loader_) return;
   const Bytes pkt = ipv4_tcp("10.1.2.3", "192.168.0.1");
   ASSERT_EQ(run(loader_->xdp_prog_fd(), pkt), XDP_DROP);
-  std::vector<trust::Prefix> gone = {P("10.1.0.0/16")};
+  std::vector<Prefix> gone = {P("10.1.0.0/16")};
   auto removed = enforcer_->remove(gone);
   ASSERT_TRUE(removed);
   EXPECT_EQ(*removed, 1u);

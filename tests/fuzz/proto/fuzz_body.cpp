@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "proto/cert.hpp"
+#include "proto/convert.hpp"
 #include "proto/envelope.hpp"
 #include "proto/frame.hpp"
 
@@ -98,7 +99,7 @@ std::vector<std::vector<std::uint8_t>> seed_inputs() {
   v1::Claim c;
   c.set_origin("node-a");
   c.set_seq(1);
-  *c.mutable_target() = to_cidr(*trust::Prefix::parse("198.51.100.0/24"));
+  *c.mutable_target() = to_cidr(*Prefix::parse("198.51.100.0/24"));
   c.set_direction(v1::DIRECTION_BOTH);
   c.set_confidence(0.8);
   v1::Frame f;
@@ -108,7 +109,7 @@ std::vector<std::vector<std::uint8_t>> seed_inputs() {
   v1::Retraction r;
   r.set_origin("node-a");
   r.set_seq(2);
-  *r.mutable_prefix() = to_cidr(*trust::Prefix::parse("2001:db8::/48"));
+  *r.mutable_prefix() = to_cidr(*Prefix::parse("2001:db8::/48"));
   v1::Frame fr;
   auto* rr = fr.mutable_range_response();
   *rr->add_envelopes() = sign_retraction(r, node_key());

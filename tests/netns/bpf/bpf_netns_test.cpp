@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "meshd/common/clock.hpp"
 #include "sensor/bpf_enforcer.hpp"
 #include "sensor/bpf_loader.hpp"
 #include "sensor/bpf_maps.hpp"
@@ -21,24 +22,16 @@
 namespace meshd::sensor {
 namespace {
 
-using trust::Direction;
 namespace fs = std::filesystem;
 
-trust::TimeMs wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-trust::Prefix host_prefix(const std::string& address) {
-  auto p = trust::Prefix::parse(address);
+Prefix host_prefix(const std::string& address) {
+  auto p = Prefix::parse(address);
   EXPECT_TRUE(p) << address;
   return *p;
 }
 
-BlockRule block(const std::string& address, Direction d, std::uint64_t id,
-                trust::DurationMs ttl = trust::kHour) {
-  return BlockRule{host_prefix(address), d, id, wall_ms() + ttl};
+BlockRule block(const std::string& address, Direction d, std::uint64_t id, DurationMs ttl = kHour) {
+  return BlockRule{host_prefix(address), d, id, wall_now_ms() + ttl};
 }
 
 // errno of a TCP connect made by a child in `cg` named `comm`; the child's pid in *pid.
@@ -113,7 +106,7 @@ TEST_F(BpfNetns, ConnectHooksDenyBlockedDestinationsAndReportEvents) {
 
   std::vector<BlockRule> rules = {block(net_.peer_v4, Direction::egress, 41),
                                   block(net_.peer_v6, Direction::both, 61)};
-  auto applied = enforcer->apply(rules, wall_ms());
+  auto applied = enforcer->apply(rules, wall_now_ms());
   ASSERT_TRUE(applied) << applied.error().message;
 
   pid_t denied_pid = 0;
@@ -129,7 +122,7 @@ TEST_F(BpfNetns, ConnectHooksDenyBlockedDestinationsAndReportEvents) {
   EXPECT_EQ(test::tcp_connect(net_.peer_v4, 8080), 0);
 
   // Removal lifts the block.
-  std::vector<trust::Prefix> lift = {host_prefix(net_.peer_v4)};
+  std::vector<Prefix> lift = {host_prefix(net_.peer_v4)};
   ASSERT_TRUE(enforcer->remove(lift));
   EXPECT_EQ(connect_from(*cg_, net_.peer_v4, 8080), 0);
 
@@ -155,7 +148,7 @@ TEST_F(BpfNetns, ConnectHooksDenyBlockedDestinationsAndReportEvents) {
   EXPECT_EQ(denied->port, 8080);
   EXPECT_EQ(denied->protocol, Protocol::tcp);
   EXPECT_EQ(denied->verdict, Verdict::denied);
-  EXPECT_LE(std::llabs(denied->at - wall_ms()), 10'000);
+  EXPECT_LE(std::llabs(denied->at - wall_now_ms()), 10'000);
   ASSERT_TRUE(allowed);
   EXPECT_EQ(allowed->comm, "meshd-ok");
   EXPECT_EQ(allowed->verdict, Verdict::allowed);
@@ -186,7 +179,7 @@ TEST_F(BpfNetns, BlockedReaderIsWokenByEventsWithoutPolling) {
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a quiet period
   ASSERT_EQ(send_one(), 0);
   epoll_event ev{};
-  EXPECT_EQ(::epoll_wait(events->epoll_fd(), &ev, 1, 5000), 1) << "no wakeup for the event";
+  EXPECT_EQ(::epoll_wait(events->readable_fd(), &ev, 1, 5000), 1) << "no wakeup for the event";
   EXPECT_EQ(events->poll(seen, 1024, 0), 1u);
   EXPECT_GE(events->next_drain_in_ms(), 0);  // found events: a recheck is due
 
@@ -197,7 +190,7 @@ TEST_F(BpfNetns, BlockedReaderIsWokenByEventsWithoutPolling) {
   const auto t0 = std::chrono::steady_clock::now();
   while (seen.size() < 2 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
     const int wait = events->next_drain_in_ms();
-    if (wait != 0 && ::epoll_wait(events->epoll_fd(), &ev, 1, wait < 0 ? 5000 : wait) < 0) break;
+    if (wait != 0 && ::epoll_wait(events->readable_fd(), &ev, 1, wait < 0 ? 5000 : wait) < 0) break;
     events->poll(seen, 1024, 0);
   }
   EXPECT_EQ(seen.size(), 2u);
@@ -228,7 +221,7 @@ TEST_F(BpfNetns, XdpDropsBlockedSourcesUntilRemovedOrExpired) {
   // Ingress block on the namespace's addresses: XDP drops their packets.
   std::vector<BlockRule> rules = {block(net_.peer_v4, Direction::ingress, 1),
                                   block(net_.peer_v6, Direction::ingress, 2)};
-  ASSERT_TRUE(enforcer->apply(rules, wall_ms()));
+  ASSERT_TRUE(enforcer->apply(rules, wall_now_ms()));
   EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
   EXPECT_EQ(connect_from_ns(*ns_, net_.host_v4, 8081), ETIMEDOUT);
   EXPECT_FALSE(ping_from_ns(*ns_, "-6 " + net_.host_v6));
@@ -239,7 +232,7 @@ TEST_F(BpfNetns, XdpDropsBlockedSourcesUntilRemovedOrExpired) {
   EXPECT_EQ((*counters)[MESHD_HOOK_TC_EGRESS].blocked, 0u);
 
   // Removal: traffic passes again.
-  std::vector<trust::Prefix> lift = {host_prefix(net_.peer_v4), host_prefix(net_.peer_v6)};
+  std::vector<Prefix> lift = {host_prefix(net_.peer_v4), host_prefix(net_.peer_v6)};
   ASSERT_TRUE(enforcer->remove(lift));
   EXPECT_TRUE(ping_from_ns(*ns_, net_.host_v4));
   EXPECT_EQ(connect_from_ns(*ns_, net_.host_v4, 8081), 0);
@@ -247,7 +240,7 @@ TEST_F(BpfNetns, XdpDropsBlockedSourcesUntilRemovedOrExpired) {
 
   // Expiry: the kernel stops enforcing on its own, no daemon action needed.
   std::vector<BlockRule> short_lived = {block(net_.peer_v4, Direction::ingress, 3, 2000)};
-  ASSERT_TRUE(enforcer->apply(short_lived, wall_ms()));
+  ASSERT_TRUE(enforcer->apply(short_lived, wall_now_ms()));
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
   EXPECT_TRUE(test::wait_until([&] { return ping_from_ns(*ns_, net_.host_v4); }, 6000));
@@ -265,7 +258,7 @@ TEST_F(BpfNetns, TcEgressDropsPacketsToBlockedDestinations) {
   EXPECT_EQ(test::tcp_connect(net_.peer_v4, 8082, 1000), 0);
 
   std::vector<BlockRule> rules = {block(net_.peer_v4, Direction::egress, 5)};
-  ASSERT_TRUE(enforcer->apply(rules, wall_ms()));
+  ASSERT_TRUE(enforcer->apply(rules, wall_now_ms()));
   // Not a cgroup hook (none attached here): the host's own packets die at TC egress.
   EXPECT_EQ(test::tcp_connect(net_.peer_v4, 8082, 1000), ETIMEDOUT);
   EXPECT_FALSE(test::run("ping -c1 -W1 " + net_.peer_v4 + " >/dev/null").ok());
@@ -292,10 +285,10 @@ TEST_F(BpfNetns, FallbackModesGenericXdpAndClsactEnforceAndCleanUp) {
     auto enforcer = BpfEnforcer::from_loader(*loader);
     ASSERT_TRUE(enforcer);
     std::vector<BlockRule> ingress = {block(net_.peer_v4, Direction::ingress, 1)};
-    ASSERT_TRUE(enforcer->apply(ingress, wall_ms()));
+    ASSERT_TRUE(enforcer->apply(ingress, wall_now_ms()));
     EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
     std::vector<BlockRule> egress = {block(net_.peer_v6, Direction::egress, 2)};
-    ASSERT_TRUE(enforcer->apply(egress, wall_ms()));
+    ASSERT_TRUE(enforcer->apply(egress, wall_now_ms()));
     EXPECT_FALSE(test::run("ping -6 -c1 -W1 " + net_.peer_v6 + " >/dev/null").ok());
     EXPECT_TRUE(test::run("tc qdisc show dev " + ifname + " | grep -q clsact").ok());
     EXPECT_GE(enforcer->stats().packets_dropped, 2u);
@@ -316,7 +309,7 @@ TEST_F(BpfNetns, LoaderRestartKeepsEnforcementFromPinnedMapsAndReconciles) {
     auto enforcer = BpfEnforcer::open_pinned(loader->pin_path());
     ASSERT_TRUE(enforcer) << enforcer.error().message;
     std::vector<BlockRule> rules = {rule};
-    ASSERT_TRUE(enforcer->apply(rules, wall_ms()));
+    ASSERT_TRUE(enforcer->apply(rules, wall_now_ms()));
     EXPECT_EQ(connect_from(*cg_, net_.peer_v4, 9), EPERM);
     EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
     EXPECT_TRUE(xdp_attached(ifname));
@@ -340,7 +333,7 @@ TEST_F(BpfNetns, LoaderRestartKeepsEnforcementFromPinnedMapsAndReconciles) {
   auto enforcer = BpfEnforcer::open_pinned(maps);
   ASSERT_TRUE(enforcer) << enforcer.error().message;
   EXPECT_EQ(enforcer->stats().active_rules, 1u);
-  auto listed = enforcer->list(wall_ms());
+  auto listed = enforcer->list(wall_now_ms());
   ASSERT_TRUE(listed) << listed.error().message;
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].prefix, rule.prefix);

@@ -48,11 +48,6 @@ bool reap_within(pid_t pid, int ms) {
 
 }  // namespace
 
-std::int64_t unix_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 std::string MeshCluster::bin(const std::string& tool) {
   return std::string(MESHD_TEST_BIN_DIR) + "/" + tool;
 }

@@ -136,7 +136,4 @@ class MeshCluster {
   std::vector<std::unique_ptr<NetNs>> attached_;
 };
 
-// Wall-clock Unix ms (the daemons' event timestamps use the same clock).
-std::int64_t unix_ms();
-
 }  // namespace meshd::test

@@ -16,14 +16,11 @@
 //
 // Prints one JSON line: {"mode":..., "peer":..., "sent":N, "send_ms":...}. Exit 1 when the
 // connection could not be made or a send failed.
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
 #include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +28,7 @@
 #include <map>
 #include <string>
 
+#include "meshd/common/clock.hpp"
 #include "meshd/net/transport.hpp"
 #include "proto/cert.hpp"
 #include "proto/envelope.hpp"
@@ -41,12 +39,6 @@ namespace {
 using namespace meshd;
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-
-trust::TimeMs now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "mesh_peer_tool: %s\n", what.c_str());
@@ -91,7 +83,7 @@ Args parse(int argc, char** argv) {
 }
 
 v1::Claim make_claim(const std::string& origin, std::uint64_t seq, std::uint32_t addr,
-                     trust::TimeMs ttl_ms) {
+                     TimeMs ttl_ms) {
   v1::Claim c;
   c.set_origin(origin);
   c.set_seq(seq);
@@ -103,7 +95,7 @@ v1::Claim make_claim(const std::string& origin, std::uint64_t seq, std::uint32_t
   c.set_detector("feed:peer-tool");
   c.set_severity(v1::SEVERITY_HIGH);
   c.set_confidence(0.9);
-  c.set_issued_at_ms(now_ms());
+  c.set_issued_at_ms(wall_now_ms());
   c.set_ttl_ms(ttl_ms);
   c.mutable_context()->set_reason("mesh_peer_tool");
   return c;
@@ -129,11 +121,11 @@ int main(int argc, char** argv) {
   auto transport_key = must(proto::load_secret_key(args.need("key")), "--key");
   const auto sign_key = must(proto::load_secret_key(args.need("key")), "--key");
   auto identity =
-      must(net::make_identity(std::move(transport_key), cert, ca, now_ms()), "identity");
+      must(net::make_identity(std::move(transport_key), cert, ca, wall_now_ms()), "identity");
 
   // The frames to push, prepared before connecting.
   std::vector<std::string> frames;
-  const auto ttl = static_cast<trust::TimeMs>(std::stoll(args.get("ttl-ms", "3600000")));
+  const auto ttl = static_cast<TimeMs>(std::stoll(args.get("ttl-ms", "3600000")));
   const std::uint64_t seq0 = std::stoull(args.get("seq-start", "1"));
   if (args.mode == "forge") {
     v1::SignedCert signer = cert;

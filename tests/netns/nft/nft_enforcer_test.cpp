@@ -4,6 +4,7 @@
 // with nsenter. The test addresses live on the namespace's loopback, so traffic between
 // them crosses the output and input hooks.
 #include "sensor/nft_enforcer.hpp"
+#include "meshd/common/clock.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,14 +27,8 @@ namespace {
 
 using meshd::test::NetNs;
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
-}
-
-trust::TimeMs wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
 
 // Moves the calling thread into a network namespace until destruction.
@@ -158,7 +153,7 @@ class NftNetns : public ::testing::Test {
     NftOptions opt;
     opt.table = table_;
     opt.prefer_destroy = prefer_destroy;
-    auto e = NftEnforcer::create(opt, wall_now(),
+    auto e = NftEnforcer::create(opt, wall_now_ms(),
                                  std::make_shared<spdlog::logger>(
                                      "nft-test", std::make_shared<spdlog::sinks::null_sink_st>()));
     EXPECT_TRUE(e) << e.error().message;
@@ -173,7 +168,7 @@ class NftNetns : public ::testing::Test {
   }
 
   ApplyReport apply(std::vector<BlockRule> rules) {
-    auto r = enforcer_->apply(rules, wall_now());
+    auto r = enforcer_->apply(rules, wall_now_ms());
     EXPECT_TRUE(r) << r.error().message;
     return r ? *r : ApplyReport{};
   }
@@ -185,9 +180,9 @@ class NftNetns : public ::testing::Test {
   std::unique_ptr<NftEnforcer> enforcer_;
 };
 
-BlockRule rule(std::string_view p, std::uint64_t id, trust::DurationMs ttl,
-               trust::Direction d = trust::Direction::egress) {
-  return BlockRule{P(p), d, id, wall_now() + ttl};
+BlockRule rule(std::string_view p, std::uint64_t id, DurationMs ttl,
+               Direction d = Direction::egress) {
+  return BlockRule{P(p), d, id, wall_now_ms() + ttl};
 }
 
 TEST_F(NftNetns, BlocksACidrExactlyAndRemovalRestoresTraffic) {
@@ -207,7 +202,7 @@ TEST_F(NftNetns, BlocksACidrExactlyAndRemovalRestoresTraffic) {
   EXPECT_NE(listed.output.find("flags interval,timeout"), std::string::npos) << listed.output;
   EXPECT_GT(enforcer_->stats().packets_dropped, 0u);
 
-  std::vector<trust::Prefix> gone{P("10.77.1.0/24"), P("192.0.2.0/24")};
+  std::vector<Prefix> gone{P("10.77.1.0/24"), P("192.0.2.0/24")};
   EXPECT_EQ(enforcer_->remove(gone).value(), 1u);
   EXPECT_EQ(try_connect("10.77.1.1"), 0);
   EXPECT_EQ(nft_list().output.find("10.77.1.0/24"), std::string::npos);
@@ -215,7 +210,7 @@ TEST_F(NftNetns, BlocksACidrExactlyAndRemovalRestoresTraffic) {
 
 TEST_F(NftNetns, Ipv6AndIngress) {
   ASSERT_TRUE(enforcer_);
-  apply({rule("fd00:77::/64", 1, 60'000), rule("10.77.3.1", 2, 60'000, trust::Direction::ingress)});
+  apply({rule("fd00:77::/64", 1, 60'000), rule("10.77.3.1", 2, 60'000, Direction::ingress)});
   EXPECT_EQ(udp_send("fd00:77::1"), EPERM);
   EXPECT_EQ(try_connect("fd00:78::1"), 0);
   // Ingress: packets FROM 10.77.3.1 are dropped on input, so the handshake never completes.
@@ -225,7 +220,7 @@ TEST_F(NftNetns, Ipv6AndIngress) {
   // 10.77.3.1, so the connection still fails (timeout, not EPERM).
   EXPECT_EQ(try_connect("10.77.3.1", "10.77.1.1"), ETIMEDOUT);
   // One `both` rule blocks in both directions.
-  apply({rule("10.77.1.200", 3, 60'000, trust::Direction::both)});
+  apply({rule("10.77.1.200", 3, 60'000, Direction::both)});
   EXPECT_EQ(udp_send("10.77.1.200"), EPERM);
   EXPECT_EQ(try_connect("10.77.2.1", "10.77.1.200"), ETIMEDOUT);
   EXPECT_EQ(try_connect("10.77.2.1", "10.77.1.1"), 0);
@@ -245,7 +240,7 @@ TEST_F(NftNetns, ExpiredElementStopsBlockingInTheKernel) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
   EXPECT_EQ(try_connect("10.77.1.1"), 0);
   EXPECT_EQ(nft_list().output.find("10.77.1.1"), std::string::npos);
-  EXPECT_TRUE(enforcer_->list(wall_now())->empty());
+  EXPECT_TRUE(enforcer_->list(wall_now_ms())->empty());
 }
 
 TEST_F(NftNetns, NestedRulesKeepTheLongerExpiryOfEachPart) {
@@ -255,12 +250,12 @@ TEST_F(NftNetns, NestedRulesKeepTheLongerExpiryOfEachPart) {
   EXPECT_EQ(udp_send("10.77.2.1"), EPERM);
   EXPECT_TRUE(meshd::test::wait_until([] { return udp_send("10.77.2.1") == 0; }, 6000));
   EXPECT_EQ(udp_send("10.77.1.1"), EPERM);  // the /24 outlives the /16 around it
-  auto listed = enforcer_->list(wall_now()).value();
+  auto listed = enforcer_->list(wall_now_ms()).value();
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].prefix, P("10.77.1.0/24"));
   // Adjacent halves of a /24, then only one of them.
   apply({rule("10.77.1.0/25", 3, 60'000), rule("10.77.1.128/25", 4, 60'000)});
-  std::vector<trust::Prefix> gone{P("10.77.1.0/24"), P("10.77.1.0/25")};
+  std::vector<Prefix> gone{P("10.77.1.0/24"), P("10.77.1.0/25")};
   EXPECT_EQ(enforcer_->remove(gone).value(), 2u);
   EXPECT_EQ(try_connect("10.77.1.1"), 0);
   EXPECT_EQ(udp_send("10.77.1.200"), EPERM);
@@ -274,9 +269,9 @@ TEST_F(NftNetns, WholeAddressSpaceAndTopAddresses) {
   EXPECT_EQ(try_connect("10.77.2.1"), 0);
   auto listed = nft_list();
   EXPECT_NE(listed.output.find("255.255.255.254/31"), std::string::npos) << listed.output;
-  apply({rule("0.0.0.0/0", 3, 60'000, trust::Direction::ingress)});
+  apply({rule("0.0.0.0/0", 3, 60'000, Direction::ingress)});
   EXPECT_EQ(try_connect("10.77.2.1"), ETIMEDOUT);
-  std::vector<trust::Prefix> all{P("0.0.0.0/0"), P("::/0"), P("255.255.255.254/31")};
+  std::vector<Prefix> all{P("0.0.0.0/0"), P("::/0"), P("255.255.255.254/31")};
   EXPECT_EQ(enforcer_->remove(all).value(), 3u);
   EXPECT_EQ(try_connect("10.77.2.1"), 0);
   EXPECT_EQ(try_connect("fd00:78::1"), 0);
@@ -300,22 +295,22 @@ TEST_F(NftNetns, ProtectedPrefixIsRefusedI1) {
 
 TEST_F(NftNetns, RestartAdoptsTheTableAndDestroyRemovesIt) {
   ASSERT_TRUE(enforcer_);
-  apply({rule("10.77.1.0/24", 11, 60'000, trust::Direction::both), rule("fd00:77::1", 12, 60'000)});
-  auto before = enforcer_->list(wall_now()).value();
+  apply({rule("10.77.1.0/24", 11, 60'000, Direction::both), rule("fd00:77::1", 12, 60'000)});
+  auto before = enforcer_->list(wall_now_ms()).value();
   ASSERT_EQ(before.size(), 2u);
   enforcer_.reset();  // daemon exits: the table and its blocks stay
   EXPECT_EQ(udp_send("10.77.1.1"), EPERM);
   enforcer_ = make_enforcer();
   ASSERT_TRUE(enforcer_);
-  auto after = enforcer_->list(wall_now()).value();
+  auto after = enforcer_->list(wall_now_ms()).value();
   ASSERT_EQ(after.size(), 2u);
   EXPECT_EQ(after[0].prefix, before[0].prefix);
   EXPECT_EQ(after[0].rule_id, before[0].rule_id);
-  EXPECT_EQ(after[0].direction, trust::Direction::both);
+  EXPECT_EQ(after[0].direction, Direction::both);
   EXPECT_EQ(after[0].expires_at, before[0].expires_at);
   EXPECT_EQ(after[1].prefix, P("fd00:77::1"));
   // The adopted rules are managed like our own: removal works.
-  std::vector<trust::Prefix> gone{P("fd00:77::1")};
+  std::vector<Prefix> gone{P("fd00:77::1")};
   EXPECT_EQ(enforcer_->remove(gone).value(), 1u);
   EXPECT_EQ(try_connect("fd00:77::1"), 0);
   ASSERT_TRUE(enforcer_->destroy());
@@ -330,7 +325,7 @@ TEST_F(NftNetns, ForeignTableOfTheSameNameIsNeverTouched) {
   sh("nft add table inet " + table_ + " && nft add chain inet " + table_ + " mine");
   NftOptions opt;
   opt.table = table_;
-  auto e = NftEnforcer::create(opt, wall_now());
+  auto e = NftEnforcer::create(opt, wall_now_ms());
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().code, "nft_foreign_table");
   EXPECT_NE(nft_list().output.find("chain mine"), std::string::npos);
@@ -343,18 +338,18 @@ TEST_F(NftNetns, ElementsChangedBehindOurBackAreRereadAndFixed) {
   enforcer_ = make_enforcer(false);
   ASSERT_TRUE(enforcer_);
   EXPECT_FALSE(enforcer_->kernel_has_destroy());
-  apply({rule("10.77.1.0/24", 1, 60'000, trust::Direction::both), rule("10.77.2.1", 2, 60'000)});
+  apply({rule("10.77.1.0/24", 1, 60'000, Direction::both), rule("10.77.2.1", 2, 60'000)});
   sh("nft delete element inet " + table_ + " both4 { 10.77.1.0/24 }");
   EXPECT_EQ(udp_send("10.77.1.1"), 0);  // an operator removed it by hand
   // Re-timing the rule must delete the element we believe exists: the kernel says it does
   // not, the enforcer re-reads the sets and installs it again.
-  apply({rule("10.77.1.0/24", 1, 120'000, trust::Direction::both)});
+  apply({rule("10.77.1.0/24", 1, 120'000, Direction::both)});
   EXPECT_EQ(enforcer_->counters().resyncs, 1u);
   EXPECT_EQ(udp_send("10.77.1.1"), EPERM);
   // An element added by hand (no meshd comment) is removed by an explicit reload.
   sh("nft add element inet " + table_ + " egress4 { 10.77.3.0/24 timeout 1h }");
   EXPECT_EQ(udp_send("10.77.3.1"), EPERM);
-  ASSERT_TRUE(enforcer_->reload_from_kernel(wall_now()));
+  ASSERT_TRUE(enforcer_->reload_from_kernel(wall_now_ms()));
   EXPECT_EQ(udp_send("10.77.3.1"), 0);
   EXPECT_EQ(udp_send("10.77.2.1"), EPERM);
   // A short rule expires in the kernel; the enforcer then re-applies over it without error.
@@ -362,7 +357,7 @@ TEST_F(NftNetns, ElementsChangedBehindOurBackAreRereadAndFixed) {
   EXPECT_TRUE(meshd::test::wait_until([] { return udp_send("10.77.2.1") == 0; }, 5000));
   apply({rule("10.77.2.0/24", 3, 60'000)});
   EXPECT_EQ(udp_send("10.77.2.1"), EPERM);
-  std::vector<trust::Prefix> all{P("10.77.1.0/24"), P("10.77.2.0/24")};
+  std::vector<Prefix> all{P("10.77.1.0/24"), P("10.77.2.0/24")};
   EXPECT_EQ(enforcer_->remove(all).value(), 2u);
   EXPECT_EQ(udp_send("10.77.1.1"), 0);
   EXPECT_EQ(udp_send("10.77.2.1"), 0);

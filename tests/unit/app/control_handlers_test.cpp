@@ -12,6 +12,7 @@
 
 #include "meshd/ctl/client.hpp"
 #include "proto/cert.hpp"
+#include "proto/convert.hpp"
 #include "proto/envelope.hpp"
 #include "proto/frame.hpp"
 #include "proto/keys.hpp"
@@ -100,7 +101,7 @@ TEST_F(ControlApi, SocketIsOwnerOnly) {
 }
 
 TEST_F(ControlApi, BlockAddIpv4HostIsSignedEnforcedAndListed) {
-  const auto before = now_ms();
+  const auto before = wall_now_ms();
   auto r = block_add("203.0.113.7", {"--ttl", "10m", "--severity", "critical"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("claimed 203.0.113.7 (seq 1): enforced here"), std::string::npos) << r.out;
@@ -116,7 +117,7 @@ TEST_F(ControlApi, BlockAddIpv4HostIsSignedEnforcedAndListed) {
   // The requested 10 minutes bound the block (the policy may grant less, never more).
   const auto expires = (*b)["expires_at"].get<std::int64_t>();
   EXPECT_GT(expires, before);
-  EXPECT_LE(expires, now_ms() + 10 * 60'000);
+  EXPECT_LE(expires, wall_now_ms() + 10 * 60'000);
   EXPECT_EQ(status()["enforced"], 1);
   EXPECT_EQ(status()["own_seq"], 1);
 
@@ -440,8 +441,8 @@ TEST_F(ControlApi, OperatorDecisionFromAnotherCaIsRefused) {
   d.set_operator_id("mallory");
   d.set_seq(1);
   d.set_action(v1::OPERATOR_ACTION_BLOCK);
-  *d.mutable_target() = proto::to_cidr(*trust::Prefix::parse("203.0.113.60"));
-  d.set_issued_at_ms(now_ms());
+  *d.mutable_target() = proto::to_cidr(*Prefix::parse("203.0.113.60"));
+  d.set_issued_at_ms(wall_now_ms());
   v1::ControlRequest req;
   *req.mutable_operator_decision()->mutable_decision() = proto::sign_operator_decision(d, *op_key);
   *req.mutable_operator_decision()->mutable_operator_cert() = *op_cert;

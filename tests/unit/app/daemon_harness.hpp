@@ -30,31 +30,14 @@
 #include "meshd/app/config.hpp"
 #include "meshd/app/daemon.hpp"
 #include "meshd/ctl/ctl.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace meshd::test {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "meshd-app-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using meshd::testing::TempDir;
 
 // Redirects file descriptor 1 (printf and std::cout alike) into a temp file while alive.
 // The daemon logs to stderr, so only meshctl's output is captured.
@@ -169,7 +152,7 @@ class DaemonUnderTest {
                                << "  key: " << ids.node_key() << "\n"
                                << "  cert: " << ids.node_cert() << "\n"
                                << "  ca: " << ids.ca_pub() << "\n"
-                               << "  data_dir: " << (dir / "data") << "\n"
+                               << "  data_dir: " << dir.file("data") << "\n"
                                << "mesh:\n  listen: \"\"\n  peers: []\n"
                                << "control:\n  socket: " << socket_ << "\n"
                                << "metrics:\n  listen: \"\"\n"
@@ -227,10 +210,6 @@ inline std::optional<json> find_prefix(const json& arr, const std::string& prefi
   for (const auto& e : arr)
     if (e.value("prefix", "") == prefix) return e;
   return std::nullopt;
-}
-
-inline std::int64_t now_ms() {
-  return ctl::now_ms();
 }
 
 }  // namespace meshd::test

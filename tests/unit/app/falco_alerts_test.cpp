@@ -1,10 +1,8 @@
 // sensor.falco_listen end to end: Falco alerts POSTed over real HTTP to a real daemon become
 // signed claims (blocks, explain, events), alerts without a destination are counted and not
 // claimed, bad bodies get a 4xx and a counter, and the daemon keeps serving.
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -273,8 +271,8 @@ TEST(FalcoConfig, ShortOrMissingSecretFileIsAStartError) {
   TempDir dir;
   Identities ids(dir);
   std::ofstream(dir / "short.secret") << "tooshort\n";
-  for (const auto& [file, why] : {std::pair{dir / "short.secret", "at least 16 characters"},
-                                  std::pair{dir / "missing.secret", "cannot read"}}) {
+  for (const auto& [file, why] : {std::pair{dir.file("short.secret"), "at least 16 characters"},
+                                  std::pair{dir.file("missing.secret"), "cannot read"}}) {
     try {
       DaemonUnderTest d(dir, ids,
                         "  falco_listen: 127.0.0.1:0\n  falco_secret_file: " + file + "\n");

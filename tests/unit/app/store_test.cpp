@@ -27,8 +27,7 @@ class StoreTest : public ::testing::Test {
     EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message);
     return std::move(*s);
   }
-  static StoredEnvelope env(std::uint8_t id, std::string origin, std::uint64_t seq,
-                            trust::TimeMs exp) {
+  static StoredEnvelope env(std::uint8_t id, std::string origin, std::uint64_t seq, TimeMs exp) {
     StoredEnvelope e;
     e.event_id.fill(id);
     e.origin = std::move(origin);

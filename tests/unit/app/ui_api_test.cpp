@@ -74,7 +74,7 @@ class UiDaemon {
                                << "  key: " << ids.node_key() << "\n"
                                << "  cert: " << ids.node_cert() << "\n"
                                << "  ca: " << ids.ca_pub() << "\n"
-                               << "  data_dir: " << (dir / "data") << "\n"
+                               << "  data_dir: " << dir.file("data") << "\n"
                                << "mesh:\n  listen: \"\"\n  peers: []\n"
                                << "control:\n  socket: " << socket_ << "\n"
                                << "metrics:\n  listen: \"127.0.0.1:" << port_ << "\"\n"

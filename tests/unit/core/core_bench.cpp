@@ -51,12 +51,11 @@ struct BenchOpener final : EventOpener {
     trust::ClaimFacts f;
     f.origin = ev.origin;
     f.seq = seq;
-    f.prefix =
-        trust::Prefix::v4(0x0a000000u + origin * 1024u + static_cast<std::uint32_t>(seq), 32);
-    f.severity = trust::Severity::high;
+    f.prefix = Prefix::v4(0x0a000000u + origin * 1024u + static_cast<std::uint32_t>(seq), 32);
+    f.severity = Severity::high;
     f.confidence = 0.9;
     f.issued_at = kT0;
-    f.requested_ttl = trust::kHour;
+    f.requested_ttl = kHour;
     f.detector = "bench";
     ev.body = std::move(f);
     return ev;

@@ -29,8 +29,8 @@ struct Spec {
   TimeMs issued_at = kT0;
   std::string prefix = "203.0.113.7/32";
   double confidence = 0.9;
-  trust::Severity severity = trust::Severity::high;
-  DurationMs ttl = trust::kHour;
+  Severity severity = Severity::high;
+  DurationMs ttl = kHour;
   std::string salt{};  // different salt = different body (equivocation)
   bool signature_ok = true;
   bool stale = false;
@@ -40,7 +40,7 @@ struct Spec {
   trust::OperatorDecision decision{};
   // proof
   std::string accused{};
-  trust::MisbehaviourKind proof_kind = trust::MisbehaviourKind::equivocation;
+  MisbehaviourKind proof_kind = MisbehaviourKind::equivocation;
   std::vector<Envelope> evidence{};
 };
 
@@ -115,8 +115,8 @@ class FakeOpener final : public EventOpener {
         trust::ClaimFacts f;
         f.origin = ev.origin;
         f.seq = s->seq;
-        f.prefix = *trust::Prefix::parse(s->prefix);
-        f.direction = trust::Direction::both;
+        f.prefix = *Prefix::parse(s->prefix);
+        f.direction = Direction::both;
         f.detector = "test";
         f.severity = s->severity;
         f.confidence = s->confidence;

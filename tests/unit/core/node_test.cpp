@@ -12,7 +12,7 @@ namespace {
 
 bool has_enforce(const Actions& a, const std::string& prefix) {
   for (const auto& b : a.blocks)
-    if (b.kind == trust::BlockChange::Kind::enforce && b.prefix == *trust::Prefix::parse(prefix))
+    if (b.kind == trust::BlockChange::Kind::enforce && b.prefix == *Prefix::parse(prefix))
       return true;
   return false;
 }
@@ -250,10 +250,10 @@ TEST_F(Fixture, OperatorDecisionsBypassTheOriginLimit) {
   t.node.on_peer_up(1, kT0);
   trust::OperatorDecision d;
   d.action = trust::OperatorDecision::Action::block;
-  d.prefix = *trust::Prefix::parse("192.0.2.0/24");
-  d.expires_at = kT0 + trust::kHour;
+  d.prefix = *Prefix::parse("192.0.2.0/24");
+  d.expires_at = kT0 + kHour;
   for (std::uint64_t s = 1; s <= 3; ++s) {
-    d.prefix = *trust::Prefix::parse("192.0." + std::to_string(s) + ".0/24");
+    d.prefix = *Prefix::parse("192.0." + std::to_string(s) + ".0/24");
     Actions a = t.node.on_message(
         1,
         Push{reg.make(
@@ -288,7 +288,7 @@ TEST_F(Fixture, StoreIsBoundedAndForgetsWhatExpiresFirst) {
   std::vector<Envelope> evs;
   for (std::uint64_t s = 1; s <= 5; ++s) {
     evs.push_back(
-        reg.make(Spec{.origin = "n1", .seq = s, .ttl = trust::kHour + static_cast<DurationMs>(s)}));
+        reg.make(Spec{.origin = "n1", .seq = s, .ttl = kHour + static_cast<DurationMs>(s)}));
   }
   std::vector<EventId> forgotten;
   for (const auto& e : evs) {
@@ -301,7 +301,7 @@ TEST_F(Fixture, StoreIsBoundedAndForgetsWhatExpiresFirst) {
   EXPECT_EQ(forgotten[1], fake_id(*evs[1]));
   EXPECT_EQ(t.node.contiguous_seq("n1"), 5u);  // forgetting keeps the seqs held
   // Expiry: an hour later everything is forgotten.
-  Actions x = t.node.tick(kT0 + trust::kHour + 10);
+  Actions x = t.node.tick(kT0 + kHour + 10);
   EXPECT_EQ(x.forget.size(), 3u);
   EXPECT_EQ(t.node.store_size(), 0u);
 }

@@ -9,13 +9,12 @@ namespace {
 
 bool lifted(const Actions& a, const std::string& prefix) {
   for (const auto& b : a.blocks)
-    if (b.kind == trust::BlockChange::Kind::lift && b.prefix == *trust::Prefix::parse(prefix))
-      return true;
+    if (b.kind == trust::BlockChange::Kind::lift && b.prefix == *Prefix::parse(prefix)) return true;
   return false;
 }
 bool enforced(const Actions& a, const std::string& prefix) {
   for (const auto& b : a.blocks)
-    if (b.kind == trust::BlockChange::Kind::enforce && b.prefix == *trust::Prefix::parse(prefix))
+    if (b.kind == trust::BlockChange::Kind::enforce && b.prefix == *Prefix::parse(prefix))
       return true;
   return false;
 }
@@ -67,7 +66,7 @@ TEST_F(Proofs, EquivocationIsProvenVerifiedElsewhereAndLiftsBlocks) {
   auto req = await_proof(reporter, kT0 + 6, kT0 + 6 + reporter.node.config().proof_jitter_ms + 1);
   ASSERT_TRUE(req.has_value());
   EXPECT_EQ(req->accused, "x");
-  EXPECT_EQ(req->kind, trust::MisbehaviourKind::equivocation);
+  EXPECT_EQ(req->kind, MisbehaviourKind::equivocation);
   ASSERT_EQ(req->evidence.size(), 2u);
   EXPECT_EQ(reporter.node.stats().proofs_requested, 1u);
 
@@ -90,7 +89,7 @@ TEST_F(Proofs, EquivocationIsProvenVerifiedElsewhereAndLiftsBlocks) {
   EXPECT_TRUE(verifier.engine.ledger().quarantined("x", kT0 + 420));
   EXPECT_TRUE(lifted(v, p1));
   EXPECT_EQ(push_count(v), 2u);  // relayed to the other peers
-  EXPECT_FALSE(verifier.engine.enforced(*trust::Prefix::parse(p1)).has_value());
+  EXPECT_FALSE(verifier.engine.enforced(*Prefix::parse(p1)).has_value());
 
   // Its own later detection of the same equivocation publishes nothing: a proof is known.
   Actions again = verifier.node.on_message(3, Push{body_b}, kT0 + 430);
@@ -145,13 +144,13 @@ TEST_F(Proofs, InvalidProofsAreDroppedAndChangeNothing) {
   }
   EXPECT_EQ(v.node.stats().proofs_invalid, 5u);
   EXPECT_FALSE(v.engine.ledger().quarantined("x", kT0 + 10));
-  EXPECT_TRUE(v.engine.enforced(*trust::Prefix::parse(p1)).has_value());
+  EXPECT_TRUE(v.engine.enforced(*Prefix::parse(p1)).has_value());
   EXPECT_DOUBLE_EQ(v.node.peer(2, kT0 + 10)->penalty, 0);  // not the forwarder's fault
 }
 
 TEST_F(Proofs, ProtectedTargetDetectedByTheEngineIsProvenToOthers) {
   const std::vector<trust::ProtectedPrefix> fleet{
-      {*trust::Prefix::parse("10.96.0.0/12"), "kubernetes api", true}};
+      {*Prefix::parse("10.96.0.0/12"), "kubernetes api", true}};
   TestNode a(reg, "a", "da", Config{}, 1, trust::Params{}, fleet);
   TestNode b(reg, "b", "db", Config{}, 2, trust::Params{}, fleet);
   a.node.on_peer_up(1, kT0);
@@ -163,7 +162,7 @@ TEST_F(Proofs, ProtectedTargetDetectedByTheEngineIsProvenToOthers) {
   EXPECT_TRUE(a.engine.ledger().quarantined("x", kT0));
   auto req = await_proof(a, kT0, kT0 + 1000);
   ASSERT_TRUE(req.has_value());
-  EXPECT_EQ(req->kind, trust::MisbehaviourKind::protected_target);
+  EXPECT_EQ(req->kind, MisbehaviourKind::protected_target);
   ASSERT_EQ(req->evidence.size(), 1u);
   EXPECT_EQ(req->evidence[0], bad);
 
@@ -187,7 +186,7 @@ TEST_F(Proofs, ProtectedTargetDetectedByTheEngineIsProvenToOthers) {
                                        .domain = "da",
                                        .seq = 2,
                                        .accused = "x",
-                                       .proof_kind = trust::MisbehaviourKind::budget_overrun,
+                                       .proof_kind = MisbehaviourKind::budget_overrun,
                                        .evidence = req->evidence})},
                     kT0 + 100);
   EXPECT_EQ(c.node.stats().proofs_invalid, 1u);
@@ -239,7 +238,7 @@ TEST_F(Proofs, ProofSpreadsThroughAMeshAndEveryNodeQuarantines) {
   }
   for (std::size_t k = 0; k < net.size(); ++k) {
     EXPECT_TRUE(net.at(k).engine.ledger().quarantined("x", now)) << k;
-    EXPECT_FALSE(net.at(k).engine.enforced(*trust::Prefix::parse(p1)).has_value()) << k;
+    EXPECT_FALSE(net.at(k).engine.enforced(*Prefix::parse(p1)).has_value()) << k;
   }
   EXPECT_LE(now, kT0 + 10'000);
 }
@@ -272,7 +271,7 @@ TEST(OverrunProof, GrossBudgetOverrunIsProvenWithTheClaimsInTheWindow) {
   EXPECT_TRUE(a.engine.ledger().quarantined("x", kT0 + 10));
   auto req = await_proof(a, kT0 + 10, kT0 + 2000);
   ASSERT_TRUE(req.has_value());
-  EXPECT_EQ(req->kind, trust::MisbehaviourKind::budget_overrun);
+  EXPECT_EQ(req->kind, MisbehaviourKind::budget_overrun);
   EXPECT_EQ(req->evidence.size(), 6u);
 
   const Envelope proof = reg.make(Spec{.kind = EventKind::misbehaviour_proof,

@@ -180,7 +180,7 @@ TEST(Restore, RebuildsStoreVectorAndBlocksWithoutSending) {
   EXPECT_EQ(r.node.contiguous_seq("me"), 1u);
   EXPECT_EQ(r.node.store_size(), 6u);
   EXPECT_EQ(r.node.stats().restored, 6u);
-  EXPECT_TRUE(r.engine.enforced(*trust::Prefix::parse("192.0.2.1/32")).has_value());
+  EXPECT_TRUE(r.engine.enforced(*Prefix::parse("192.0.2.1/32")).has_value());
   // A peer coming up learns our vector, and a copy of a restored event is a duplicate.
   Actions up = r.node.on_peer_up(7, kT0 + 1000);
   ASSERT_EQ(up.sends.size(), 1u);
@@ -205,7 +205,7 @@ std::string describe(const Actions& a) {
     os << ';';
   }
   for (const auto& b : a.blocks)
-    os << trust::to_string(b.kind) << b.prefix.to_string() << b.expires_at << ';';
+    os << to_string(b.kind) << b.prefix.to_string() << b.expires_at << ';';
   for (const auto& p : a.proofs) os << "proof " << p.accused << ';';
   os << "next " << a.next_deadline << '\n';
   return os.str();

@@ -15,7 +15,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::CertSpec;
 using testing::make_node;
-using testing::now_ms;
 using testing::TestCa;
 
 std::vector<std::uint8_t> bytes_of(std::string_view s) {
@@ -35,10 +34,10 @@ HandshakeResult<Pair> run_handshake(
     const std::function<bool(std::uint64_t)>& revoked = no_revocations) {
   Handshake i(HandshakeRole::initiator, a);
   Handshake r(HandshakeRole::responder, b);
-  if (auto c = r.on_peer_hello(proto::as_bytes(i.hello()), now_ms(), revoked); !c) {
+  if (auto c = r.on_peer_hello(proto::as_bytes(i.hello()), wall_now_ms(), revoked); !c) {
     return std::unexpected(c.error());
   }
-  if (auto c = i.on_peer_hello(proto::as_bytes(r.hello()), now_ms(), revoked); !c) {
+  if (auto c = i.on_peer_hello(proto::as_bytes(r.hello()), wall_now_ms(), revoked); !c) {
     return std::unexpected(c.error());
   }
   auto ia = i.auth();
@@ -80,9 +79,10 @@ TEST(Handshake, RefusesCertFromAnotherCa) {
 TEST(Handshake, RefusesExpiredAndNotYetValidCerts) {
   TestCa ca;
   auto a = make_node(ca, "node-a");
-  auto expired = make_node(
-      ca, "old", CertSpec{.not_before = now_ms() - 10'000, .not_after = now_ms() - 5'000});
-  auto early = make_node(ca, "early", CertSpec{.not_before = now_ms() + 60'000});
+  auto expired =
+      make_node(ca, "old",
+                CertSpec{.not_before = wall_now_ms() - 10'000, .not_after = wall_now_ms() - 5'000});
+  auto early = make_node(ca, "early", CertSpec{.not_before = wall_now_ms() + 60'000});
   auto r1 = run_handshake(expired, a);
   ASSERT_FALSE(r1);
   EXPECT_EQ(r1.error().reason, HandshakeFailure::cert_expired);
@@ -144,13 +144,14 @@ TEST(Handshake, RejectsGarbageAndGoodbye) {
   TestCa ca;
   auto a = make_node(ca, "node-a");
   Handshake r(HandshakeRole::responder, a);
-  auto g = r.on_peer_hello(proto::as_bytes("\xff\xff\xff garbage"), now_ms(), no_revocations);
+  auto g = r.on_peer_hello(proto::as_bytes("\xff\xff\xff garbage"), wall_now_ms(), no_revocations);
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().reason, HandshakeFailure::malformed);
   v1::Frame bye;
   bye.mutable_goodbye()->set_reason("refused: banned");
   Handshake r2(HandshakeRole::responder, a);
-  auto b = r2.on_peer_hello(proto::as_bytes(bye.SerializeAsString()), now_ms(), no_revocations);
+  auto b =
+      r2.on_peer_hello(proto::as_bytes(bye.SerializeAsString()), wall_now_ms(), no_revocations);
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error().reason, HandshakeFailure::peer_refused);
   EXPECT_NE(b.error().message.find("banned"), std::string::npos);
@@ -165,7 +166,8 @@ TEST(Handshake, RejectsWrongProtocolVersion) {
   ASSERT_TRUE(hello.ParseFromString(i.hello()));
   hello.mutable_hello()->set_protocol_version(2);
   Handshake r(HandshakeRole::responder, a);
-  auto res = r.on_peer_hello(proto::as_bytes(hello.SerializeAsString()), now_ms(), no_revocations);
+  auto res =
+      r.on_peer_hello(proto::as_bytes(hello.SerializeAsString()), wall_now_ms(), no_revocations);
   ASSERT_FALSE(res);
   EXPECT_EQ(res.error().reason, HandshakeFailure::protocol_version);
 }

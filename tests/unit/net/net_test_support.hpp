@@ -1,25 +1,19 @@
 // Helpers for meshd/net tests: a throw-away CA, node identities, and an io_context driver.
 #pragma once
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
 #include <string>
 
+#include "meshd/common/clock.hpp"
 #include "meshd/net/handshake.hpp"
 #include "meshd/net/transport.hpp"
 #include "proto/cert.hpp"
 #include "proto/crypto.hpp"
 
 namespace meshd::net::testing {
-
-inline trust::TimeMs now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct TestCa {
   proto::SecretKey key = proto::SecretKey::generate();
@@ -29,8 +23,8 @@ struct TestCa {
 struct CertSpec {
   std::string domain = "zone-a";
   v1::Role role = v1::ROLE_NODE;
-  trust::TimeMs not_before = now_ms() - 60'000;
-  trust::TimeMs not_after = now_ms() + 3'600'000;
+  TimeMs not_before = wall_now_ms() - 60'000;
+  TimeMs not_after = wall_now_ms() + 3'600'000;
   std::uint64_t serial = 1;
 };
 

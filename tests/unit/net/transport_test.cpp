@@ -1,14 +1,8 @@
 // Transports talking real TCP over 127.0.0.1 on one io_context (no root).
 #include <gtest/gtest.h>
 
-#include <utility>  // before Asio (Boost 1.74)
+#include "meshd/common/asio.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <map>
 #include <memory>
 #include <optional>
@@ -137,7 +131,7 @@ struct RawPeer {
     if (!co_await write_frame(hs.hello())) co_return std::nullopt;
     auto hello = co_await read_frame();
     if (!hello) co_return std::nullopt;
-    if (!hs.on_peer_hello(proto::as_bytes(*hello), testing::now_ms(), {})) co_return std::nullopt;
+    if (!hs.on_peer_hello(proto::as_bytes(*hello), wall_now_ms(), {})) co_return std::nullopt;
     auto auth = hs.auth();
     if (!auth || !co_await write_frame(*auth)) co_return std::nullopt;
     auto peer_auth = co_await read_frame();
@@ -240,9 +234,9 @@ TEST(Transport, RefusesExpiredCert) {
   TestCa ca;
   Node a(io, make_node(ca, "node-a"), fast_limits());
   Node old(io,
-           make_node(ca, "old",
-                     CertSpec{.not_before = testing::now_ms() - 20'000,
-                              .not_after = testing::now_ms() - 10'000}),
+           make_node(
+               ca, "old",
+               CertSpec{.not_before = wall_now_ms() - 20'000, .not_after = wall_now_ms() - 10'000}),
            fast_limits());
   a.listen();
   ASSERT_TRUE(old.t->add_seed(a.seed()));
@@ -606,17 +600,16 @@ TEST(Transport, DialerStopsAtTargetPeers) {
 TEST(Transport, MakeIdentityChecksTheCertMatchesTheKey) {
   TestCa ca;
   auto node = make_node(ca, "node-a");
-  auto ok = make_identity(std::move(node.key), node.cert, ca.public_key(), testing::now_ms());
+  auto ok = make_identity(std::move(node.key), node.cert, ca.public_key(), wall_now_ms());
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->node_cert.node_id(), "node-a");
   auto other = make_node(ca, "node-b");
   auto bad =
-      make_identity(proto::SecretKey::generate(), other.cert, ca.public_key(), testing::now_ms());
+      make_identity(proto::SecretKey::generate(), other.cert, ca.public_key(), wall_now_ms());
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, "identity_mismatch");
   TestCa wrong;
-  auto foreign =
-      make_identity(std::move(other.key), other.cert, wrong.public_key(), testing::now_ms());
+  auto foreign = make_identity(std::move(other.key), other.cert, wrong.public_key(), wall_now_ms());
   ASSERT_FALSE(foreign);
   EXPECT_EQ(foreign.error().code, "cert_bad_signature");
 }

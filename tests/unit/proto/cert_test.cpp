@@ -8,8 +8,8 @@
 namespace meshd::proto {
 namespace {
 
-constexpr trust::TimeMs kNow = 1'700'000'000'000;
-constexpr trust::TimeMs kDay = 86'400'000;
+constexpr TimeMs kNow = 1'700'000'000'000;
+constexpr TimeMs kDay = 86'400'000;
 
 v1::NodeCert make_cert(const PublicKey& node_key, v1::Role role = v1::ROLE_NODE) {
   v1::NodeCert c;

@@ -1,4 +1,5 @@
 #include "proto/envelope.hpp"
+#include "proto/convert.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +12,7 @@ v1::Claim sample_claim() {
   v1::Claim c;
   c.set_origin("node-a");
   c.set_seq(7);
-  *c.mutable_target() = to_cidr(*trust::Prefix::parse("203.0.113.0/24"));
+  *c.mutable_target() = to_cidr(*Prefix::parse("203.0.113.0/24"));
   c.set_direction(v1::DIRECTION_EGRESS);
   c.set_detector("threatfeed");
   c.set_severity(v1::SEVERITY_HIGH);
@@ -162,14 +163,14 @@ TEST(Envelope, GarbageBodyIsUndecodableAndUnsignedBodyNamesNoSigner) {
 TEST(WireCidr, CidrRoundTripsV4AndV6) {
   for (const char* text :
        {"10.0.0.0/8", "192.0.2.1/32", "0.0.0.0/0", "2001:db8::/32", "2001:db8::1/128", "::/0"}) {
-    auto p = trust::Prefix::parse(text);
+    auto p = Prefix::parse(text);
     ASSERT_TRUE(p) << text;
     auto back = to_prefix(to_cidr(*p));
     ASSERT_TRUE(back) << text << ": " << back.error().message;
     EXPECT_EQ(*back, *p) << text;
   }
-  EXPECT_EQ(to_cidr(*trust::Prefix::parse("10.0.0.0/8")).addr().size(), 4u);
-  EXPECT_EQ(to_cidr(*trust::Prefix::parse("2001:db8::/32")).addr().size(), 16u);
+  EXPECT_EQ(to_cidr(*Prefix::parse("10.0.0.0/8")).addr().size(), 4u);
+  EXPECT_EQ(to_cidr(*Prefix::parse("2001:db8::/32")).addr().size(), 16u);
 }
 
 TEST(WireCidr, MalformedWireCidrIsRejected) {
@@ -186,7 +187,7 @@ TEST(WireCidr, MalformedWireCidrIsRejected) {
 }
 
 TEST(WireDirection, WireValuesMatchTrustValues) {
-  for (auto d : {trust::Direction::egress, trust::Direction::ingress, trust::Direction::both}) {
+  for (auto d : {Direction::egress, Direction::ingress, Direction::both}) {
     EXPECT_EQ(*to_direction(to_wire(d)), d);
   }
   EXPECT_EQ(to_direction(v1::DIRECTION_UNSPECIFIED).error().code, "bad_direction");

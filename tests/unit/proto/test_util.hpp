@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace meshd::proto::testing {
 
 inline std::vector<std::uint8_t> from_hex(std::string_view hex) {
@@ -25,25 +27,6 @@ inline std::vector<std::uint8_t> from_hex(std::string_view hex) {
   return out;
 }
 
-// A fresh directory under the system temp dir, removed with everything in it on scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "meshd-proto-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using meshd::testing::TempDir;
 
 }  // namespace meshd::proto::testing

@@ -8,12 +8,12 @@
 namespace meshd::sensor {
 namespace {
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
 
-BlockRule rule(std::string_view p, std::uint64_t id, trust::TimeMs expires,
-               trust::Direction d = trust::Direction::both) {
+BlockRule rule(std::string_view p, std::uint64_t id, TimeMs expires,
+               Direction d = Direction::both) {
   return BlockRule{P(p), d, id, expires};
 }
 
@@ -52,7 +52,7 @@ TEST_F(DryrunEnforcerTest, RefusesProtectedPrefixesI1) {
 
 TEST_F(DryrunEnforcerTest, RejectsInvalidDirection) {
   BlockRule bad = rule("203.0.113.7", 9, 1000);
-  bad.direction = static_cast<trust::Direction>(7);
+  bad.direction = static_cast<Direction>(7);
   auto r = e.apply({&bad, 1}, 0);
   ASSERT_EQ(r->refused.size(), 1u);
   EXPECT_EQ(r->refused[0].second.code, "bad_direction");
@@ -62,14 +62,14 @@ TEST_F(DryrunEnforcerTest, RetimesRemovesAndExpires) {
   std::vector<BlockRule> rules{rule("203.0.113.7", 1, 1000), rule("198.51.100.0/24", 2, 5000),
                                rule("192.0.2.1", 3, 10)};
   EXPECT_EQ(e.apply(rules, 100)->applied, 2u);  // the third already expired
-  BlockRule longer = rule("203.0.113.7", 1, 9000, trust::Direction::egress);
+  BlockRule longer = rule("203.0.113.7", 1, 9000, Direction::egress);
   EXPECT_EQ(e.apply({&longer, 1}, 200)->applied, 1u);
   auto listed = e.list(2000).value();
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[1].expires_at, 9000);
-  EXPECT_EQ(listed[1].direction, trust::Direction::egress);
+  EXPECT_EQ(listed[1].direction, Direction::egress);
   EXPECT_EQ(e.list(6000)->size(), 1u);
-  std::vector<trust::Prefix> gone{P("203.0.113.7"), P("1.1.1.1")};
+  std::vector<Prefix> gone{P("203.0.113.7"), P("1.1.1.1")};
   EXPECT_EQ(e.remove(gone).value(), 1u);
   EXPECT_TRUE(e.list(6000)->empty());
   EXPECT_EQ(e.stats().active_rules, 0u);
@@ -77,7 +77,7 @@ TEST_F(DryrunEnforcerTest, RetimesRemovesAndExpires) {
 
 TEST_F(DryrunEnforcerTest, NewlyProtectedPrefixesAreDropped) {
   std::vector<BlockRule> rules{rule("203.0.113.0/24", 1, 1000), rule("198.51.100.0/24", 2, 1000)};
-  e.apply(rules, 0);
+  ASSERT_TRUE(e.apply(rules, 0));
   e.set_protected({P("203.0.113.53")});
   auto listed = e.list(0).value();
   ASSERT_EQ(listed.size(), 1u);

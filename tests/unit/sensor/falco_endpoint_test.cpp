@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/connect.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <thread>
@@ -86,8 +85,8 @@ TEST_F(EndpointFixture, AcceptsFalcosidekickPostAndMapsTheDestination) {
   EXPECT_NE(r.body.find(R"("prefix":"203.0.113.7")"), std::string::npos) << r.body;
   std::lock_guard lock(mu_);
   ASSERT_EQ(detections_.size(), 1u);
-  EXPECT_EQ(detections_[0].prefix, *trust::Prefix::parse("203.0.113.7"));
-  EXPECT_EQ(detections_[0].direction, trust::Direction::egress);
+  EXPECT_EQ(detections_[0].prefix, *Prefix::parse("203.0.113.7"));
+  EXPECT_EQ(detections_[0].direction, Direction::egress);
   EXPECT_EQ(detections_[0].identity.pod_name, "web-1");
   EXPECT_EQ(detections_[0].at, 1709294400500);
 }

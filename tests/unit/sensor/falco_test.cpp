@@ -5,8 +5,8 @@
 namespace meshd::sensor {
 namespace {
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
 
 // As falcosidekick's webhook output posts it for Falco's "Outbound Connection to C2
@@ -72,7 +72,7 @@ TEST(FalcoParse, OutboundC2AlertMapsToEgressBlockOfTheServer) {
   ASSERT_TRUE(a->remote);
   EXPECT_EQ(*a->remote, P("203.0.113.7"));
   EXPECT_EQ(a->remote_port, 4444);
-  EXPECT_EQ(a->direction, trust::Direction::egress);
+  EXPECT_EQ(a->direction, Direction::egress);
   EXPECT_EQ(a->address_field, "fd.sip");
   EXPECT_EQ(a->identity.container_id, "3f2a1b4c5d6e");
   EXPECT_EQ(a->identity.pod_name, "web-7d9c8b6f5-x2x9q");
@@ -84,7 +84,7 @@ TEST(FalcoParse, OutboundC2AlertMapsToEgressBlockOfTheServer) {
   auto d = falco_to_detection(*a, 5);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->prefix, P("203.0.113.7"));
-  EXPECT_EQ(d->direction, trust::Direction::egress);
+  EXPECT_EQ(d->direction, Direction::egress);
   EXPECT_EQ(d->detector, "falco");
   EXPECT_EQ(d->severity, Severity::critical);
   EXPECT_DOUBLE_EQ(d->confidence, 0.9);
@@ -110,7 +110,7 @@ TEST(FalcoParse, RemoteIpDecidesDirection) {
     "fd.sip":"10.0.0.5","fd.rport":51000,"evt.type":"accept"}})");
   ASSERT_TRUE(in) << in.error().message;
   EXPECT_EQ(*in->remote, P("198.51.100.9"));
-  EXPECT_EQ(in->direction, trust::Direction::ingress);
+  EXPECT_EQ(in->direction, Direction::ingress);
   EXPECT_EQ(in->address_field, "fd.rip");
   EXPECT_EQ(in->remote_port, 51000);
   EXPECT_EQ(in->severity, Severity::medium);
@@ -120,7 +120,7 @@ TEST(FalcoParse, RemoteIpDecidesDirection) {
     "output_fields":{"fd.rip":"2001:db8::7"}})");
   ASSERT_TRUE(only);
   EXPECT_EQ(*only->remote, P("2001:db8::7"));
-  EXPECT_EQ(only->direction, trust::Direction::both);
+  EXPECT_EQ(only->direction, Direction::both);
   EXPECT_EQ(only->severity, Severity::high);
 
   // fd.lip equal to fd.sip: we are the server, the client is the remote.
@@ -128,7 +128,7 @@ TEST(FalcoParse, RemoteIpDecidesDirection) {
     "output_fields":{"fd.lip":"10.0.0.5","fd.sip":"10.0.0.5","fd.cip":"192.0.2.50","fd.cport":1234}})");
   ASSERT_TRUE(lip);
   EXPECT_EQ(*lip->remote, P("192.0.2.50"));
-  EXPECT_EQ(lip->direction, trust::Direction::ingress);
+  EXPECT_EQ(lip->direction, Direction::ingress);
   EXPECT_EQ(lip->remote_port, 1234);
 }
 
@@ -139,7 +139,7 @@ TEST(FalcoParse, ConnectionTupleInFdNameIsUsedWhenIpFieldsAreAbsent) {
   ASSERT_TRUE(v4->remote);
   EXPECT_EQ(*v4->remote, P("198.51.100.23"));
   EXPECT_EQ(v4->remote_port, 6667);
-  EXPECT_EQ(v4->direction, trust::Direction::egress);
+  EXPECT_EQ(v4->direction, Direction::egress);
   EXPECT_EQ(v4->address_field, "fd.name");
 
   auto v6 = parse_falco_alert(R"({"rule":"r","priority":"Critical","output":"x",

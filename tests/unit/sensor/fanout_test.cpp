@@ -5,13 +5,13 @@
 namespace meshd::sensor {
 namespace {
 
-ConnectEvent ev(std::uint64_t cgroup, std::uint32_t dst, std::uint16_t port, trust::TimeMs at) {
+ConnectEvent ev(std::uint64_t cgroup, std::uint32_t dst, std::uint16_t port, TimeMs at) {
   ConnectEvent e;
   e.at = at;
   e.cgroup_id = cgroup;
   e.tgid = 42;
   e.comm = "scanner";
-  e.destination = trust::Prefix::v4(dst, 32);
+  e.destination = Prefix::v4(dst, 32);
   e.port = port;
   e.protocol = Protocol::tcp;
   return e;
@@ -34,8 +34,8 @@ TEST(Fanout, FiresOnceWhenDistinctDestinationsExceedTheLimitInTheWindow) {
     for (auto& d : det.on_event(ev(1, 0x0a000000 + i, 80, 100 * i), who)) all.push_back(d);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].detector, "fanout");
-  EXPECT_EQ(all[0].prefix, trust::Prefix::v4(0x0a000000 + 10, 32));  // the 11th destination
-  EXPECT_EQ(all[0].direction, trust::Direction::egress);
+  EXPECT_EQ(all[0].prefix, Prefix::v4(0x0a000000 + 10, 32));  // the 11th destination
+  EXPECT_EQ(all[0].direction, Direction::egress);
   EXPECT_EQ(all[0].identity.cgroup_path, "/kubepods/pod1/abc");
   EXPECT_NE(all[0].reason.find("11 distinct destinations"), std::string::npos) << all[0].reason;
   EXPECT_EQ(det.stats().fanout_alerts, 1u);
@@ -81,7 +81,7 @@ TEST(Fanout, PortScanOfOneHostFires) {
     for (auto& d : det.on_event(ev(1, 0xc0000207, p, p), {})) all.push_back(d);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].detector, "scan");
-  EXPECT_EQ(all[0].prefix, trust::Prefix::v4(0xc0000207, 32));
+  EXPECT_EQ(all[0].prefix, Prefix::v4(0xc0000207, 32));
   EXPECT_NE(all[0].reason.find("6 distinct ports"), std::string::npos) << all[0].reason;
 }
 
@@ -90,7 +90,7 @@ TEST(Fanout, KnownBadPortIsReportedOncePerWindow) {
   auto first = det.on_event(ev(1, 0xcb007107, 4444, 0), {});
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].detector, "bad_port");
-  EXPECT_EQ(first[0].prefix, trust::Prefix::v4(0xcb007107, 32));
+  EXPECT_EQ(first[0].prefix, Prefix::v4(0xcb007107, 32));
   EXPECT_NE(first[0].reason.find(":4444"), std::string::npos);
   EXPECT_TRUE(det.on_event(ev(1, 0xcb007107, 4444, 5000), {}).empty());
   EXPECT_EQ(det.on_event(ev(1, 0xcb007107, 4444, 10'000), {}).size(), 1u);

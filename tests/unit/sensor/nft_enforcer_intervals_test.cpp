@@ -8,15 +8,14 @@
 namespace meshd::sensor::nft {
 namespace {
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
-BlockRule R(std::string_view p, std::uint64_t id, trust::TimeMs exp,
-            trust::Direction d = trust::Direction::egress) {
+BlockRule R(std::string_view p, std::uint64_t id, TimeMs exp, Direction d = Direction::egress) {
   return BlockRule{P(p), d, id, exp};
 }
 
-std::vector<ElementOp> run(IntervalPlanner& pl, trust::TimeMs now) {
+std::vector<ElementOp> run(IntervalPlanner& pl, TimeMs now) {
   pl.begin();
   auto ops = pl.plan(now);
   pl.commit(ops);
@@ -45,20 +44,20 @@ TEST(NftIntervals, SinglePrefixBecomesOneRange) {
 
 TEST(NftIntervals, WholeSpaceAndTopOfTheAddressSpace) {
   IntervalPlanner pl;
-  pl.upsert(R("0.0.0.0/0", 1, 1000, trust::Direction::ingress));
-  pl.upsert(R("::/0", 2, 1000, trust::Direction::ingress));
+  pl.upsert(R("0.0.0.0/0", 1, 1000, Direction::ingress));
+  pl.upsert(R("::/0", 2, 1000, Direction::ingress));
   pl.upsert(R("255.255.255.255/32", 3, 1000));
-  pl.upsert(R("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120", 4, 2000, trust::Direction::ingress));
-  pl.upsert(R("::/0", 5, 1000, trust::Direction::ingress));  // replaces rule 2
+  pl.upsert(R("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120", 4, 2000, Direction::ingress));
+  pl.upsert(R("::/0", 5, 1000, Direction::ingress));  // replaces rule 2
   run(pl, 0);
   auto in4 = pieces(pl, SetKind::ingress4);
   ASSERT_EQ(in4.size(), 1u);
   EXPECT_EQ(in4[0].lo, 0u);
-  EXPECT_EQ(in4[0].hi, family_max(trust::Family::v4));
+  EXPECT_EQ(in4[0].hi, family_max(Family::v4));
   auto eg4 = pieces(pl, SetKind::egress4);
   ASSERT_EQ(eg4.size(), 1u);
-  EXPECT_EQ(eg4[0].lo, family_max(trust::Family::v4));
-  EXPECT_EQ(eg4[0].hi, family_max(trust::Family::v4));
+  EXPECT_EQ(eg4[0].lo, family_max(Family::v4));
+  EXPECT_EQ(eg4[0].hi, family_max(Family::v4));
   // ::/0 (until 1000) with the top /120 (until 2000) nested at the very end.
   auto in6 = pieces(pl, SetKind::ingress6);
   ASSERT_EQ(in6.size(), 2u);
@@ -67,15 +66,15 @@ TEST(NftIntervals, WholeSpaceAndTopOfTheAddressSpace) {
   EXPECT_EQ(in6[0].expires_at, 1000);
   EXPECT_EQ(in6[0].owner->rule_id, 5u);
   EXPECT_EQ(in6[1].lo, to_addr(P("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00")));
-  EXPECT_EQ(in6[1].hi, family_max(trust::Family::v6));
+  EXPECT_EQ(in6[1].hi, family_max(Family::v6));
   EXPECT_EQ(in6[1].expires_at, 2000);
   // A `both` rule over the whole space is one range in the both6 set.
-  pl.upsert(R("::/0", 6, 3000, trust::Direction::both));
+  pl.upsert(R("::/0", 6, 3000, Direction::both));
   run(pl, 0);
   auto both6 = pieces(pl, SetKind::both6);
   ASSERT_EQ(both6.size(), 1u);
   EXPECT_EQ(both6[0].lo, 0u);
-  EXPECT_EQ(both6[0].hi, family_max(trust::Family::v6));
+  EXPECT_EQ(both6[0].hi, family_max(Family::v6));
   // The ::/0 key now belongs to rule 6; only the /120 is still ingress-only.
   ASSERT_EQ(pieces(pl, SetKind::ingress6).size(), 1u);
   EXPECT_EQ(pieces(pl, SetKind::ingress6)[0].owner->rule_id, 4u);
@@ -120,9 +119,9 @@ TEST(NftIntervals, NestedRuleWithLaterExpirySplitsTheOuterRange) {
 
 TEST(NftIntervals, DirectionsGoToTheirSets) {
   IntervalPlanner pl;
-  pl.upsert(R("192.0.2.0/24", 1, 100, trust::Direction::egress));
-  pl.upsert(R("198.51.100.7", 2, 100, trust::Direction::ingress));
-  pl.upsert(R("2001:db8::/32", 3, 100, trust::Direction::both));
+  pl.upsert(R("192.0.2.0/24", 1, 100, Direction::egress));
+  pl.upsert(R("198.51.100.7", 2, 100, Direction::ingress));
+  pl.upsert(R("2001:db8::/32", 3, 100, Direction::both));
   run(pl, 0);
   EXPECT_EQ(pieces(pl, SetKind::egress4).size(), 1u);
   EXPECT_EQ(pieces(pl, SetKind::ingress4).size(), 1u);
@@ -131,7 +130,7 @@ TEST(NftIntervals, DirectionsGoToTheirSets) {
   EXPECT_TRUE(pl.installed(SetKind::ingress6).empty());
   EXPECT_EQ(pieces(pl, SetKind::ingress4)[0].lo, to_addr(P("198.51.100.7")));
   // Narrowing a rule from both to egress moves its element to the egress set.
-  pl.upsert(R("2001:db8::/32", 3, 100, trust::Direction::egress));
+  pl.upsert(R("2001:db8::/32", 3, 100, Direction::egress));
   auto ops = run(pl, 0);
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_FALSE(ops[0].add);
@@ -139,8 +138,8 @@ TEST(NftIntervals, DirectionsGoToTheirSets) {
   EXPECT_TRUE(ops[1].add);
   EXPECT_EQ(ops[1].set, SetKind::egress6);
   // Nested rules of different directions: each set holds its own direction's rules.
-  pl.upsert(R("10.0.0.0/8", 4, 100, trust::Direction::both));
-  pl.upsert(R("10.1.0.0/16", 5, 200, trust::Direction::egress));
+  pl.upsert(R("10.0.0.0/8", 4, 100, Direction::both));
+  pl.upsert(R("10.1.0.0/16", 5, 200, Direction::egress));
   run(pl, 0);
   ASSERT_EQ(pieces(pl, SetKind::both4).size(), 1u);
   EXPECT_EQ(pieces(pl, SetKind::both4)[0].expires_at, 100);
@@ -191,7 +190,7 @@ TEST(NftIntervals, PruneDropsExpiredRulesAndPieces) {
 
 TEST(NftIntervals, OwnerCommentRoundTrip) {
   BlockRule r = R("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 18446744073709551615ull,
-                  1'700'000'000'123, trust::Direction::both);
+                  1'700'000'000'123, Direction::both);
   auto c = owner_comment(r);
   EXPECT_LT(c.size(), 128u);
   auto back = parse_owner_comment(c);
@@ -206,11 +205,10 @@ TEST(NftIntervals, OwnerCommentRoundTrip) {
 }
 
 // Reference: the expiry an address should have = latest expiry of the live rules covering it.
-trust::TimeMs reference(const std::vector<BlockRule>& rules, const trust::Prefix& addr,
-                        trust::TimeMs now) {
-  trust::TimeMs best = 0;
+TimeMs reference(const std::vector<BlockRule>& rules, const Prefix& addr, TimeMs now) {
+  TimeMs best = 0;
   for (const auto& r : rules)
-    if (r.expires_at > now && trust::covers_egress(r.direction) && r.prefix.contains(addr))
+    if (r.expires_at > now && covers_egress(r.direction) && r.prefix.contains(addr))
       best = std::max(best, r.expires_at);
   return best;
 }
@@ -218,16 +216,16 @@ trust::TimeMs reference(const std::vector<BlockRule>& rules, const trust::Prefix
 TEST(NftIntervals, IncrementalPlansMatchTheRulesAtEveryStep) {
   std::mt19937_64 rng(7);
   IntervalPlanner pl;
-  std::map<trust::Prefix, BlockRule> model;
+  std::map<Prefix, BlockRule> model;
   const std::uint8_t lens[] = {8, 12, 16, 20, 24, 28, 30, 32};
   auto random_prefix = [&] {
     // All inside 10.0.0.0/8 (plus the /8 itself) so that rules nest a lot.
-    return trust::Prefix::v4(0x0a000000u | (static_cast<std::uint32_t>(rng()) & 0x00ffffffu),
-                             lens[rng() % 8]);
+    return Prefix::v4(0x0a000000u | (static_cast<std::uint32_t>(rng()) & 0x00ffffffu),
+                      lens[rng() % 8]);
   };
-  trust::TimeMs now = 0;
+  TimeMs now = 0;
   for (int step = 0; step < 300; ++step) {
-    now += static_cast<trust::TimeMs>(rng() % 5);
+    now += static_cast<TimeMs>(rng() % 5);
     pl.begin();
     pl.prune(now);
     std::erase_if(model, [&](const auto& kv) { return kv.second.expires_at <= now; });
@@ -237,8 +235,8 @@ TEST(NftIntervals, IncrementalPlansMatchTheRulesAtEveryStep) {
         EXPECT_TRUE(pl.erase(it->first));
         model.erase(it);
       } else {
-        BlockRule r{random_prefix(), trust::Direction::egress, rng() % 1000,
-                    now + 1 + static_cast<trust::TimeMs>(rng() % 100)};
+        BlockRule r{random_prefix(), Direction::egress, rng() % 1000,
+                    now + 1 + static_cast<TimeMs>(rng() % 100)};
         pl.upsert(r);
         model[r.prefix] = r;
       }
@@ -259,7 +257,7 @@ TEST(NftIntervals, IncrementalPlansMatchTheRulesAtEveryStep) {
       first = false;
       prev_hi = piece.hi;
       for (Addr128 a : {piece.lo, piece.hi, piece.lo + (piece.hi - piece.lo) / 2})
-        ASSERT_EQ(reference(rules, from_addr(trust::Family::v4, a, 32), now), piece.expires_at)
+        ASSERT_EQ(reference(rules, from_addr(Family::v4, a, 32), now), piece.expires_at)
             << "step " << step;
     }
     // And random addresses outside every piece are covered by no live rule.
@@ -267,7 +265,7 @@ TEST(NftIntervals, IncrementalPlansMatchTheRulesAtEveryStep) {
       const Addr128 a = 0x0a000000u | (static_cast<std::uint32_t>(rng()) & 0x00ffffffu);
       auto it = inst.upper_bound(a);
       const bool in_piece = it != inst.begin() && std::prev(it)->second.hi >= a;
-      const trust::TimeMs want = reference(rules, from_addr(trust::Family::v4, a, 32), now);
+      const TimeMs want = reference(rules, from_addr(Family::v4, a, 32), now);
       ASSERT_EQ(in_piece, want > 0) << "step " << step;
       if (in_piece) {
         ASSERT_EQ(std::prev(it)->second.expires_at, want);

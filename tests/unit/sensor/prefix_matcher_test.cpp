@@ -7,8 +7,8 @@
 namespace meshd::sensor {
 namespace {
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
 
 TEST(PrefixMatcher, LongestPrefixWinsForV4AndV6) {
@@ -58,7 +58,7 @@ TEST(PrefixMatcher, AgreesWithBruteForceOnRandomFeed) {
   for (std::uint32_t i = 0; i < 20000; ++i) {
     const std::uint8_t lens[] = {8, 16, 20, 24, 28, 32};
     entries.push_back(
-        {trust::Prefix::v4(static_cast<std::uint32_t>(rng()) & 0x0f0fffff, lens[rng() % 6]), i});
+        {Prefix::v4(static_cast<std::uint32_t>(rng()) & 0x0f0fffff, lens[rng() % 6]), i});
   }
   PrefixMatcher m(entries);
   for (int q = 0; q < 400; ++q) {
@@ -67,7 +67,7 @@ TEST(PrefixMatcher, AgreesWithBruteForceOnRandomFeed) {
         q % 2 ? static_cast<std::uint32_t>(rng()) & 0x0f0fffff
               : static_cast<std::uint32_t>(to_addr(entries[rng() % entries.size()].prefix)) +
                     static_cast<std::uint32_t>(rng() % 3);
-    auto query = trust::Prefix::v4(a, 32);
+    auto query = Prefix::v4(a, 32);
     const PrefixMatcher::Entry* best = nullptr;
     for (const auto& e : entries)
       if (e.prefix.contains(query) && (!best || e.prefix.len > best->prefix.len)) best = &e;

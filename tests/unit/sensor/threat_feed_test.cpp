@@ -1,4 +1,5 @@
 #include "sensor/detectors/threat_feed.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -12,28 +13,17 @@
 namespace meshd::sensor {
 namespace {
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/meshd-feed-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using meshd::testing::TempDir;
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }
 
-ConnectEvent connect_to(std::string_view ip, trust::TimeMs at, std::uint16_t port = 443) {
+ConnectEvent connect_to(std::string_view ip, TimeMs at, std::uint16_t port = 443) {
   ConnectEvent e;
   e.at = at;
   e.cgroup_id = 7;
@@ -131,7 +121,7 @@ TEST(ThreatFeed, MatchesLongestPrefixAndReportsDetection) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->prefix, P("10.1.2.0/24"));
   EXPECT_EQ(d->detector, "feed:drop");
-  EXPECT_EQ(d->direction, trust::Direction::both);
+  EXPECT_EQ(d->direction, Direction::both);
   EXPECT_EQ(d->severity, Severity::high);
   EXPECT_EQ(d->identity.pod_name, "web-1");
   EXPECT_EQ(d->at, 1000);

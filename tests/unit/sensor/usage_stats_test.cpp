@@ -5,14 +5,13 @@
 namespace meshd::sensor {
 namespace {
 
-trust::Prefix P(std::string_view s) {
-  return *trust::Prefix::parse(s);
+Prefix P(std::string_view s) {
+  return *Prefix::parse(s);
 }
-constexpr trust::TimeMs kT0 = 1'699'999'980'000;  // a realistic wall clock, minute aligned
-static_assert(kT0 % trust::kMinute == 0);
+constexpr TimeMs kT0 = 1'699'999'980'000;  // a realistic wall clock, minute aligned
+static_assert(kT0 % kMinute == 0);
 
-UsageConfig config(trust::DurationMs bucket_ms, int buckets,
-                   std::size_t max_addresses = 1'000'000) {
+UsageConfig config(DurationMs bucket_ms, int buckets, std::size_t max_addresses = 1'000'000) {
   UsageConfig c;
   c.bucket_ms = bucket_ms;
   c.buckets = buckets;
@@ -48,15 +47,15 @@ TEST(UsageStats, FamiliesAreSeparate) {
 }
 
 TEST(UsageStats, SlidingWindowForgetsOldBuckets) {
-  UsageStats u(config(trust::kMinute, 10));
-  u.record(P("192.0.2.1"), kT0, 3);                       // bucket 0
-  u.record(P("192.0.2.1"), kT0 + 5 * trust::kMinute, 4);  // bucket 5
-  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 5 * trust::kMinute), 7u);
-  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 9 * trust::kMinute + 59'999), 7u);
-  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 10 * trust::kMinute), 4u);  // bucket 0 left the window
-  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 15 * trust::kMinute), 0u);
+  UsageStats u(config(kMinute, 10));
+  u.record(P("192.0.2.1"), kT0, 3);                // bucket 0
+  u.record(P("192.0.2.1"), kT0 + 5 * kMinute, 4);  // bucket 5
+  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 5 * kMinute), 7u);
+  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 9 * kMinute + 59'999), 7u);
+  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 10 * kMinute), 4u);  // bucket 0 left the window
+  EXPECT_EQ(u.flows_to(P("192.0.2.1"), kT0 + 15 * kMinute), 0u);
   // Expiry drops addresses with nothing left in the window.
-  u.expire(kT0 + 15 * trust::kMinute);
+  u.expire(kT0 + 15 * kMinute);
   EXPECT_EQ(u.counters().addresses, 0u);
   // A late event older than the window is ignored and counted.
   u.record(P("192.0.2.1"), kT0, 1);
@@ -86,24 +85,13 @@ TEST(UsageStats, DeniedConnectsAreNotUsage) {
 }
 
 TEST(UsageStats, AddressTableIsBounded) {
-  UsageStats u(config(trust::kMinute, 10, 2));
+  UsageStats u(config(kMinute, 10, 2));
   u.record(P("192.0.2.1"), kT0);
   u.record(P("192.0.2.2"), kT0);
   u.record(P("192.0.2.3"), kT0);
   u.record(P("192.0.2.1"), kT0);  // existing addresses still count
   EXPECT_EQ(u.counters().dropped_full, 1u);
   EXPECT_EQ(u.flows_to(P("192.0.2.0/24"), kT0), 3u);
-}
-
-TEST(UsageStats, FeedsTheTrustEngineThroughUsageSource) {
-  UsageStats u;
-  u.record(P("203.0.113.7"), kT0, 4);
-  UsageStatsSource source(u);
-  const trust::UsageSource& engine_view = source;
-  EXPECT_EQ(engine_view.flows(P("203.0.113.0/24"), kT0), 4u);
-  EXPECT_EQ(engine_view.flows(P("198.51.100.0/24"), kT0), 0u);
-  u.record(P("203.0.113.8"), kT0, 1);  // the adapter sees later records
-  EXPECT_EQ(engine_view.flows(P("203.0.113.0/24"), kT0), 5u);
 }
 
 }  // namespace

@@ -7,8 +7,8 @@
 #include <map>
 #include <string>
 
+#include "meshd/common/prefix.hpp"
 #include "trust/engine.hpp"
-#include "trust/prefix.hpp"
 
 namespace meshd::trust::testing {
 

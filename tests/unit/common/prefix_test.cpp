@@ -1,8 +1,8 @@
-#include "trust/prefix.hpp"
+#include "meshd/common/prefix.hpp"
 
 #include <gtest/gtest.h>
 
-namespace meshd::trust {
+namespace meshd {
 namespace {
 
 Prefix P(const char* s) {
@@ -58,4 +58,4 @@ TEST(Prefix, ContainmentAndOverlap) {
 }
 
 }  // namespace
-}  // namespace meshd::trust
+}  // namespace meshd

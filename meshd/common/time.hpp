@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-namespace meshd::trust {
+namespace meshd {
 
 // Milliseconds since the Unix epoch (wall clock of the caller, or the simulator's virtual
 // clock). One unit everywhere: claims carry issued-at in it, blocks carry expires-at in it.
@@ -14,4 +14,4 @@ inline constexpr DurationMs kSecond = 1000;
 inline constexpr DurationMs kMinute = 60 * kSecond;
 inline constexpr DurationMs kHour = 60 * kMinute;
 
-}  // namespace meshd::trust
+}  // namespace meshd

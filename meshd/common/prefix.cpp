@@ -1,9 +1,9 @@
-#include "trust/prefix.hpp"
+#include "meshd/common/prefix.hpp"
 
 #include <charconv>
 #include <optional>
 
-namespace meshd::trust {
+namespace meshd {
 namespace {
 
 bool bit_set(const std::array<std::uint8_t, 16>& a, int i) {
@@ -194,4 +194,4 @@ std::size_t PrefixHash::operator()(const Prefix& p) const noexcept {
   return h;
 }
 
-}  // namespace meshd::trust
+}  // namespace meshd

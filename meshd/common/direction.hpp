@@ -5,7 +5,7 @@
 #include <optional>
 #include <string_view>
 
-namespace meshd::trust {
+namespace meshd {
 
 // Bit flags (egress = traffic to the prefix, ingress = traffic from it), so that the same
 // values can travel in the wire format and in the BPF map value flags.
@@ -37,4 +37,4 @@ constexpr std::optional<Direction> parse_direction(std::string_view s) {
   return std::nullopt;
 }
 
-}  // namespace meshd::trust
+}  // namespace meshd

@@ -1,5 +1,7 @@
-# Fails if any source in trust/ or meshd/core/ includes Asio, sockets, libbpf, threads or
-# reads a clock / draws its own randomness (README.md "Design": the one rule of the architecture).
+# The one rule of the architecture: trust/ and meshd/core/ are sans-I/O. Fails if any of
+# their sources includes Asio, sockets, libbpf, threads, file or console streams, the
+# environment, or reads a clock (including the drivers' meshd/common/clock.hpp) or draws its
+# own randomness. Time and randomness are passed in by the driver.
 # Usage: cmake -DROOT=<repo> -P sans_io_check.cmake
 if(NOT ROOT)
   message(FATAL_ERROR "sans_io_check: pass -DROOT=<repository root>")
@@ -23,6 +25,16 @@ set(rules
   "#[ \t]*include[ \t]*<future>=>threads (future)"
   "#[ \t]*include[ \t]*<condition_variable>=>threads (condition_variable)"
   "#[ \t]*include[ \t]*<pthread\\.h>=>threads (pthread)"
+  "#[ \t]*include[ \t]*<atomic>=>threads (atomic)"
+  "#[ \t]*include[ \t]*<chrono>=>clocks (chrono)"
+  "#[ \t]*include[ \t]*<ctime>=>clocks (ctime)"
+  "#[ \t]*include[ \t]*\"meshd/common/clock\\.hpp\"=>clock read (the drivers' clock.hpp)"
+  "#[ \t]*include[ \t]*<random>=>own randomness (random)"
+  "#[ \t]*include[ \t]*<fstream>=>file I/O (fstream)"
+  "#[ \t]*include[ \t]*<iostream>=>console I/O (iostream)"
+  "#[ \t]*include[ \t]*<unistd\\.h>=>OS calls (unistd)"
+  "libbpf=>libbpf"
+  "getenv=>environment (getenv)"
   "steady_clock::now=>clock read (steady_clock::now)"
   "system_clock::now=>clock read (system_clock::now)"
   "high_resolution_clock::now=>clock read (high_resolution_clock::now)"

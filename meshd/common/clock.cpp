@@ -1,0 +1,31 @@
+#include "meshd/common/clock.hpp"
+
+#include <time.h>
+
+#include <chrono>
+
+namespace meshd {
+namespace {
+
+std::int64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  ::clock_gettime(id, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+TimeMs wall_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t boot_time_ns() {
+  return clock_ns(CLOCK_BOOTTIME);
+}
+
+std::int64_t realtime_ns() {
+  return clock_ns(CLOCK_REALTIME);
+}
+
+}  // namespace meshd
