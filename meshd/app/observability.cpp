@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,15 @@ void record_claim(Daemon::Impl& d, const core::Persist& p, double seconds, TimeM
       {"at", now}}.dump());
 }
 
+// "protected_target" for MISBEHAVIOUR_KIND_PROTECTED_TARGET, as the daemon's own proofs say.
+std::string kind_name(v1::MisbehaviourKind k) {
+  std::string name = v1::MisbehaviourKind_Name(k);
+  constexpr std::string_view prefix = "MISBEHAVIOUR_KIND_";
+  if (name.starts_with(prefix)) name.erase(0, prefix.size());
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
 void record_proof(Daemon::Impl& d, const core::Persist& p, TimeMs now) {
   ++d.obs.proofs_in;
   v1::Envelope env;
@@ -63,7 +73,7 @@ void record_proof(Daemon::Impl& d, const core::Persist& p, TimeMs now) {
       {"event", "proof_received"},
       {"reporter", p.origin},
       {"accused", proof->accused()},
-      {"kind", v1::MisbehaviourKind_Name(proof->kind())},
+      {"kind", kind_name(proof->kind())},
       {"detail", proof->detail()},
       {"at", now}}.dump());
 }

@@ -8,7 +8,9 @@ namespace per node) in headless Chromium, driven through chromedriver.
   2. the page of node 2 (opened on its loopback, where no token is needed) shows its peers;
   3. `meshctl block add` on node 1: node 2's page shows the block within 2 s, without a reload;
   4. clicking the block shows the explain breakdown (verdict, node 1's claim);
-  5. a screenshot of the page (--screenshot PATH).
+  5. node 3 (its config tampered with) claims a protected address: the page shows its
+     quarantine in the ledger and the events, /metrics its trust at 0;
+  6. a screenshot of the page (--screenshot PATH).
 
 Usage: ui_test.py --bin DIR [--screenshot PATH]. Exit 77 = skipped (not root)."""
 
@@ -19,12 +21,14 @@ import secrets
 import shutil
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from meshnet import Mesh, enter_netns  # noqa: E402
 from webdriver import Browser  # noqa: E402
 
 VISIBLE_WITHIN_S = 2.0
+PROTECTED = "192.0.2.200"  # protected in the fleet's config; node 3's config is tampered with
 
 
 def fail(msg):
@@ -55,7 +59,8 @@ def main():
     token = secrets.token_urlsafe(24)
     mesh = Mesh(args.bin, f"mui{os.getpid() % 100000}", 3, subnet="10.78.0",
                 metrics_listen=lambda i: "0.0.0.0:9464" if i == 2 else "127.0.0.1:9464",
-                extra_yaml=lambda i: f'  ui_token_file: "{mesh.work}/ui.token"' if i == 2 else "")
+                extra_yaml=lambda i: (f'  ui_token_file: "{mesh.work}/ui.token"\n' if i == 2 else "")
+                + (f'protected: ["{PROTECTED}/32"]' if i != 3 else "protected: []  # tampered"))
     with open(os.path.join(mesh.work, "ui.token"), "w") as f:
         f.write(token + "\n")
     os.chmod(os.path.join(mesh.work, "ui.token"), 0o600)
@@ -162,6 +167,24 @@ def main():
             if time.time() > deadline:
                 fail("the explain breakdown did not show node3's corroborating claim")
             time.sleep(0.05)
+
+        # ---- 5. node 3 misbehaves: quarantine and proofs reach the page ----
+        mesh.ctl_text(3, "block", "add", PROTECTED, "--confidence", "1", "--severity", "critical",
+                      "--reason", "compromised node attacks a protected address")
+        if browser.wait('#events li[data-event="quarantined"]', 3) is None:
+            fail("the event stream does not show node 3's quarantine")
+        deadline = time.time() + 3
+        while "quarantined" not in browser.text(browser.find("#ledger")):
+            if time.time() > deadline:
+                fail("the trust ledger does not show node 3 quarantined")
+            time.sleep(0.05)
+        if browser.wait('#events li[data-event="proof_received"], #events li[data-event="misbehaviour_proof"]', 3) is None:
+            fail("the event stream shows no misbehaviour proof")
+        metrics = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=3).read().decode()
+        for want in ('meshd_trust{origin="node3",domain="zone-c"} 0\n', "meshd_trust_origins_quarantined 1\n"):
+            if want not in metrics:
+                fail(f"node 2's /metrics lacks {want.strip()}")
+        browser.click(browser.find(f'#blocks tbody tr[data-prefix="{target}"]'))
         time.sleep(0.6)  # one more state refresh: counters and the histogram
         if args.screenshot:
             browser.resize(1400, 1500)
