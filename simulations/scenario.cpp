@@ -165,6 +165,7 @@ void read_traffic(const YAML::Node& n, TrafficSpec& t, Error* err) {
   r.read("node_variation", t.node_variation, 0, 5);
   r.read("protected_flows_per_s", t.protected_flows_per_s, 0, 1e9);
   r.read("window_s", t.window_s, 1, 1e7);
+  r.read("workloads", t.workloads, 1, 1'000'000);
   r.finish();
 }
 

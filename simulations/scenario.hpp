@@ -27,6 +27,8 @@ struct TrafficSpec {
   double node_variation = 0.5;       // sigma of the per-node log-normal rate multiplier
   double protected_flows_per_s = 1;  // flows per node per second to its protected addresses
   double window_s = 300;             // usage window the cost model sees (flows = rate x it)
+  int workloads = 8;                 // processes/pods per node; each flow comes from one of
+                                     // them at random (benign evidence counts the distinct)
 };
 
 struct AttackSpec {

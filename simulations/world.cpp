@@ -11,6 +11,23 @@ std::uint64_t World::Usage::flows(const Prefix& target, TimeMs) const {
       std::llround(m_.flow_rate(n_, target) * m_.scenario.traffic.window_s));
 }
 
+// The traffic model's benign evidence (README.md "Traffic"): f = rate x window flows, each
+// from one of the node's `workloads` at random, so the expected number of distinct sources is
+// W (1 - (1 - 1/W)^f); steady (Poisson) flows span (f - 1)/(f + 1) of the window on average.
+// Benign services are never flagged by a local detector (malicious targets carry no benign
+// flows at all).
+trust::BenignEvidence World::Usage::evidence(const Prefix& target, TimeMs now) const {
+  trust::BenignEvidence ev;
+  ev.flows = flows(target, now);
+  if (ev.flows == 0) return ev;
+  const double w = m_.scenario.traffic.workloads, f = static_cast<double>(ev.flows);
+  ev.sources = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(std::llround(w * (1.0 - std::pow(1.0 - 1.0 / w, f)))));
+  ev.span_ms =
+      static_cast<DurationMs>(m_.scenario.traffic.window_s * 1000.0 * (f - 1.0) / (f + 1.0));
+  return ev;
+}
+
 World::World(std::shared_ptr<const Model> model, const trust::Params& params,
              const core::Config& config)
     : model_(std::move(model)),
@@ -413,12 +430,20 @@ void World::refresh_edge(std::uint32_t c, SimTimeUs now) {
     SimNode& sn = nodes_[self];
     if (!sn.up) continue;
     core::Actions acts = take_actions();
+    // As the daemon does on a peer's handshake: the peer's certified identity and failure
+    // domain become known to the engine (the domain quorum counts the domains it knows).
+    if (want)
+      sn.engine->register_origin(m_.node_ids[other], m_.domain_ids[m_.domain_of[other]],
+                                 to_unix_ms(now));
     if (want)
       sn.node->on_peer_up(other, to_unix_ms(now), acts);
     else
       sn.node->on_peer_down(other, to_unix_ms(now), acts);
     apply(sn, acts, now, false);
     give_back(std::move(acts));
+    // A newly known domain re-decides at the engine's next tick (Actions only carries the
+    // engine deadline as of the core's last engine call).
+    if (want) schedule_tick(sn, sn.engine->next_deadline().value_or(core::kNoDeadline), now, false);
   }
 }
 

@@ -52,6 +52,7 @@ class World {
    public:
     Usage(const Model& m, std::uint32_t n) : m_(m), n_(n) {}
     std::uint64_t flows(const Prefix& target, TimeMs now) const override;
+    trust::BenignEvidence evidence(const Prefix& target, TimeMs now) const override;
 
    private:
     const Model& m_;

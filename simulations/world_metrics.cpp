@@ -217,6 +217,8 @@ void World::add_counters(const SimNode& sn) {
       {"restored", s.restored},
       {"blocks_enforced", sn.engine->stats().blocks_enforced},
       {"budget_deferrals", sn.engine->stats().budget_deferrals},
+      {"contradictions", sn.engine->stats().contradictions},
+      {"domains_short", sn.engine->stats().domains_short},
       {"misbehaviour_detected", sn.engine->stats().misbehaviour_detected},
   };
   if (counters_.empty())

@@ -29,6 +29,8 @@ void Engine::register_origin(const NodeId& node, const DomainId& domain, TimeMs 
   now = impl_->clamp(now);
   if (node.empty()) return;
   impl_->origin_of(node, domain, now);
+  // A new failure domain raises the quorum: re-decide everything at the next tick().
+  if (impl_->domains_grew) impl_->schedule(now, 0, detail::DeadlineKind::requorum);
 }
 
 Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) {
@@ -59,6 +61,7 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
 
   const bool trust_mode = m.params.mode == PolicyMode::trust;
   std::uint32_t oi = m.origin_of(f.origin.node, f.origin.domain, now);
+  m.requorum(now, out.changes);
   const bool self = m.origins[oi].self;
   if (trust_mode && !self && m.origins[oi].quarantine_until > now)
     return reject("quarantined", who + ": origin is quarantined for misbehaviour",
@@ -123,10 +126,13 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
     m.claims[c].flags |= detail::kSuperseded;  // the newer claim of the same origin replaces it
     break;
   }
-  m.add_claim(f, digest, oi, t, now);
+  const std::uint32_t c = m.add_claim(f, digest, oi, t, now);
   ++m.stats.claims_accepted;
   if (trust_mode && !self) {
     if (auto rec = m.overrun_check(oi, f.issued_at, now)) return misbehave(std::move(*rec));
+    // A claim on what this node sees working (strong benign evidence) costs its origin trust
+    // before it is weighed (the drain below re-decides the origin's other targets: I6).
+    out.contradicted = m.check_contradiction(c, now);
   }
   m.settle(t, now, ChangeCause::evidence, out.changes);
   m.drain(now, out.changes);
@@ -143,6 +149,7 @@ RetractionOutcome Engine::on_retraction(const NodeId& origin, std::uint64_t clai
     const LedgerEntry* e = m.ledger.find(origin);
     oi = m.origin_of(origin, e ? e->domain : DomainId{}, now);
   }
+  m.requorum(now, out.changes);
   if (m.tombstoned(oi, claim_seq)) {
     out.status = RetractionStatus::duplicate;
     return out;
@@ -302,6 +309,7 @@ std::vector<BlockChange> Engine::apply_proof(const NodeId& origin, TimeMs now) {
     const LedgerEntry* e = m.ledger.find(origin);
     oi = m.origin_of(origin, e ? e->domain : DomainId{}, now);
   }
+  m.requorum(now, out);
   if (m.origins[oi].self) return out;
   ++m.stats.proofs_applied;
   m.quarantine(oi, now, out);
@@ -339,6 +347,29 @@ std::vector<BlockChange> Engine::on_local_contradiction(const Prefix& prefix, Ti
       ++m.stats.trust_losses;
       m.trust_changed(cr.origin, now);
     }
+  m.drain(now, out);
+  return out;
+}
+
+std::vector<BlockChange> Engine::on_usage_changed(const Prefix& prefix, TimeMs now) {
+  auto& m = *impl_;
+  now = m.clamp(now);
+  std::vector<BlockChange> out;
+  if (m.params.mode != PolicyMode::trust) return out;
+  m.recheck_targets(m.overlapping_targets(prefix), now, out);
+  m.drain(now, out);
+  return out;
+}
+
+std::vector<BlockChange> Engine::recheck_usage(TimeMs now) {
+  auto& m = *impl_;
+  now = m.clamp(now);
+  std::vector<BlockChange> out;
+  if (m.params.mode != PolicyMode::trust) return out;
+  std::vector<std::uint32_t> ts;
+  for (std::uint32_t t = 0; t < m.targets.size(); ++t)
+    if (m.targets[t].flags & detail::kTargetLive) ts.push_back(t);
+  m.recheck_targets(ts, now, out);
   m.drain(now, out);
   return out;
 }
@@ -434,6 +465,7 @@ std::vector<BlockChange> Engine::restore_ledger(TrustLedger ledger, TimeMs now) 
       m.schedule(m.origins[oi].quarantine_until, oi, detail::DeadlineKind::quarantine_end);
   }
   std::vector<BlockChange> out;
+  m.domains_grew = false;  // settle_all below re-decides everything
   m.settle_all(now, ChangeCause::trust, out);
   m.drain(now, out);
   return out;

@@ -14,6 +14,12 @@
 //  I6 every trust drop re-evaluates the origin's targets and lifts/retimes in the same call;
 //  I7 a trusted, confident claim on a cheap target is enforced by on_claim itself;
 //  I8 decide() is a pure function of (params, ledger, claims, usage, now).
+// Beyond one domain (trust/README.md "Collusion resistance"): a target this node has benign
+// evidence for (flows from several local sources, no local detection) costs linearly more,
+// needs corroboration by required_domains() distinct failure domains (the full quorum, more
+// than a third of the fleet's domains, with strong evidence), the benefit claims may invoke is
+// capped by the domains backing them, every pivotal domain pays a budget token, and a claim
+// on a target with strong benign evidence lowers its origin's trust (contradiction).
 //
 // Time: the engine remembers the latest `now` it was given and treats an earlier one as that
 // latest time (a clock stepping back never un-expires or extends anything).
@@ -30,9 +36,13 @@
 //    (ClaimExplanation::spent): only fresh claims (e.g. the origin re-issuing while it still
 //    detects the threat) can enforce it again, and a single-domain re-enforcement pays a new
 //    budget token. Extensions smaller than retime_min_ms are applied at the old expiry.
-//  - Budget: a new block whose support is one failure domain is paid (one token) by an
-//    origin of that domain whose t*c alone clears the threshold; without a token it is
-//    `pending_budget` and retried when a token refills. The local node's own claims are free.
+//  - Budget: a new block is paid (one token each) by every pivotal supporting domain (one
+//    whose support the decision cannot do without): by an origin of that domain whose t*c
+//    still carries the decision; without a token it is `pending_budget` and retried when a
+//    token refills. A single domain is always pivotal. The local node's own claims are free.
+//  - Contradiction: a claim that arrives (or is re-checked by recheck_usage) while this node
+//    has strong benign evidence for its target costs its origin weight_contradiction, once
+//    per claim, applied before the decision (I6 re-evaluates the origin's other targets).
 //  - Gross overrun: more than overrun_max_claims claims issued by one origin within
 //    overrun_window_ms (provable from the signed claims alone).
 //  - Trust losses (false positive, contradiction, quarantine) re-evaluate at once (I6);
@@ -142,7 +152,9 @@ std::string_view to_string(ClaimStatus s);
 
 struct Outcome {
   ClaimStatus status = ClaimStatus::accepted;
-  std::optional<Error> error;                      // set when rejected
+  bool contradicted = false;   // accepted, but it contradicts strong local benign evidence:
+                               // its origin lost trust (weight_contradiction)
+  std::optional<Error> error;  // set when rejected
   std::optional<MisbehaviourRecord> misbehaviour;  // set when misbehaviour
   std::vector<BlockChange> changes;                // apply these, in order
 };
@@ -174,11 +186,13 @@ enum class Verdict : std::uint8_t {
   protected_prefix,  // overlaps a protected prefix: never enforced (I1)
   operator_allow,    // overlaps an operator allow
   operator_block,    // operator block: enforced regardless of evidence
-  pending_budget,    // single-domain support, but the paying origin has no token (I3)
+  pending_budget,    // a pivotal domain has no origin with a budget token (I3)
   no_claims,         // no active claims
   quorum_not_met,    // mode quorum: fewer than K distinct origins
+  domains_short,     // S clears the threshold, but fewer failure domains back it than the
+                     // local benign evidence demands (required_domains)
 };
-inline constexpr std::size_t kVerdictCount = 8;  // values of Verdict
+inline constexpr std::size_t kVerdictCount = 9;  // values of Verdict
 std::string_view to_string(Verdict v);
 
 // Result of decide(): the pure decision for one target at `now`.
@@ -192,8 +206,17 @@ struct Decision {
   std::size_t domains = 0;  // failure domains with positive support
   std::size_t origins = 0;  // distinct origins with active claims
   bool single_domain = false;
-  DurationMs ttl = 0;     // TTL the policy grants now (before the since-based caps)
-  TimeMs expires_at = 0;  // expiry if enforced at `now` (all caps applied)
+  // Collusion resistance (mode trust): local benign evidence and what it demands.
+  double benign = 0;                 // E: benign evidence flows (0 if none / flagged)
+  bool strong_benign = false;        // E strong: claims contradict it
+  std::size_t domains_required = 1;  // q(E)
+  std::size_t fleet_domains = 0;     // D the quorum is computed from
+  std::size_t quorum_max = 1;        // q_max = floor(D * quorum_fraction) + 1
+  double benefit_claimed = 0;        // B the claims assert (trust-weighted severity)
+  double benefit_cap = 0;            // most B that `domains` domains may invoke
+  bool self_claim = false;           // this node's own claim supports it: no quorum needed
+  DurationMs ttl = 0;                // TTL the policy grants now (before the since-based caps)
+  TimeMs expires_at = 0;             // expiry if enforced at `now` (all caps applied)
   Direction direction = Direction::both;
 };
 
@@ -207,7 +230,8 @@ struct ClaimExplanation {
   double confidence = 0;
   double contribution = 0;  // trust * confidence
   bool quarantined = false;
-  bool spent = false;  // already used by a block that ran out of time: counts no more
+  bool spent = false;         // already used by a block that ran out of time: counts no more
+  bool contradicted = false;  // cost its origin trust here (strong local benign evidence)
   TimeMs issued_at = 0;
   TimeMs expires_at = 0;
 };
@@ -220,7 +244,8 @@ struct DomainExplanation {
 };
 
 struct BudgetExplanation {
-  bool applies = false;     // single-domain support: the lead origin pays
+  bool applies = false;     // this origin pays for a new block (its domain is pivotal)
+  DomainId domain;          // the pivotal domain
   NodeId origin;            // who pays
   double tokens = 0;        // tokens now
   double capacity = 0;      // bucket size at its trust
@@ -237,10 +262,12 @@ struct Explanation {
   std::vector<ClaimExplanation> claims;    // sorted by contribution, highest first
   std::vector<DomainExplanation> domains;  // sorted by support, highest first
   std::uint64_t flows = 0;                 // usage input of the cost model
-  BudgetExplanation budget;
-  std::string protected_reason;        // non-empty: why it is protected/allowed
-  std::optional<Prefix> protected_by;  // the protected/allowed prefix it overlaps
-  bool enforced = false;               // currently enforced by this engine
+  BenignEvidence evidence;                 // local benign evidence input (trust mode)
+  BudgetExplanation budget;                // the first (or only) payer
+  std::vector<BudgetExplanation> payers;   // every pivotal domain's payer (budget included)
+  std::string protected_reason;            // non-empty: why it is protected/allowed
+  std::optional<Prefix> protected_by;      // the protected/allowed prefix it overlaps
+  bool enforced = false;                   // currently enforced by this engine
   TimeMs enforced_since = 0;
   TimeMs enforced_until = 0;
   bool by_operator = false;
@@ -273,6 +300,8 @@ struct EngineStats {
   std::uint64_t budget_deferrals = 0;  // times a block waited for a token
   std::uint64_t trust_gains = 0;
   std::uint64_t trust_losses = 0;
+  std::uint64_t contradictions = 0;     // claims that cost their origin trust (benign evidence)
+  std::uint64_t domains_short = 0;      // decisions refused for too few domains (not a gauge)
   std::uint64_t clock_regressions = 0;  // calls with `now` earlier than the latest seen
   // Decisions taken on a target (after a claim, retraction, operator decision, expiry,
   // budget retry or trust change), by the resulting Verdict (index = its value).
@@ -318,6 +347,14 @@ class Engine {
   // Feedback: this node has strong benign evidence for `prefix`: origins claiming targets
   // overlapping it lose trust (once per claim).
   std::vector<BlockChange> on_local_contradiction(const Prefix& prefix, TimeMs now);
+
+  // Local benign evidence (ctx.usage->evidence()) changed for `prefix`: every active claim on a
+  // target overlapping it is checked against the evidence (strong: its origin loses
+  // weight_contradiction, once per claim) and those targets are re-decided. on_claim() already
+  // checks each claim on arrival; the daemon calls this when its usage window moves (e.g. once
+  // per usage bucket for the targets whose flows changed), or recheck_usage() for all targets.
+  std::vector<BlockChange> on_usage_changed(const Prefix& prefix, TimeMs now);
+  std::vector<BlockChange> recheck_usage(TimeMs now);
 
   // Expiry of claims/blocks/quarantines/allows, budget retries, batched trust gains, decay.
   // Call at (or after) next_deadline().

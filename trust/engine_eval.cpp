@@ -73,6 +73,7 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
       const auto& o = origins[cr.origin];
       double tc = o.trust * static_cast<double>(cr.confidence);
       if (!(tc > 0)) continue;
+      if (o.self) d.self_claim = true;
       b_num += tc * b;
       b_den += tc;
       max_exp = std::max(max_exp, cr.expires_at);
@@ -93,8 +94,15 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
   // Cost (protected = infinite) and benefit.
   if (trust_mode && (e.prot = protected_overlap(p))) {
     d.cost = std::numeric_limits<double>::infinity();
+  } else if (trust_mode) {
+    if (ctx.usage) e.ev = ctx.usage->evidence(p, now);
+    e.flows = e.ev.flows;
+    d.benign = benign_flows(e.ev, params);
+    d.strong_benign = strong_benign(e.ev, params);
+    d.cost = cost(p, e.flows, d.benign, params);
   } else {
     e.flows = ctx.usage ? ctx.usage->flows(p, now) : 0;
+    e.ev.flows = e.flows;
     d.cost = cost(p, e.flows, params);
   }
   d.benefit = b_den > 0 ? b_num / b_den : b_max;
@@ -141,7 +149,16 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
   }
   d.score = 1.0 - miss;
   d.single_domain = d.domains == 1;
-  if (d.single_domain) d.benefit = std::min(d.benefit, params.benefit_single_max);
+  // Collusion resistance: the quorum the local benign evidence demands, and the benefit the
+  // backing domains may invoke (severity is the claimants' own word).
+  d.fleet_domains = std::max<std::size_t>(params.fleet_domains, named_domains);
+  d.quorum_max = quorum_max(d.fleet_domains, params);
+  // The quorum guards against REMOTE claims: this node's own detection needs none.
+  d.domains_required =
+      d.self_claim ? 1 : required_domains(d.benign, d.strong_benign, d.quorum_max, params);
+  d.benefit_claimed = d.benefit;
+  d.benefit_cap = benefit_cap(d.domains, d.quorum_max, params);
+  d.benefit = std::min(d.benefit, d.benefit_cap);
   d.threshold = threshold(d.cost, d.benefit);
 
   if (e.prot) {
@@ -160,6 +177,10 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
     d.verdict = Verdict::below_threshold;
     return e;
   }
+  if (d.domains < d.domains_required) {
+    d.verdict = Verdict::domains_short;
+    return e;
+  }
   d.ttl = ttl_for(d.score, d.threshold, d.single_domain, params);
   TimeMs since = enforced ? T->since : now;
   DurationMs cap = d.single_domain ? params.ttl_single_ms : params.ttl_max_ms;
@@ -172,50 +193,77 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
   }
   e.since = since;
 
-  // Budget (I3): a new block resting on one domain is paid by an origin that alone clears
-  // the threshold and has a token; the local node's own claims need no budget.
-  if (d.single_domain && !enforced) {
-    const DomainAcc* dom = nullptr;
-    for (const auto& a : acc)
-      if (domain_support(a.max_tc, params) > 0) dom = &a;
-    std::uint32_t best = kNone;
-    double best_tc = -1;
-    TimeMs retry = 0;
-    bool self_supports = false;
-    for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
-      const ClaimRec& cr = claims[c];
-      if (cr.expires_at <= now || cr.epoch != T->epoch || (cr.flags & detail::kSuperseded))
-        continue;
-      const auto& o = origins[cr.origin];
-      if (o.domain != dom->domain) continue;
-      double tc = o.trust * static_cast<double>(cr.confidence);
-      if (domain_support(tc, params) < d.threshold) continue;  // cannot carry it alone
-      if (o.self) {
-        self_supports = true;
-        break;
+  // Budget (I3): every pivotal domain of a new block pays one token: a domain without which
+  // the decision would fail (fewer domains than required, or S below the threshold with the
+  // benefit the remaining domains may invoke). One domain alone is always pivotal. The payer
+  // is an origin of that domain with a token whose t*c, standing for the domain, still
+  // carries the decision; the local node's own claims need no budget.
+  if (!enforced) {
+    for (const auto& a : acc) {
+      const double s_a = domain_support(a.max_tc, params);
+      if (!(s_a > 0)) continue;
+      const double miss_wo = miss / (1.0 - s_a);  // s_a <= s_cap < 1
+      const std::size_t d_wo = d.domains - 1;
+      if (d_wo >= 1 && d_wo >= d.domains_required) {
+        const double s_wo = 1.0 - miss_wo;
+        const double b_wo = std::min(d.benefit_claimed, benefit_cap(d_wo, d.quorum_max, params));
+        if (s_wo > 0 && s_wo >= threshold(d.cost, b_wo)) continue;  // not pivotal
       }
-      double tokens = tokens_at(o, now);
-      if (tokens >= 1.0) {
-        if (tc > best_tc || (tc == best_tc && o.node < origins[best].node)) {
-          best = cr.origin;
-          best_tc = tc;
+      detail::PayerRec pay;
+      pay.domain = a.domain;
+      std::uint32_t best = kNone;
+      double best_tc = -1;
+      TimeMs retry = 0;
+      for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
+        const ClaimRec& cr = claims[c];
+        if (cr.expires_at <= now || cr.epoch != T->epoch || (cr.flags & detail::kSuperseded))
+          continue;
+        const auto& o = origins[cr.origin];
+        if (o.domain != a.domain) continue;
+        double tc = o.trust * static_cast<double>(cr.confidence);
+        // Can it carry its domain's part alone?
+        if (1.0 - miss_wo * (1.0 - domain_support(tc, params)) < d.threshold) continue;
+        if (o.self) {
+          pay.self = true;
+          break;
         }
-      } else {
-        double rate = rate_per_ms(o);
-        if (rate > 0 && capacity(o) >= 1.0) {
-          auto wait = static_cast<TimeMs>(std::ceil((1.0 - tokens) / rate));
-          TimeMs at = now + std::max<TimeMs>(wait, 1);
-          retry = retry == 0 ? at : std::min(retry, at);
+        double tokens = tokens_at(o, now);
+        if (tokens >= 1.0) {
+          if (tc > best_tc || (tc == best_tc && o.node < origins[best].node)) {
+            best = cr.origin;
+            best_tc = tc;
+          }
+        } else {
+          double rate = rate_per_ms(o);
+          if (rate > 0 && capacity(o) >= 1.0) {
+            auto wait = static_cast<TimeMs>(std::ceil((1.0 - tokens) / rate));
+            TimeMs at = now + std::max<TimeMs>(wait, 1);
+            retry = retry == 0 ? at : std::min(retry, at);
+          }
         }
+      }
+      if (!pay.self) {
+        pay.origin = best;
+        if (best == kNone) pay.retry_at = retry;
+      }
+      e.payers.push_back(pay);
+    }
+    bool pending = false;
+    TimeMs retry = 0;
+    for (const auto& pay : e.payers) {
+      if (pay.self || pay.origin != kNone) continue;
+      pending = true;
+      // Every pending domain must have a token: retry when the last of them can.
+      if (pay.retry_at == 0) {
+        retry = -1;
+      } else if (retry >= 0) {
+        retry = std::max(retry, pay.retry_at);
       }
     }
-    if (!self_supports) {
-      if (best == kNone) {
-        d.verdict = Verdict::pending_budget;
-        e.retry_at = retry;
-        return e;
-      }
-      e.payer = best;
+    if (pending) {
+      d.verdict = Verdict::pending_budget;
+      e.retry_at = retry < 0 ? 0 : retry;
+      return e;
     }
   }
   d.verdict = Verdict::enforce;
@@ -239,8 +287,9 @@ void Engine::Impl::settle(std::uint32_t t, TimeMs now, ChangeCause cause,
     e = evaluate(t, T.prefix, now);
   }
   if (e.d.enforce) {
-    if (e.payer != kNone) {
-      auto& o = origins[e.payer];
+    for (const auto& pay : e.payers) {
+      if (pay.origin == kNone) continue;
+      auto& o = origins[pay.origin];
       o.tokens = tokens_at(o, now) - 1.0;
       o.tokens_at = now;
     }
@@ -291,7 +340,11 @@ void Engine::Impl::settle(std::uint32_t t, TimeMs now, ChangeCause cause,
     T.score = static_cast<float>(e.d.score);
   }
   ++stats.decisions[static_cast<std::size_t>(e.d.verdict)];
-  if (params.mode == PolicyMode::trust && e.d.domains >= 2) credit_corroboration(t, now);
+  if (e.d.verdict == Verdict::domains_short) ++stats.domains_short;
+  // Corroboration by other domains earns trust only where this node has no benign evidence
+  // against the target (colluders must not earn trust by agreeing on what this node uses).
+  if (params.mode == PolicyMode::trust && e.d.domains >= 2 && !(e.d.benign > 0))
+    credit_corroboration(t, now);
   rearm(t);
   maybe_free_target(t);
 }
@@ -301,17 +354,68 @@ void Engine::Impl::settle_all(TimeMs now, ChangeCause cause, std::vector<BlockCh
     if (targets[t].flags & detail::kTargetLive) settle(t, now, cause, out);
 }
 
+// Corroboration by another failure domain is worth as much as that domain's best origin is
+// trusted here (EigenTrust's lesson: a group of colluders only holds the trust honest nodes
+// send into it, so low-trust colluders agreeing with each other earn next to nothing).
 void Engine::Impl::credit_corroboration(std::uint32_t t, TimeMs now) {
   auto& T = targets[t];
+  // The two most trusted supporting domains: the corroborator of a claim is the best other.
+  std::uint32_t dom1 = kNone;
+  double best1 = 0, best2 = 0;
+  for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
+    const auto& cr = claims[c];
+    if (cr.expires_at <= now || cr.epoch != T.epoch || (cr.flags & detail::kSuperseded)) continue;
+    const auto& o = origins[cr.origin];
+    if (!(o.trust * cr.confidence > 0)) continue;
+    if (o.domain == dom1) {
+      best1 = std::max(best1, o.trust);
+    } else if (o.trust > best1) {
+      best2 = best1;
+      best1 = o.trust;
+      dom1 = o.domain;
+    } else {
+      best2 = std::max(best2, o.trust);
+    }
+  }
   for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
     auto& cr = claims[c];
     if (cr.expires_at <= now || cr.epoch != T.epoch ||
         (cr.flags & (detail::kCreditDomain | detail::kSuperseded)))
       continue;
-    if (!(origins[cr.origin].trust * cr.confidence > 0)) continue;
+    const auto& o = origins[cr.origin];
+    if (!(o.trust * cr.confidence > 0)) continue;
+    const double other = o.domain == dom1 ? best2 : best1;
+    if (!(other > 0)) continue;
     cr.flags |= detail::kCreditDomain;
-    queue_gain(cr.origin, params.weight_domain, now);
+    queue_gain(cr.origin, params.weight_domain * other / params.t_cap, now);
   }
+}
+
+}  // namespace meshd::trust
+
+namespace meshd::trust {
+
+bool Engine::Impl::check_contradiction(std::uint32_t c, TimeMs now) {
+  auto& cr = claims[c];
+  if (params.mode != PolicyMode::trust || !ctx.usage || cr.expires_at <= now ||
+      (cr.flags & (detail::kDebitLocal | detail::kSuperseded)) || origins[cr.origin].self)
+    return false;
+  if (!strong_benign(ctx.usage->evidence(targets[cr.target].prefix, now), params)) return false;
+  cr.flags |= detail::kDebitLocal;
+  ledger.add_loss(origins[cr.origin].node, params.weight_contradiction, now);
+  ++stats.trust_losses;
+  ++stats.contradictions;
+  trust_changed(cr.origin, now);
+  return true;
+}
+
+void Engine::Impl::recheck_targets(const std::vector<std::uint32_t>& ts, TimeMs now,
+                                   std::vector<BlockChange>& out) {
+  for (std::uint32_t t : ts)
+    for (std::uint32_t c = targets[t].head; c != kNone; c = claims[c].t_next)
+      check_contradiction(c, now);
+  for (std::uint32_t t : ts)
+    if (targets[t].flags & detail::kTargetLive) settle(t, now, ChangeCause::evidence, out);
 }
 
 }  // namespace meshd::trust

@@ -80,6 +80,8 @@ std::string_view to_string(Verdict v) {
       return "no_claims";
     case Verdict::quorum_not_met:
       return "quorum_not_met";
+    case Verdict::domains_short:
+      return "domains_short";
   }
   return "invalid";
 }
@@ -92,6 +94,7 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
   detail::Eval e = evaluate(t, p, now);
   x.decision = e.d;
   x.flows = e.flows;
+  x.evidence = e.ev;
   if (e.prot) {
     x.protected_reason = e.prot->reason;
     x.protected_by = e.prot->prefix;
@@ -120,6 +123,7 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
     ce.trust = o.trust;
     ce.confidence = cr.confidence;
     ce.spent = trust_mode && cr.epoch != T.epoch;
+    ce.contradicted = (cr.flags & detail::kDebitLocal) != 0;
     ce.contribution = ce.spent ? 0.0 : o.trust * static_cast<double>(cr.confidence);
     ce.quarantined = o.quarantine_until > now;
     ce.issued_at = cr.issued_at;
@@ -147,20 +151,39 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
     return a.support != b.support ? a.support > b.support : a.domain < b.domain;
   });
 
-  if (trust_mode && x.decision.single_domain && !x.domains.empty()) {
-    std::uint32_t oi = e.payer;
-    if (oi == kNone) {
-      oi = find_origin(x.domains.front().lead);
-    }
-    if (oi != kNone) {
+  if (trust_mode) {
+    auto describe = [&](std::uint32_t oi, const std::string& domain, bool pending,
+                        TimeMs retry_at) {
+      BudgetExplanation b;
       const auto& o = origins[oi];
-      x.budget.applies = !o.self;
-      x.budget.origin = o.node;
-      x.budget.tokens = tokens_at(o, now);
-      x.budget.capacity = capacity(o);
-      x.budget.rate_per_min = rate_per_ms(o) * static_cast<double>(kMinute);
-      x.budget.pending = x.decision.verdict == Verdict::pending_budget;
-      x.budget.retry_at = x.budget.pending ? e.retry_at : 0;
+      b.applies = !o.self;
+      b.origin = o.node;
+      b.domain = domain;
+      b.tokens = tokens_at(o, now);
+      b.capacity = capacity(o);
+      b.rate_per_min = rate_per_ms(o) * static_cast<double>(kMinute);
+      b.pending = pending;
+      b.retry_at = pending ? retry_at : 0;
+      return b;
+    };
+    for (const auto& pay : e.payers) {
+      if (pay.self) continue;
+      const std::string& dom = domains[pay.domain];
+      std::uint32_t oi = pay.origin;
+      if (oi == kNone) {  // pending: show the domain's lead origin
+        auto it = std::find_if(x.domains.begin(), x.domains.end(),
+                               [&](const DomainExplanation& d) { return d.domain == dom; });
+        if (it != x.domains.end()) oi = find_origin(it->lead);
+      }
+      if (oi != kNone) x.payers.push_back(describe(oi, dom, pay.origin == kNone, pay.retry_at));
+    }
+    if (!x.payers.empty()) {
+      x.budget = x.payers.front();
+    } else if (x.decision.single_domain && !x.domains.empty()) {
+      // Enforced already (or not decidable now): who would pay for it.
+      if (std::uint32_t oi = find_origin(x.domains.front().lead); oi != kNone) {
+        x.budget = describe(oi, x.domains.front().domain, false, 0);
+      }
     }
   }
   return x;
@@ -202,16 +225,42 @@ std::string format_explanation(const Explanation& x) {
        ")   B = " + num(d.benefit) + "\n";
   s += "  domains = " + std::to_string(d.domains) + (d.single_domain ? " (single domain)" : "") +
        "   origins = " + std::to_string(d.origins) + "   ttl = " + dur(d.ttl) + "\n";
+  if (x.policy == "trust") {
+    s += "  local benign evidence: E = " + num(d.benign, 0) + " flows (" +
+         std::to_string(x.evidence.flows) + " flows from " + std::to_string(x.evidence.sources) +
+         " sources over " + dur(x.evidence.span_ms) +
+         (x.evidence.flagged ? ", flagged by a local detector" : "") + ")" +
+         (d.strong_benign ? ", STRONG: claims on it contradict this node" : "") + "\n";
+    s += "  domains required = " + std::to_string(d.domains_required) + " (have " +
+         std::to_string(d.domains) + "; full quorum " + std::to_string(d.quorum_max) +
+         " of D = " + std::to_string(d.fleet_domains) + " known domains" +
+         (d.self_claim ? "; waived: this node's own claim" : "") + ")\n";
+    s += "  B = min(claimed " + num(d.benefit_claimed) + ", cap " + num(d.benefit_cap) + " for " +
+         std::to_string(d.domains) + " domain" + (d.domains == 1 ? "" : "s") + ")\n";
+  }
   if (!x.protected_reason.empty())
     s += "  protected: " + (x.protected_by ? x.protected_by->to_string() + " " : "") + "(" +
          x.protected_reason + ")\n";
   if (x.enforced)
     s += std::string("  enforced") + (x.by_operator ? " by operator" : "") + " since " +
          dur(x.now - x.enforced_since) + " ago, expires in " + dur(x.enforced_until - x.now) + "\n";
-  if (x.budget.applies)
-    s += "  budget: " + x.budget.origin + " pays; tokens " + num(x.budget.tokens, 2) + "/" +
-         num(x.budget.capacity, 2) + ", refill " + num(x.budget.rate_per_min, 2) + "/min" +
-         (x.budget.pending ? ", PENDING until +" + dur(x.budget.retry_at - x.now) : "") + "\n";
+  auto budget_line = [&](const BudgetExplanation& b) {
+    s += "  budget: " + b.origin + (b.domain.empty() ? "" : " [" + b.domain + "]") +
+         " pays; tokens " + num(b.tokens, 2) + "/" + num(b.capacity, 2) + ", refill " +
+         num(b.rate_per_min, 2) + "/min" +
+         (b.pending ? (b.retry_at > 0 ? ", PENDING until +" + dur(b.retry_at - x.now)
+                                      : std::string(", PENDING (no token foreseeable)"))
+                    : "") +
+         "\n";
+  };
+  if (!x.payers.empty()) {
+    if (x.payers.size() > 1)
+      s += "  pivotal domains: " + std::to_string(x.payers.size()) + " (each pays a token)\n";
+    for (const auto& b : x.payers)
+      if (b.applies) budget_line(b);
+  } else if (x.budget.applies) {
+    budget_line(x.budget);
+  }
   if (!x.domains.empty()) {
     s += "  per domain (support = min(s_cap, max t*c)):\n";
     for (const auto& dm : x.domains)
@@ -226,7 +275,8 @@ std::string format_explanation(const Explanation& x) {
            num(c.trust) + " x conf " + num(c.confidence) + " = " + num(c.contribution) + "  " +
            std::string(to_string(c.severity)) + " " + std::string(to_string(c.direction)) +
            " via " + c.detector + ", expires in " + dur(c.expires_at - x.now) +
-           (c.spent ? " (spent)" : "") + (c.quarantined ? " (quarantined)" : "") + "\n";
+           (c.spent ? " (spent)" : "") + (c.quarantined ? " (quarantined)" : "") +
+           (c.contradicted ? " (contradicted local benign evidence)" : "") + "\n";
   }
   return s;
 }

@@ -66,7 +66,13 @@ TimeMs Engine::Impl::clamp(TimeMs now) {
 
 std::uint32_t Engine::Impl::domain_of(const DomainId& d) {
   auto [it, inserted] = domain_index.try_emplace(d, static_cast<std::uint32_t>(domains.size()));
-  if (inserted) domains.push_back(d);
+  if (inserted) {
+    domains.push_back(d);
+    if (!d.empty()) {
+      ++named_domains;
+      domains_grew = true;
+    }
+  }
   return it->second;
 }
 
@@ -454,6 +460,12 @@ std::optional<MisbehaviourRecord> Engine::Impl::overrun_check(std::uint32_t oi, 
   return std::nullopt;
 }
 
+void Engine::Impl::requorum(TimeMs now, std::vector<BlockChange>& out) {
+  if (!domains_grew) return;
+  domains_grew = false;
+  if (params.mode == PolicyMode::trust) settle_all(now, ChangeCause::evidence, out);
+}
+
 // --- deadlines -----------------------------------------------------------------------------
 
 void Engine::Impl::schedule(TimeMs at, std::uint32_t id, detail::DeadlineKind k) {
@@ -560,6 +572,9 @@ void Engine::Impl::process_deadline(const detail::Deadline& d, TimeMs now,
       }
       return;
     }
+    case K::requorum:
+      requorum(now, out);
+      return;
     case K::tombstones: {
       while (!tombstones.empty() && tombstones.front().expires_at <= now) {
         auto& ts = tombstones.front();

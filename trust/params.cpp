@@ -83,7 +83,8 @@ const ParamInfo kTable[] = {
     MESHD_PARAM(post_quarantine_neg, "observations",
                 "negative evidence an origin leaves quarantine with"),
     MESHD_PARAM(weight_local, "gains", "gain weight of a local sensor corroboration"),
-    MESHD_PARAM(weight_domain, "gains", "gain weight of corroboration by another failure domain"),
+    MESHD_PARAM(weight_domain, "gains",
+                "gain weight of corroboration by another domain (x its trust / t_cap)"),
     MESHD_PARAM(weight_false_positive, "losses",
                 "loss weight of an operator false-positive unblock"),
     MESHD_PARAM(weight_contradiction, "losses", "loss weight of strong local benign evidence"),
@@ -100,6 +101,21 @@ const ParamInfo kTable[] = {
     MESHD_PARAM(benefit_critical, "benefit", "benefit of a true block, severity critical"),
     MESHD_PARAM(benefit_single_max, "benefit",
                 "max benefit a claim set resting on one failure domain can invoke"),
+    MESHD_PARAM(cost_benign, "cost/flow",
+                "cost per benign flow (from enough local sources, no local detection): linear"),
+    MESHD_PARAM(benign_min_sources, "sources",
+                "flows count as benign evidence only from this many distinct processes/pods"),
+    MESHD_PARAM(
+        benign_strong_flows, "flows",
+        "strong benign evidence: claims demand the full quorum and lose their origin trust"),
+    MESHD_PARAM(benign_strong_span_ms, "ms",
+                "strong benign evidence must span this long (steady use, not a burst)"),
+    MESHD_PARAM(quorum_fraction, "ratio",
+                "used targets need more than this share of the fleet's domains (bounds colluders)"),
+    MESHD_PARAM(quorum_flows_per_domain, "flows",
+                "each this many benign flows demand one more corroborating domain"),
+    MESHD_PARAM(fleet_domains, "domains",
+                "failure domains in the fleet; 0 = count the domains of known origins"),
     MESHD_PARAM(ttl_min_ms, "ms", "TTL of a block just at the decision threshold"),
     MESHD_PARAM(ttl_max_ms, "ms", "hard cap of every block and claim lifetime (I4)"),
     MESHD_PARAM(ttl_single_ms, "ms", "cap for blocks resting on one failure domain (I4)"),
@@ -178,6 +194,14 @@ Result<void> Params::validate() const {
                       {benefit_critical, "benefit_critical"},
                       {benefit_single_max, "benefit_single_max"}})
     if (!in(v, 0, 1e9)) return bad(n, "must be >= 0");
+  if (!in(cost_benign, 0, 1e9)) return bad("cost_benign", "must be >= 0");
+  if (!in(benign_min_sources, 0, 1e9)) return bad("benign_min_sources", "must be >= 0");
+  if (!in(benign_strong_flows, 1, 1e15)) return bad("benign_strong_flows", "must be >= 1");
+  if (benign_strong_span_ms < 0) return bad("benign_strong_span_ms", "must be >= 0");
+  if (!in(quorum_fraction, 0, 1) || quorum_fraction >= 1)
+    return bad("quorum_fraction", "must be in [0, 1)");
+  if (!in(quorum_flows_per_domain, 0, 1e15) || quorum_flows_per_domain <= 0)
+    return bad("quorum_flows_per_domain", "must be > 0");
   if (ttl_min_ms <= 0) return bad("ttl_min_ms", "must be > 0");
   if (ttl_max_ms < ttl_min_ms) return bad("ttl_max_ms", "must be >= ttl_min_ms");
   if (ttl_single_ms <= 0 || ttl_single_ms > ttl_max_ms)

@@ -41,9 +41,10 @@ struct Params {
   DurationMs quarantine_ms = 24 * kHour;  // trust pinned to 0 this long after a misbehaviour proof
   double post_quarantine_neg = 20.0;      // negative evidence an origin leaves quarantine with
   double weight_local = 1.0;              // gain weight of a local sensor corroboration (strong)
-  double weight_domain = 0.25;            // gain weight of corroboration by another failure domain
-  double weight_false_positive = 2.0;     // loss weight of an operator false-positive unblock
-  double weight_contradiction = 1.0;      // loss weight of strong local benign evidence
+  double weight_domain = 0.25;  // gain weight of corroboration by another failure domain, scaled
+                                // by the corroborating domain's best trust / t_cap
+  double weight_false_positive = 2.0;           // loss weight of an operator false-positive unblock
+  double weight_contradiction = 1.0;            // loss weight of strong local benign evidence
   DurationMs feedback_flush_ms = 30 * kSecond;  // trust gains are batched and applied this
                                                 // often (losses apply at once: I6)
   DurationMs retime_min_ms = 30 * kSecond;      // block extensions smaller than this wait for the
@@ -69,6 +70,30 @@ struct Params {
   // second domain unlocks the full B.
   double benefit_single_max = 4.0;
 
+  // --- collusion resistance: local benign evidence, domain quorum (trust/README.md) ---
+  // Benign evidence E = the flows to the target in the usage window when they came from at
+  // least benign_min_sources distinct local processes/pods and no local detector flagged the
+  // target (else E = 0). It raises the cost linearly (the usage log term above stays):
+  double cost_benign = 0.25;      // C += cost_benign * E: what the node sees working costs a lot
+  double benign_min_sources = 2;  // flows count as benign evidence only from this many distinct
+                                  // local processes/pods (one beaconing process is no evidence)
+  // Strong benign evidence: E >= benign_strong_flows over a span of >= benign_strong_span_ms.
+  // A claim on such a target demands the full domain quorum and costs its origin trust
+  // (weight_contradiction, the ledger's contradiction path) once per claim.
+  double benign_strong_flows = 8;
+  DurationMs benign_strong_span_ms = kMinute;
+  // Domain quorum: a target with benign evidence needs corroboration by
+  //   q(E) = 1 (E = 0), min(q_max, 1 + ceil(E / quorum_flows_per_domain)) (E > 0), q_max (strong)
+  // distinct failure domains, q_max = floor(D * quorum_fraction) + 1, D = max(fleet_domains,
+  // domains of the origins this node knows). Claims from fewer than q_max domains can then never
+  // block a destination with strong benign evidence, whatever their trust, confidence and
+  // severity. The benefit claims may invoke grows with the domains d backing them:
+  //   B <= benefit_single_max + (benefit_critical - benefit_single_max) * (d - 1) / (q_max - 1).
+  double quorum_fraction = 1.0 / 3.0;  // q_max is more than this share of the fleet's domains
+  double quorum_flows_per_domain = 1;  // each this many benign flows demand one more domain
+  std::uint32_t fleet_domains = 0;     // failure domains in the fleet if known; 0 = count the
+                                       // domains of known origins (peers and claimants)
+
   // --- decision and lifetime ---
   DurationMs ttl_min_ms = 5 * kMinute;      // TTL of a block just at the threshold
   DurationMs ttl_max_ms = 24 * kHour;       // TTL at S = 1; hard cap of every claim and block (I4)
@@ -77,6 +102,9 @@ struct Params {
   DurationMs max_future_ms = 5 * kMinute;  // claims issued further ahead of `now` are rejected
 
   // --- budgets (I3) ---
+  // A new block is paid (one token) by each PIVOTAL supporting domain: a domain without which
+  // the block would not be enforced (too few domains, or S below the threshold). One domain
+  // alone is always pivotal; a block with slack (e.g. a C2 detected by many domains) is free.
   double budget_burst = 20;         // token bucket size of an origin at t_cap
   double budget_rate_per_min = 10;  // refill per minute at t_cap (scaled by t / t_cap)
   // Gross overrun (provable from signed claims alone, so any node can verify the proof): more

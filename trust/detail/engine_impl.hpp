@@ -28,7 +28,7 @@ enum ClaimFlag : std::uint8_t {
                       // kept (skipped by decisions) only to detect equivocation on its seq
   kCreditDomain = 4,  // its origin already gained from independent-domain corroboration
   kCreditLocal = 8,   // its origin already gained from local sensor corroboration
-  kDebitLocal = 16,   // its origin already lost from local benign evidence
+  kDebitLocal = 16,   // its origin already lost from local benign evidence (contradiction)
 };
 
 struct ClaimRec {
@@ -105,6 +105,7 @@ enum class DeadlineKind : std::uint8_t {
   flush,           // batched trust gains
   refresh,         // decay of idle origins
   tombstones,      // expiry of remembered retractions
+  requorum,        // register_origin() made a new failure domain known: re-decide everything
 };
 
 struct Deadline {
@@ -124,15 +125,24 @@ struct Tombstone {
   TimeMs expires_at;
 };
 
+// A pivotal domain of a new block and who pays its token (I3).
+struct PayerRec {
+  std::uint32_t domain = kNone;
+  std::uint32_t origin = kNone;  // kNone: nobody in the domain can pay now (pending)
+  bool self = false;             // this node's own claim carries the domain: free
+  TimeMs retry_at = 0;           // pending: when a token is available (0: none foreseeable)
+};
+
 // Per-evaluation result with what settle() needs beyond the public Decision.
 struct Eval {
   Decision d;
-  std::uint32_t payer = kNone;  // origin charged one token if enforced now
-  TimeMs since = 0;             // enforcement start if enforced now
-  TimeMs retry_at = 0;          // pending: when a token is available
+  std::vector<PayerRec> payers;  // pivotal domains of a new block: each origin pays one token
+  TimeMs since = 0;              // enforcement start if enforced now
+  TimeMs retry_at = 0;           // pending: when a token is available
   const ProtectedPrefix* prot = nullptr;
   const OpAllow* allow = nullptr;
   std::uint64_t flows = 0;
+  BenignEvidence ev;     // local benign evidence (trust mode; flows only otherwise)
   bool used_up = false;  // enforced, but its time ran out: lift and spend its claims
 };
 
@@ -173,6 +183,8 @@ struct Engine::Impl {
   detail::FlatIndex origin_index;  // node id (string_hash) -> origins index
   std::vector<std::string> domains;
   std::unordered_map<DomainId, std::uint32_t> domain_index;
+  std::size_t named_domains = 0;  // interned non-empty domains: the fleet's D as known here
+  bool domains_grew = false;      // D grew since the last requorum(): decisions may change
   std::vector<std::string> detectors;
   std::unordered_map<std::string, std::uint16_t> detector_index;
   std::uint16_t last_detector = 0xffff;  // most recent detector_of() answer (claims of a
@@ -241,6 +253,13 @@ struct Engine::Impl {
   void settle(std::uint32_t t, TimeMs now, ChangeCause cause, std::vector<BlockChange>& out);
   void settle_all(TimeMs now, ChangeCause cause, std::vector<BlockChange>& out);
   void credit_corroboration(std::uint32_t t, TimeMs now);
+  // If a new failure domain became known (the quorum depends on D), re-decides every target.
+  void requorum(TimeMs now, std::vector<BlockChange>& out);
+  // Strong local benign evidence for the claim's target: its origin loses
+  // weight_contradiction (once per claim). Returns true if it did.
+  bool check_contradiction(std::uint32_t c, TimeMs now);
+  void recheck_targets(const std::vector<std::uint32_t>& ts, TimeMs now,
+                       std::vector<BlockChange>& out);
   void schedule(TimeMs at, std::uint32_t id, detail::DeadlineKind k);
   void wake_target(std::uint32_t t, TimeMs at);
   void rearm(std::uint32_t t);  // wake at the target's next claim expiry / block event

@@ -85,6 +85,44 @@ adversaries:
   EXPECT_DOUBLE_EQ(h["protected"].get<double>(), 0.0);
 }
 
+// Collusion across failure domains (trust/README.md "Collusion resistance"), at the defaults:
+// 8 domains, so q_max = floor(8/3) + 1 = 3. Two colluders in two domains can never block what
+// a node uses steadily; three (= q_max) are held by the contradictions of the nodes' benign
+// evidence; random claims are held too. The honest C2 detections keep their fast path.
+void expect_collusion_bounded(const Ran& r, double bound) {
+  const auto& h = r.report["harm"];
+  EXPECT_GT(h["naive_total"].get<double>(), 0.0);
+  EXPECT_LE(h["ratio_vs_naive"].get<double>(), bound) << r.report.dump();
+  EXPECT_DOUBLE_EQ(h["protected"].get<double>(), 0.0);
+  EXPECT_GE(r.report["tp"]["coverage"].get<double>(),
+            0.95 * r.report["tp"]["naive_coverage"].get<double>());
+  // A real C2 is enforced as the claim arrives (I7), not after a quorum wait.
+  EXPECT_LE(r.report["tp"]["p99_ms"].get<double>(),
+            1.1 * r.report["delivery"]["p99_ms"].get<double>())
+      << r.report.dump();
+  EXPECT_GT(r.report["counters"]["contradictions"].get<std::uint64_t>(), 0u);
+}
+
+TEST(MeshsimOutcome, ColludersInSeveralDomainsAreBounded) {
+  expect_collusion_bounded(run(R"(
+adversaries:
+  - {count: 2, strategy: targeted, rate_per_min: 100, start_s: 100, domains: 2}
+)"),
+                           0.02);
+  expect_collusion_bounded(run(R"(
+adversaries:
+  - {count: 3, strategy: milking, rate_per_min: 100, start_s: 120, honest_until_s: 120, domains: 3}
+)",
+                               4),
+                           0.02);
+  expect_collusion_bounded(run(R"(
+adversaries:
+  - {count: 3, strategy: random, rate_per_min: 100, start_s: 100, domains: 3}
+)",
+                               5),
+                           0.03);
+}
+
 TEST(MeshsimOutcome, EquivocationIsQuarantinedEverywhereFast) {
   auto r = run(R"(
 adversaries:

@@ -313,7 +313,7 @@ TEST(TrustEngineEdge, ReloadReevaluatesAndSwitchesPolicy) {
 TEST(TrustEngineEdge, ExplainGivesTheWholeBreakdown) {
   Params params;
   FakeUsage usage;
-  usage.set(P("203.0.113.1"), 7);
+  usage.set(P("203.0.113.1"), 7, 1);  // one local source: the usage cost, no benign evidence
   Engine e(params, context(&usage), T0);
   e.on_claim(claim("a", "z1", 1, "203.0.113.1", 0.8), D(1), T0);
   e.on_claim(claim("b", "z1", 1, "203.0.113.1", 0.6), D(2), T0);

@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "meshd/common/prefix.hpp"
@@ -26,18 +28,40 @@ inline Digest D(std::uint64_t n) {
 }
 
 // Flow counts per exact prefix (a host's flows also count for every prefix containing it).
+// set(host, n) gives only flows (UsageSource's default evidence: every flow its own source,
+// span 0); set(host, n, sources, span, flagged) gives the full benign evidence.
 class FakeUsage : public UsageSource {
  public:
-  void set(const Prefix& host, std::uint64_t n) { flows_[host] = n; }
+  void set(const Prefix& host, std::uint64_t n) { hosts_[host] = Host{n, std::nullopt}; }
+  void set(const Prefix& host, std::uint64_t n, std::uint64_t sources, DurationMs span = 0,
+           bool flagged = false) {
+    hosts_[host] = Host{n, BenignEvidence{n, sources, span, flagged}};
+  }
   std::uint64_t flows(const Prefix& target, TimeMs) const override {
     std::uint64_t sum = 0;
-    for (auto& [p, n] : flows_)
-      if (target.contains(p)) sum += n;
+    for (auto& [p, h] : hosts_)
+      if (target.contains(p)) sum += h.flows;
     return sum;
+  }
+  BenignEvidence evidence(const Prefix& target, TimeMs now) const override {
+    BenignEvidence ev;
+    for (auto& [p, h] : hosts_) {
+      if (!target.contains(p)) continue;
+      BenignEvidence e = h.ev.value_or(UsageSource::evidence(p, now));
+      ev.flows += e.flows;
+      ev.sources += e.sources;
+      ev.span_ms = std::max(ev.span_ms, e.span_ms);
+      ev.flagged = ev.flagged || e.flagged;
+    }
+    return ev;
   }
 
  private:
-  std::map<Prefix, std::uint64_t> flows_;
+  struct Host {
+    std::uint64_t flows = 0;
+    std::optional<BenignEvidence> ev;
+  };
+  std::map<Prefix, Host> hosts_;
 };
 
 inline constexpr TimeMs T0 = 1'700'000'000'000;  // a realistic Unix ms

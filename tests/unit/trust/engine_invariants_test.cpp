@@ -77,7 +77,9 @@ TEST(TrustEngine, Invariant_I2_SingleDomainCap) {
   // A costly target (threshold above s_cap) cannot be enforced by one domain, however many
   // of its nodes agree; a second domain makes it.
   FakeUsage usage;
-  usage.set(P("198.51.100.1"), 200);  // C = 12.5: threshold 0.76, between s_cap and two domains
+  // C = 12.5: threshold 0.76, between s_cap and two domains. One local source: the usage cost
+  // only, no benign evidence (that case is Collusion_* in engine_collusion_test.cpp).
+  usage.set(P("198.51.100.1"), 200, 1);
   Engine e2(params, context(&usage), T0);
   nodes.emplace_back("other", "zone-b");
   e2.restore_ledger(trusted_ledger(params, nodes, 1e6, T0), T0);
@@ -99,7 +101,8 @@ TEST(TrustEngine, Invariant_I2_SingleDomainBenefitCap) {
   Params params;
   ASSERT_LT(params.benefit_single_max, params.benefit_critical);
   FakeUsage usage;
-  usage.set(P("198.51.100.9"), 30);  // C = 1 + 1.5 log2(31) = 8.43: between 6 and 12
+  // C = 1 + 1.5 log2(31) = 8.43: between 6 and 12 (one local source: no benign evidence).
+  usage.set(P("198.51.100.9"), 30, 1);
   Engine e(params, context(&usage), T0);
   e.restore_ledger(trusted_ledger(params, {{"n0", "zone-a"}, {"n1", "zone-b"}}, 1e6, T0), T0);
   auto o =
