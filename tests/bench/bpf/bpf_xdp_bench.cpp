@@ -5,6 +5,8 @@
 // `--repeat` times, and reports the mean of the kernel's per-run ns. Prints JSON.
 // Needs root. Goal: cost at 1M <= 1.5 x cost at 10. Also IPv6 (ipv6_results): 10 / 100k
 // entries, half /128, 30% /64, 20% /48.
+// Usage (root): bpf_xdp_bench [--repeat R] [--packets P] [--entries 10,100000,1000000]
+//                             [--ipv6 on|off]
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
@@ -89,10 +91,28 @@ int main(int argc, char** argv) {
   std::uint32_t repeat = 10'000;
   std::size_t packets = 100;
   std::vector<std::size_t> sizes = {10, 100'000, 1'000'000};
+  bool ipv6 = true;
   for (int i = 1; i + 1 < argc; ++i) {
     std::string a = argv[i];
     if (a == "--repeat") repeat = static_cast<std::uint32_t>(std::stoul(argv[i + 1]));
     if (a == "--packets") packets = std::stoul(argv[i + 1]);
+    if (a == "--entries") {  // comma-separated IPv4 sizes, e.g. 10,10000,1000000
+      sizes.clear();
+      std::string list = argv[i + 1];
+      for (std::size_t pos = 0; pos <= list.size();) {
+        const std::size_t end = std::min(list.find(',', pos), list.size());
+        const std::string item = list.substr(pos, end - pos);
+        if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoul(item) == 0) {
+          std::fprintf(stderr, "bpf_xdp_bench: --entries: '%s' is not a positive count\n",
+                       item.c_str());
+          return 2;
+        }
+        sizes.push_back(std::stoul(item));
+        pos = end + 1;
+      }
+    }
+    if (a == "--ipv6") ipv6 = std::string(argv[i + 1]) != "off";
   }
   bench::quiet_logs();
   nlohmann::json results = nlohmann::json::array();
@@ -157,6 +177,7 @@ int main(int argc, char** argv) {
   nlohmann::json results6 = nlohmann::json::array();
   double pass6_at_10 = 0, drop6_at_10 = 0;
   for (std::size_t n : {std::size_t{10}, std::size_t{100'000}}) {
+    if (!ipv6) break;
     sensor::BpfLoaderConfig config;
     config.pin_path = "";
     auto loader = sensor::BpfLoader::load(config);
