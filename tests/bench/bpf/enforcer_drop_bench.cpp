@@ -18,7 +18,14 @@
 //   nft      no XDP program; the NftEnforcer's input chain drops (rule counters);
 //   xdp_all  a 2-instruction XDP program returning XDP_DROP: the floor of any XDP drop on
 //            this veth (skb already built by the sender, copy into XDP headroom), so the
-//            gap to `xdp` is what meshd's lookup costs.
+//            gap to `xdp` is what meshd's lookup costs;
+//   tc       no XDP program; meshd's TC program (meshd_tc_egress) at the TC *ingress* hook of
+//            mdrx (clsact, direct action), dropping on the frame's destination: the BPF
+//            maps also hold 198.18.0.1/32 for egress. meshd attaches this program to egress
+//            only; here it measures what the same lookup costs one hook later than XDP
+//            (the skb is built and the frame has passed GRO, before IP input and nf_tables).
+//            Every frame matches the /32 exact map (the XDP rounds' sources are a mix of
+//            /32 and /24 entries).
 // The nftables table stays installed throughout: while an XDP program drops, nft never
 // sees the frames (checked: its counters must not move during XDP rounds).
 //
@@ -32,6 +39,7 @@
 // figures much less.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -49,6 +57,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -268,6 +277,45 @@ Fd attach_xdp(int prog_fd, int ifindex, std::string& mode) {
   throw sys_error("attaching XDP");
 }
 
+// meshd's TC program on a clsact qdisc's ingress of `ifindex` (direct action); the
+// destructor removes the filter and the qdisc.
+class TcIngress {
+ public:
+  TcIngress(int prog_fd, int ifindex) {
+    hook_.sz = sizeof hook_;
+    hook_.ifindex = ifindex;
+    hook_.attach_point = BPF_TC_INGRESS;
+    const int rc = bpf_tc_hook_create(&hook_);
+    if (rc != 0 && rc != -EEXIST) {
+      errno = -rc;
+      throw sys_error("creating the clsact qdisc");
+    }
+    opts_.sz = sizeof opts_;
+    opts_.prog_fd = prog_fd;
+    opts_.handle = 1;
+    opts_.priority = 1;
+    if (const int a = bpf_tc_attach(&hook_, &opts_); a != 0) {
+      bpf_tc_hook_destroy(&hook_);
+      errno = -a;
+      throw sys_error("attaching the TC program at ingress");
+    }
+  }
+  ~TcIngress() {
+    opts_.prog_fd = 0;
+    opts_.prog_id = 0;
+    opts_.flags = 0;
+    bpf_tc_detach(&hook_, &opts_);
+    hook_.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    bpf_tc_hook_destroy(&hook_);
+  }
+  TcIngress(const TcIngress&) = delete;
+  TcIngress& operator=(const TcIngress&) = delete;
+
+ private:
+  bpf_tc_hook hook_{};
+  bpf_tc_opts opts_{};
+};
+
 // r0 = XDP_DROP; exit.
 Fd load_drop_all() {
   bpf_insn insns[2]{};
@@ -343,9 +391,14 @@ int run(const Options& opt) {
   auto bpf = sensor::BpfEnforcer::from_loader(*loader);
   if (!bpf) throw std::runtime_error(bpf.error().message);
   auto t0 = std::chrono::steady_clock::now();
-  auto bpf_rep = bpf->apply(rules, now);
+  // + the receiver's own address for egress, for the `tc` mode (see the header).
+  auto bpf_rules = rules;
+  bpf_rules.push_back({trust::Prefix::v4(kRxAddr, 32), trust::Direction::egress, rules.size() + 1,
+                       now + trust::kHour});
+  auto bpf_rep = bpf->apply(bpf_rules, now);
   const double bpf_install_s = bench::seconds_since(t0);
-  if (!bpf_rep || bpf_rep->applied != rules.size()) throw std::runtime_error("bpf apply failed");
+  if (!bpf_rep || bpf_rep->applied != bpf_rules.size())
+    throw std::runtime_error("bpf apply failed");
 
   // nftables side: the enforcer's own table in this namespace.
   auto nft = sensor::NftEnforcer::create({}, now);
@@ -376,22 +429,30 @@ int run(const Options& opt) {
     if (!c) throw std::runtime_error(c.error().message);
     return (*c)[MESHD_HOOK_XDP_INGRESS].blocked;
   };
+  auto tc_drops = [&] {
+    auto c = sensor::read_hook_counters(loader->counters_fd());
+    if (!c) throw std::runtime_error(c.error().message);
+    return (*c)[MESHD_HOOK_TC_EGRESS].blocked;
+  };
   auto nft_drops = [&] { return (*nft)->stats().packets_dropped; };
 
   std::string xdp_mode, drop_all_mode;
   std::map<std::string, std::vector<RoundResult>> results;
   blaster.run(0.2);  // warm-up (nft mode): caches, page pools, the backlog
   for (int round = 0; round < opt.rounds; ++round) {
-    for (const std::string mode : {"xdp", "nft", "xdp_all"}) {
+    for (const std::string mode : {"xdp", "nft", "xdp_all", "tc"}) {
       Fd link;
+      std::optional<TcIngress> tc;
       if (mode == "xdp") link = attach_xdp(loader->xdp_prog_fd(), rx_ifindex, xdp_mode);
       if (mode == "xdp_all") link = attach_xdp(drop_all.get(), rx_ifindex, drop_all_mode);
-      const std::uint64_t x0 = xdp_drops(), n0 = nft_drops();
+      if (mode == "tc") tc.emplace(loader->tc_prog_fd(), rx_ifindex);
+      const std::uint64_t x0 = xdp_drops(), n0 = nft_drops(), t0c = tc_drops();
       const std::int64_t s0 = tasks_cpu_ns(softirqd);
       const Blaster::Result b = blaster.run(opt.seconds);
       const std::int64_t s1 = tasks_cpu_ns(softirqd);
       link = Fd();
-      const std::uint64_t x = xdp_drops() - x0, n = nft_drops() - n0;
+      tc.reset();
+      const std::uint64_t x = xdp_drops() - x0, n = nft_drops() - n0, t = tc_drops() - t0c;
       RoundResult r;
       r.sent = b.sent;
       r.send_errors = b.send_errors;
@@ -400,13 +461,16 @@ int run(const Options& opt) {
       r.cpu_ns = b.thread_cpu_ns + r.softirqd_ns;
       if (mode == "xdp") {
         r.dropped = x;
-        r.other_drops = n;
+        r.other_drops = n + t;
       } else if (mode == "nft") {
         r.dropped = n;
-        r.other_drops = x;
+        r.other_drops = x + t;
+      } else if (mode == "tc") {
+        r.dropped = t;
+        r.other_drops = x + n;
       } else {
         r.dropped = b.sent;  // the program drops every frame it is given
-        r.other_drops = x + n;
+        r.other_drops = x + n + t;
       }
       results[mode].push_back(r);
     }
@@ -415,6 +479,7 @@ int run(const Options& opt) {
   const nlohmann::json xdp = summarize(results["xdp"]);
   const nlohmann::json nftj = summarize(results["nft"]);
   const nlohmann::json all = summarize(results["xdp_all"]);
+  const nlohmann::json tcj = summarize(results["tc"]);
   const double xdp_ns = xdp["cpu_ns_per_drop"], nft_ns = nftj["cpu_ns_per_drop"];
   const double all_ns = all["cpu_ns_per_drop"];
   nlohmann::json out{
@@ -431,6 +496,7 @@ int run(const Options& opt) {
       {"xdp", xdp},
       {"nft", nftj},
       {"xdp_drop_all_floor", all},
+      {"tc_ingress", tcj},
       {"ratio_xdp_vs_nft_drops_per_s",
        xdp["drops_per_s"].get<double>() / nftj["drops_per_s"].get<double>()},
       {"ratio_xdp_vs_nft_drops_per_cpu_s",
