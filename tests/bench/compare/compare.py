@@ -239,9 +239,14 @@ def add_row(group, what, meshd, peer=None, *, meshd_label="meshd", peer_label=No
     if command == "same":  # the previous row's command
         command = next((r["command"] for r in reversed(ROWS) if r["group"] == group), "")
     ratio = None
-    if meshd and peer and meshd.get(ratio_of) and peer.get(ratio_of):
+    if meshd and peer and meshd.get(ratio_of) is not None and peer.get(ratio_of) is not None:
         m, p = meshd[ratio_of], peer[ratio_of]
-        ratio = p / m if better == "lower" else m / p
+        if better == "higher":
+            m, p = p, m
+        if m > 0:
+            ratio = p / m
+        elif p > 0:
+            ratio = float("inf")  # meshd at zero, the peer not
     row = {"group": group, "what": what, "meshd_label": meshd_label, "meshd": meshd,
            "peer_label": peer_label, "peer": peer, "better": better, "ratio": ratio,
            "meshd_loses": ratio is not None and ratio < 1.0 and not reference,
@@ -927,13 +932,13 @@ def g2_install(deadline, cfg):
             peer_label="CrowdSec cscli + LAPI + bouncer", command="same",
             note="CrowdSec: cscli {:.1f} + LAPI {:.1f} + bouncer {:.1f} CPU s".format(
                 cs_cpu["cscli"], cs_cpu["lapi"], cs_cpu["bouncer"]))
-    add_row(G2, "install wall time (extrapolated to 100k from N)", bw, f2b_f,
+    add_row(G2, f"install wall time (extrapolated to {n:,} from N)", bw, f2b_f,
             meshd_label="meshd bpf enforcer", peer_label=f"fail2ban banip, N={nf:,}",
             command=f"fail2ban-client set JAIL banip <{nf} addresses>; wait for {nf} elements",
             note=f"fail2ban measured at N={nf:,} ({fmt_num(f2b_wall)} s, "
                  f"{'complete' if f2b_ok else 'INCOMPLETE'}) and scaled linearly to {n:,}: "
                  "it runs one `nft add element` process per address")
-    add_row(G2, "install CPU seconds (extrapolated to 100k from N)", bc, f2b_c,
+    add_row(G2, f"install CPU seconds (extrapolated to {n:,} from N)", bc, f2b_c,
             meshd_label="meshd bpf enforcer", peer_label="fail2ban server + its nft children",
             command="same", note=f"measured {fmt_num(f2b_cpu)} CPU s at N={nf:,}")
 
@@ -1371,8 +1376,8 @@ def g8_meshsim(deadline, cfg):
         j = json.loads(r.stdout.strip().splitlines()[-1])
         out[nodes] = (float(wall_s), int(rss_kb) / 1024, j, sc, cmd)
     for nodes, (wall, rss, j, sc, cmd) in out.items():
-        claims = pick(j, ["claims", "claims_emitted"]) if any(
-            k in j for k in ("claims", "claims_emitted")) else "?"
+        claims = j.get("claims", {})
+        claims = claims.get("valid", claims) if isinstance(claims, dict) else claims
         note = (f"REDUCED scenario: {sc['name']} = simulations/scenarios/"
                 f"{sc['name'][:-6]}.yaml with attacks[0].targets={sc['attacks'][0]['targets']}, "
                 f"duration_s={sc['duration_s']} (the full scenario takes "
@@ -1453,7 +1458,8 @@ def write_report(cfg, meta):
                 f"**{r['ratio']:.2f} (meshd loses)**" if r["meshd_loses"] else f"{r['ratio']:.2f}")
             if r["reference"] and r["ratio"] is not None:
                 ratio += " (vs. a reference, not a peer)"
-            cmdnote = f"`{r['command']}`" if r["command"] and r["command"] != "same" else (
+            code = r["command"].replace("`", "'")
+            cmdnote = f"`{code}`" if r["command"] and r["command"] != "same" else (
                 r["command"] or "")
             if r["note"]:
                 cmdnote += ("; " if cmdnote else "") + r["note"]
@@ -1481,7 +1487,16 @@ def write_report(cfg, meta):
             "details": {k: v for k, v in CTX.items() if k in (
                 "cs_import", "cs_loaded", "drop", "ingest", "mesh_resources", "mem", "meshsim",
                 "cli_ms")}}
-    (Path(cfg.out) / "BENCHMARKS.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    def clean(x):  # strict JSON: no Infinity/NaN
+        if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+            return str(x)
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+    (Path(cfg.out) / "BENCHMARKS.json").write_text(
+        json.dumps(clean(data), indent=1, default=str, allow_nan=False) + "\n")
 
 
 def exact_table():
@@ -1520,9 +1535,14 @@ def main():
     cfg.bins = Path(cfg.bin).resolve()
     if os.geteuid() != 0:
         sys.exit("compare.py: needs root (namespaces, nftables, BPF)")
+    libxdp_dir = Path("/sys/fs/bpf/xdp")  # libxdp's lock directory, made by xdp-filter
+    if not libxdp_dir.exists():
+        on_exit(lambda: libxdp_dir.exists() and not any(libxdp_dir.iterdir())
+                and libxdp_dir.rmdir())
     work = tempfile.mkdtemp(prefix=f"{PREFIX}-")
     on_exit(lambda: shutil.rmtree(work, ignore_errors=True))
     cfg.work = work
+    KEEP_CLEANUPS[0] = len(_cleanups)
     big = not cfg.smoke
     cfg.reps = 3 if big else 1
     cfg.prefixes = 100000 if big else 2000
@@ -1572,10 +1592,13 @@ def main():
     return 1 if ERRORS else 0
 
 
+KEEP_CLEANUPS = [0]
+
+
 def run_cleanups_partial():
-    """Between groups: stop every process and namespace the group left (not the work dir,
-    which was registered first)."""
-    while len(_cleanups) > 1:
+    """Between groups: stop every process and namespace the group left (not the work dir
+    and the libxdp directory, registered first)."""
+    while len(_cleanups) > KEEP_CLEANUPS[0]:
         fn = _cleanups.pop()
         try:
             fn()
