@@ -393,8 +393,7 @@ int run(const Options& opt) {
   auto t0 = std::chrono::steady_clock::now();
   // + the receiver's own address for egress, for the `tc` mode (see the header).
   auto bpf_rules = rules;
-  bpf_rules.push_back({trust::Prefix::v4(kRxAddr, 32), trust::Direction::egress, rules.size() + 1,
-                       now + trust::kHour});
+  bpf_rules.push_back({Prefix::v4(kRxAddr, 32), Direction::egress, rules.size() + 1, now + kHour});
   auto bpf_rep = bpf->apply(bpf_rules, now);
   const double bpf_install_s = bench::seconds_since(t0);
   if (!bpf_rep || bpf_rep->applied != bpf_rules.size())

@@ -2,7 +2,9 @@
 """Prints the README's "How it compares" table from BENCHMARKS.json (written by
 tests/bench/run), so that the README uses only figures of that run.
 
-Usage: tests/bench/compare/readme_table.py [BENCHMARKS.json]
+Usage: tests/bench/compare/readme_table.py [BENCHMARKS.json] [--readme README.md]
+  --readme FILE  replace the body of FILE's "## How it compares" section (up to the next
+                 "## " heading) instead of printing
 """
 import json
 import sys
@@ -13,8 +15,13 @@ from compare import fmt_num  # noqa: E402
 
 
 def main():
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else
-                Path(__file__).resolve().parents[3] / "BENCHMARKS.json")
+    args = sys.argv[1:]
+    readme = None
+    if "--readme" in args:
+        i = args.index("--readme")
+        readme = Path(args[i + 1])
+        del args[i:i + 2]
+    path = Path(args[0] if args else Path(__file__).resolve().parents[2] / "BENCHMARKS.json")
     data = json.loads(path.read_text())
     rows = data["rows"]
 
@@ -73,7 +80,8 @@ def main():
         return " / ".join("yes" if v["exact"] else "**no**" for v in t["results"].values())
 
     def ratio(r):
-        return f" ({r['ratio']:.0f}× meshd's)" if r and r.get("ratio") and r["ratio"] >= 2 else ""
+        return (f" ({r['ratio']:,.0f}× meshd bpf's)" if r and isinstance(r.get("ratio"), float)
+                and r["ratio"] >= 2 else "")
 
     date = data["meta"]["started"][:10]
     out = []
@@ -83,6 +91,12 @@ def main():
                "detection; bouncers poll its API and apply decisions | bans IPs found in local "
                "logs, per host | XDP filter of addresses/ports you add by hand | whatever you "
                "write |")
+    out.append("| a lying node | trust policy, failure-domain support, budgets, quarantine "
+               "(simulated in `simulations/`) | a compromised agent's decisions are applied by "
+               "every bouncer of its LAPI | — (single host) | — | — |")
+    out.append("| why is this IP blocked? | `meshctl explain IP`: support, cost, threshold, "
+               "every claim | `cscli decisions list` | banned IPs per jail | `xdp-filter "
+               "status` | `nft list set` |")
     out.append(f"| detection → blocked on the same host | {side(r_cs1, 'meshd', lat)} | "
                f"1 s poll: {side(r_cs1, 'peer', lat)}; default 10 s poll: "
                f"{side(r_cs10, 'peer', lat)} | {side(r_f2b, 'peer', lat)} | — (no detection) | "
@@ -114,10 +128,17 @@ def main():
                f"{side(m_cpu_f2b, 'peer')} | — | — |")
     out.append(f"| RSS with 100,000 active blocks | {side(m_100k, 'meshd')} (largest node of a "
                f"5-node mesh) | {side(m_100k, 'peer')} | — | — | — |")
-    print(f"Measured side by side in one run of `tests/bench/run` on {date} (a shared 2-core "
-          "machine); every figure, its spread, the exact command and the rows where meshd "
-          "loses are in [BENCHMARKS.md](BENCHMARKS.md).\n")
-    print("\n".join(out))
+    text = (f"Measured side by side in one run of `tests/bench/run` on {date} (a shared 2-core "
+            "machine); every figure, its spread, the exact command and the rows where meshd "
+            "loses are in [BENCHMARKS.md](BENCHMARKS.md).\n\n" + "\n".join(out) + "\n")
+    if readme is None:
+        print(text, end="")
+        return
+    lines = readme.read_text().split("\n")
+    start = lines.index("## How it compares")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
+    lines[start + 1:end] = [""] + text.split("\n")
+    readme.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
