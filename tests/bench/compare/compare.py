@@ -1570,13 +1570,13 @@ def main():
     only = set(cfg.only.split(",")) if cfg.only else None
     # Time bounds per group (seconds); they add up to 20 minutes.
     groups = [("1", "detection → enforced", g1_detection, 220),
-              ("2", "install 100k", g2_install, 220),
+              ("2", "install 100k", g2_install, 260),
               ("3", "XDP per packet", g3_xdp, 110),
               ("4", "drop rate", g4_drop, 80),
               ("5", "exactness", g5_exact, 90),
-              ("6", "other throughput", g6_other, 90),
+              ("6", "other throughput", g6_other, 80),
               ("7", "memory and CPU", g7_memory, 280),
-              ("8", "meshsim", g8_meshsim, 110)]
+              ("8", "meshsim", g8_meshsim, 80)]
     if cfg.smoke:
         groups = [(a, b, c, min(d, 60)) for a, b, c, d in groups]
     for num, name, fn, budget in groups:
