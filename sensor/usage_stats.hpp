@@ -26,6 +26,15 @@ struct UsageConfig {
   std::size_t max_addresses = 1'000'000;
 };
 
+// This node's own evidence about a destination over the window (the trust engine's
+// BenignEvidence, without depending on trust/).
+struct UsageEvidence {
+  std::uint64_t flows = 0;    // as flows_to()
+  std::uint64_t sources = 0;  // distinct local sources (cgroups, else processes), saturating
+  DurationMs span_ms = 0;     // first to last of those flows
+  bool flagged = false;       // a local detector flagged an address inside it in the window
+};
+
 struct UsageStatsCounters {
   std::uint64_t recorded = 0;
   std::uint64_t ignored_denied = 0;  // connects our own blocks denied (see record())
@@ -41,8 +50,22 @@ class UsageStats {
   // Counts one flow to the event's destination. Denied connects are not counted: a blocked
   // malware process retrying its C2 server must not raise the cost of keeping it blocked.
   void record(const ConnectEvent& event);
-  // Counts `flows` flows to a host address at `at`.
-  void record(const Prefix& destination, TimeMs at, std::uint32_t flows = 1);
+  // Counts `flows` flows to a host address at `at`, made by local source `source` (a cgroup
+  // id, or a process id tagged by source_of(); 0 = unknown, counted as one anonymous source).
+  void record(const Prefix& destination, TimeMs at, std::uint32_t flows = 1,
+              std::uint64_t source = 0);
+  // A local detector flagged `target` at `at`: traffic to it is not benign evidence for the
+  // rest of the window (a compromised workload's C2 traffic must not protect the C2).
+  void flag(const Prefix& target, TimeMs at);
+
+  // Flows, distinct sources, span and the flag for `prefix` within the window ending at `now`.
+  UsageEvidence evidence(const Prefix& prefix, TimeMs now) const;
+  // The source id of a connect event: its cgroup, or its process when the cgroup is unknown.
+  static std::uint64_t source_of(const ConnectEvent& event);
+  // Distinct sources remembered per address; more are counted as this many.
+  static constexpr std::size_t kMaxSourcesPerAddress = 8;
+  // Flagged targets remembered at once; the oldest is forgotten first.
+  static constexpr std::size_t kMaxFlagged = 4096;
 
   // Flows to any address inside `prefix` within the window ending at `now`.
   std::uint64_t flows_to(const Prefix& prefix, TimeMs now) const;
@@ -59,11 +82,23 @@ class UsageStats {
   struct Bucket {
     std::int64_t index;
     std::uint32_t count;
+    TimeMs first_at;  // earliest and latest flow in this bucket
+    TimeMs last_at;
+  };
+  struct SourceSeen {
+    std::uint64_t id;
+    TimeMs last_at;
+  };
+  struct Address {
+    std::vector<Bucket> buckets;      // ascending by index
+    std::vector<SourceSeen> sources;  // at most kMaxSourcesPerAddress
   };
   std::int64_t bucket_of(TimeMs t) const;
+  std::int64_t oldest_bucket(TimeMs now) const { return bucket_of(now) - config_.buckets + 1; }
 
   UsageConfig config_;
-  std::map<Key, std::vector<Bucket>> flows_;  // buckets ascending by index
+  std::map<Key, Address> flows_;
+  std::vector<std::pair<Prefix, TimeMs>> flagged_;  // (target, flagged at), oldest first
   // Far in the past until the first record or expire, so early events are never "old".
   std::int64_t last_expire_bucket_ = std::numeric_limits<std::int64_t>::min() / 2;
   UsageStatsCounters counters_;

@@ -157,6 +157,8 @@ Daemon::Impl::DetectionOutcome Daemon::Impl::on_detection(const sensor::Detectio
     return DetectionOutcome::suppressed;
   }
   last = now;  // a refused target is suppressed too: the refusal would repeat on every alert
+  // Traffic to what this node itself detects is the threat's, not benign evidence against it.
+  usage_stats.flag(d.prefix, now);
   spdlog::info("detection {}: {} ({})", d.detector, d.prefix.to_string(), d.reason);
   if (auto r = submit_claim(d, params.ttl_max_ms); !r) {
     ++counters.detections_refused;

@@ -18,6 +18,12 @@ class UsageAdapter final : public trust::UsageSource {
   std::uint64_t flows(const Prefix& target, TimeMs now) const override {
     return stats_.flows_to(target, now);
   }
+  // Flows from several local cgroups over a span of minutes, none flagged by a local detector:
+  // what the engine weighs against remote claims (and holds against their origins).
+  trust::BenignEvidence evidence(const Prefix& target, TimeMs now) const override {
+    const sensor::UsageEvidence e = stats_.evidence(target, now);
+    return trust::BenignEvidence{e.flows, e.sources, e.span_ms, e.flagged};
+  }
 
  private:
   const sensor::UsageStats& stats_;

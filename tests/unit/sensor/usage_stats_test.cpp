@@ -94,5 +94,53 @@ TEST(UsageStats, AddressTableIsBounded) {
   EXPECT_EQ(u.flows_to(P("192.0.2.0/24"), kT0), 3u);
 }
 
+TEST(UsageStats, EvidenceCountsDistinctSourcesInTheWindow) {
+  UsageStats u(config(kMinute, 5));
+  ConnectEvent ev;
+  ev.destination = P("198.51.100.4");
+  ev.at = kT0;
+  ev.cgroup_id = 7;
+  u.record(ev);
+  ev.at = kT0 + 10'000;
+  u.record(ev);  // the same cgroup again
+  ev.cgroup_id = 0;
+  ev.tgid = 7;  // a process with the same number as the cgroup is another source
+  ev.at = kT0 + 20'000;
+  u.record(ev);
+  ev.verdict = Verdict::denied;  // our own block's denials are no evidence at all
+  ev.tgid = 99;
+  u.record(ev);
+  UsageEvidence e = u.evidence(P("198.51.100.0/24"), kT0 + 30'000);
+  EXPECT_EQ(e.flows, 3u);
+  EXPECT_EQ(e.sources, 2u);
+  EXPECT_EQ(e.span_ms, 20'000);
+  EXPECT_FALSE(e.flagged);
+  // Five minutes later everything has left the window.
+  e = u.evidence(P("198.51.100.0/24"), kT0 + 6 * kMinute);
+  EXPECT_EQ(e.flows, 0u);
+  EXPECT_EQ(e.sources, 0u);
+  EXPECT_EQ(e.span_ms, 0);
+}
+
+TEST(UsageStats, SourcesSaturatePerAddressWithoutGrowing) {
+  UsageStats u;
+  for (std::uint64_t s = 1; s <= 50; ++s)
+    u.record(P("192.0.2.9"), kT0 + static_cast<TimeMs>(s), 1, s);
+  const UsageEvidence e = u.evidence(P("192.0.2.9"), kT0 + 100);
+  EXPECT_EQ(e.flows, 50u);
+  EXPECT_EQ(e.sources, UsageStats::kMaxSourcesPerAddress);
+}
+
+TEST(UsageStats, FlagsLastTheWindowAndCoverOverlappingTargets) {
+  UsageStats u(config(kMinute, 5));
+  u.record(P("203.0.113.5"), kT0, 4, 1);
+  u.flag(P("203.0.113.0/28"), kT0);
+  EXPECT_TRUE(u.evidence(P("203.0.113.5"), kT0 + kMinute).flagged);
+  EXPECT_TRUE(u.evidence(P("203.0.0.0/16"), kT0 + kMinute).flagged);
+  EXPECT_FALSE(u.evidence(P("203.0.113.64/26"), kT0 + kMinute).flagged);
+  u.expire(kT0 + 6 * kMinute);
+  EXPECT_FALSE(u.evidence(P("203.0.113.5"), kT0 + 6 * kMinute).flagged);
+}
+
 }  // namespace
 }  // namespace meshd::sensor
