@@ -192,6 +192,22 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("sensor.falco_secret_file", sensor.falco_secret_file,
               "file holding the shared secret (>= 16 chars) callers of falco_listen must send "
               "as 'Authorization: Bearer SECRET'; required with falco_listen"),
+    MESHD_KEY("sensor.crowdsec.url", sensor.crowdsec.url,
+              "CrowdSec Local API, http://HOST:PORT; empty = off"),
+    MESHD_KEY("sensor.crowdsec.api_key_file", sensor.crowdsec.api_key_file,
+              "file holding the bouncer API key (cscli bouncers add meshd -o raw)"),
+    MESHD_KEY("sensor.crowdsec.poll_ms", sensor.crowdsec.poll_ms,
+              "poll interval of the decision stream"),
+    MESHD_KEY("sensor.crowdsec.timeout_ms", sensor.crowdsec.timeout_ms,
+              "one request to the LAPI must complete within this"),
+    MESHD_KEY("sensor.crowdsec.confidence_crowdsec", sensor.crowdsec.confidence_crowdsec,
+              "claim confidence of origin crowdsec (a scenario fired on this host)"),
+    MESHD_KEY("sensor.crowdsec.confidence_cscli", sensor.crowdsec.confidence_cscli,
+              "claim confidence of origin cscli (cscli decisions add on this host)"),
+    MESHD_KEY("sensor.crowdsec.confidence_cscli_import", sensor.crowdsec.confidence_cscli_import,
+              "claim confidence of origin cscli-import (cscli decisions import)"),
+    MESHD_KEY("sensor.crowdsec.max_claims_per_min", sensor.crowdsec.max_claims_per_min,
+              "claims signed per minute for decisions (CAPI/lists: never; all: enforced here)"),
     MESHD_KEY("protected", protected_prefixes,
               "never blocked, whatever the claims (plus own addresses, gateway, DNS, peers, "
               "loopback, link-local)"),
@@ -299,6 +315,28 @@ Result<void> validate(const AppConfig& c) {
     if (port < 1 || port > 65535)
       return bad("sensor.bad_ports", std::to_string(port) + " is not a port");
   if (auto r = c.policy.validate(); !r) return bad("policy", r.error().message);
+  const auto& cs = c.sensor.crowdsec;
+  if (!cs.url.empty() && !cs.url.starts_with("http://"))
+    return bad("sensor.crowdsec.url",
+               "'" + cs.url + "' is not http://HOST:PORT (https is not supported)");
+  if (!cs.url.empty() && cs.api_key_file.empty())
+    return bad("sensor.crowdsec.api_key_file", "must be set when sensor.crowdsec.url is");
+  if (cs.poll_ms < 100 || cs.poll_ms > 3'600'000)
+    return bad("sensor.crowdsec.poll_ms", "must be between 100 and 3600000");
+  if (cs.timeout_ms < 100 || cs.timeout_ms > 600'000)
+    return bad("sensor.crowdsec.timeout_ms", "must be between 100 and 600000");
+  for (auto [key, v] : {std::pair{"confidence_crowdsec", cs.confidence_crowdsec},
+                        std::pair{"confidence_cscli", cs.confidence_cscli},
+                        std::pair{"confidence_cscli_import", cs.confidence_cscli_import}})
+    if (v <= 0 || v > 1) return bad(std::string("sensor.crowdsec.") + key, "must be in (0, 1]");
+  // Signing more than policy.overrun_max_claims claims per policy.overrun_window_ms is provable
+  // misbehaviour: the fleet would quarantine this node. Stay at half of it at most.
+  const double per_window =
+      cs.max_claims_per_min * static_cast<double>(c.policy.overrun_window_ms) / 60'000.0;
+  if (cs.max_claims_per_min < 1 || per_window > c.policy.overrun_max_claims / 2)
+    return bad("sensor.crowdsec.max_claims_per_min",
+               "must be >= 1 and at most half of policy.overrun_max_claims per "
+               "policy.overrun_window_ms (more is quarantined as gross overrun)");
   return {};
 }
 
@@ -374,7 +412,7 @@ std::string default_config_yaml() {
 
 std::string config_yaml(const AppConfig& c) {
   std::string out;
-  std::string section;
+  std::string section, subsection;
   for (const auto& k : kKeys) {
     auto dot = k.key.find('.');
     std::string sec = dot == std::string_view::npos ? "" : std::string(k.key.substr(0, dot));
@@ -383,8 +421,18 @@ std::string config_yaml(const AppConfig& c) {
       section = sec;
       if (!sec.empty()) out += sec + ":\n";
     }
-    out +=
-        (sec.empty() ? "" : "  ") + leaf + ": " + k.get(c) + "  # " + std::string(k.comment) + "\n";
+    // Third-level keys ("sensor.crowdsec.url") print as a nested map.
+    std::string indent = sec.empty() ? "" : "  ";
+    if (auto dot2 = leaf.find('.'); dot2 != std::string::npos) {
+      std::string sub = leaf.substr(0, dot2);
+      if (sub != subsection) out += indent + sub + ":\n";
+      subsection = sub;
+      leaf = leaf.substr(dot2 + 1);
+      indent += "  ";
+    } else {
+      subsection.clear();
+    }
+    out += indent + leaf + ": " + k.get(c) + "  # " + std::string(k.comment) + "\n";
   }
   out += "policy:\n";
   for (const auto& p : trust::param_table()) {

@@ -49,6 +49,19 @@ struct EnforcementConfig {
   std::string nft_table = "meshd";
 };
 
+// sensor.crowdsec: decisions of a CrowdSec Local API (bouncer stream), see
+// sensor/detectors/crowdsec.hpp for what becomes a claim and what stays local.
+struct CrowdsecConfig {
+  std::string url;  // empty: off; e.g. http://127.0.0.1:8080
+  std::string api_key_file = "/etc/meshd/crowdsec.key";
+  int poll_ms = 1000;
+  int timeout_ms = 10000;
+  double confidence_crowdsec = 0.8;      // origin crowdsec: a scenario fired on this host
+  double confidence_cscli = 0.9;         // origin cscli: an operator on this host
+  double confidence_cscli_import = 0.9;  // origin cscli-import
+  int max_claims_per_min = 100;          // claims signed for CrowdSec decisions; the rest wait
+};
+
 struct SensorConfig {
   bool enabled = true;
   std::vector<std::string> feeds;  // threat-feed files (IP/CIDR lists, Spamhaus DROP style)
@@ -59,6 +72,7 @@ struct SensorConfig {
   std::vector<int> bad_ports{4444, 6667, 1337, 31337};
   std::string falco_listen;       // empty: no Falco alert endpoint
   std::string falco_secret_file;  // shared secret callers send as Authorization: Bearer
+  CrowdsecConfig crowdsec;
 };
 
 struct AppConfig {

@@ -208,6 +208,8 @@ Result<void> Daemon::Impl::start() {
   }
   if (!config.sensor.falco_listen.empty())
     if (auto r = start_falco(); !r) return r;
+  if (!config.sensor.crowdsec.url.empty())
+    if (auto r = start_crowdsec(); !r) return r;
 
   // Sensor and detectors.
   for (const auto& path : config.sensor.feeds) {
@@ -368,7 +370,7 @@ void Daemon::Impl::apply_actions(TimeMs now) {
 }
 
 void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now) {
-  auto result = enforcement->apply(changes, now);
+  auto result = enforcement->apply(crowdsec_overlay(changes), now);
   for (const auto& e : result.errors) {
     ++counters.enforcer_refused;
     spdlog::warn("enforcement: {}", e.message);
@@ -430,6 +432,7 @@ void Daemon::Impl::housekeeping() {
     }
   usage_stats.expire(now);
   if (fanout) fanout->expire(now);
+  crowdsec_housekeeping(now);
   drain_sensor();  // backstop only: the ring buffer's fd wakes the loop for new events
   if (now - last_prune >= 60'000) {
     last_prune = now;
@@ -527,6 +530,10 @@ void Daemon::Impl::shutdown() {
   if (control) control->stop();
   http.reset();
   if (falco) falco->stop();
+  if (crowdsec) {
+    crowdsec->timer.cancel();
+    crowdsec->client.stop();
+  }
   if (transport) transport->stop();
   (void)now;
   io.stop();

@@ -14,6 +14,7 @@
 
 #include "meshd/app/config.hpp"
 #include "meshd/app/control_server.hpp"
+#include "meshd/app/crowdsec_bridge.hpp"
 #include "meshd/app/daemon.hpp"
 #include "meshd/app/enforcement.hpp"
 #include "meshd/app/http_server.hpp"
@@ -35,6 +36,8 @@
 #include "trust/engine.hpp"
 
 namespace meshd::app {
+
+class MetricsWriter;
 
 struct DaemonCounters {
   std::uint64_t local_claims = 0;  // claims this node signed
@@ -103,6 +106,7 @@ struct Daemon::Impl {
   std::unique_ptr<sensor::FalcoEndpoint> falco;  // sensor.falco_listen; null when off
   TimeMs falco_unauthorized_logged_at = 0;       // rate limit of the refusal log line
   std::uint64_t falco_unauthorized_unlogged = 0;
+  std::unique_ptr<CrowdsecBridge> crowdsec;  // sensor.crowdsec.url; null when off
   std::optional<boost::asio::posix::stream_descriptor> sensor_fd;
 
   // Detectors.
@@ -172,6 +176,20 @@ struct Daemon::Impl {
   void on_falco_unauthorized(const boost::asio::ip::tcp::endpoint& from, std::string_view why);
   void on_falco_alert(const sensor::FalcoAlert& alert,
                       const std::optional<sensor::Detection>& detection);
+
+  // crowdsec.cpp: the CrowdSec bouncer (sensor.crowdsec).
+  Result<void> start_crowdsec();
+  void crowdsec_poll();
+  void crowdsec_schedule(trust::DurationMs delay);
+  void crowdsec_failure(const Error& e);
+  void on_crowdsec_answer(const std::string& body, bool full);
+  void crowdsec_apply(const sensor::CrowdsecChanges& changes, trust::TimeMs now);
+  void crowdsec_drain_claims(trust::TimeMs now);
+  void crowdsec_housekeeping(trust::TimeMs now);
+  // The engine's block changes with CrowdSec's local blocks kept in force.
+  std::vector<trust::BlockChange> crowdsec_overlay(
+      const std::vector<trust::BlockChange>& changes) const;
+  void crowdsec_metrics(MetricsWriter& w) const;
 
   // control_handlers.cpp
   // Never throws: a handler failure is answered as error "internal" and the daemon goes on.

@@ -173,6 +173,7 @@ std::string Daemon::Impl::metrics_text() const {
   w.counter("meshd_config_reload_failures_total", "Rejected SIGHUP reloads.",
             counters.reload_failures);
   append_observability_metrics(*this, w);  // observability.cpp
+  crowdsec_metrics(w);
   return w.text();
 }
 

@@ -48,6 +48,15 @@ sensor:
   bad_ports: [23, 2323]
   falco_listen: "127.0.0.1:2801"
   falco_secret_file: /etc/meshd/falco.secret
+  crowdsec:
+    url: http://127.0.0.1:8080
+    api_key_file: /etc/meshd/cs.key
+    poll_ms: 500
+    timeout_ms: 2000
+    confidence_crowdsec: 0.7
+    confidence_cscli: 0.8
+    confidence_cscli_import: 0.6
+    max_claims_per_min: 50
 protected: [10.0.0.0/8, "2001:db8::/32"]
 policy: {s_cap: 0.5, ttl_single_ms: 60000, mode: "quorum:3"}
 log: {format: json, level: debug}
@@ -156,7 +165,7 @@ TEST(Config, ErrorsNameTheKeyAndTheReason) {
 TEST(Config, DefaultConfigListsEveryKeyAndParsesBackToTheDefaults) {
   std::string text = default_config_yaml();
   for (const auto& k : config_keys()) {
-    auto leaf = k.key.substr(k.key.find('.') == std::string_view::npos ? 0 : k.key.find('.') + 1);
+    auto leaf = k.key.substr(k.key.rfind('.') == std::string_view::npos ? 0 : k.key.rfind('.') + 1);
     EXPECT_NE(text.find(std::string(leaf) + ":"), std::string::npos) << k.key;
   }
   for (const auto& p : trust::param_table())
