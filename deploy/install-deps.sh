@@ -13,9 +13,12 @@ test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping 
 # refuses hybrid cgroup layouts); catatonit is the pods' pause process; python3-yaml reads
 # the rendered manifests.
 pods=(podman runc catatonit python3-yaml)
+# The crowdsec tier (tests/netns/crowdsec) and tests/bench/crowdsec: a real CrowdSec LAPI and
+# its nftables firewall bouncer.
+crowdsec=(crowdsec crowdsec-firewall-bouncer)
 
 missing=()
-for p in "${build[@]}" "${test[@]}" "${pods[@]}"; do
+for p in "${build[@]}" "${test[@]}" "${pods[@]}" "${crowdsec[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # kubectl (for rendering the kustomize manifests) may come from another package (the
@@ -23,6 +26,17 @@ done
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+# crowdsec's postinst registers with CrowdSec's online API unless this file exists and is not
+# empty; offline that fails and leaves dpkg half-configured. The local API needs none of it.
+capi=/etc/crowdsec/online_api_credentials.yaml
+if [ ! -s "$capi" ]; then
+  $sudo mkdir -p /etc/crowdsec
+  echo '# CAPI disabled: offline' | $sudo tee "$capi" >/dev/null
+  # Mends an earlier install that stopped half-way for want of this file.
+  if dpkg-query -W -f='${Status}' crowdsec 2>/dev/null | grep -q "half-configured\|unpacked"; then
+    $sudo dpkg --configure -a
+  fi
+fi
 if ((${#missing[@]} > 0)); then
   echo "install-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

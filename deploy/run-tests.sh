@@ -11,8 +11,8 @@ cmake --build --preset default -j "$(nproc)"
 
 args=(--preset default -j "$(nproc)")
 if [ "$(id -u)" -ne 0 ]; then
-  echo "run-tests: not root: skipping the bpf, netns, ui and pods tiers (run with sudo for all)" >&2
-  args+=(-LE 'bpf|netns|ui|pods')
+  echo "run-tests: not root: skipping the bpf, netns, crowdsec, ui and pods tiers (run with sudo for all)" >&2
+  args+=(-LE 'bpf|netns|crowdsec|ui|pods')
 elif ! reason=$(./deploy/local/pods.sh --preflight); then
   # The pods tier then reports itself as skipped; say why up front.
   echo "run-tests: the pods tier (Kubernetes pods under podman) will be skipped: $reason" >&2

@@ -180,12 +180,12 @@ struct Daemon::Impl {
   // crowdsec.cpp: the CrowdSec bouncer (sensor.crowdsec).
   Result<void> start_crowdsec();
   void crowdsec_poll();
-  void crowdsec_schedule(trust::DurationMs delay);
+  void crowdsec_schedule(DurationMs delay);
   void crowdsec_failure(const Error& e);
   void on_crowdsec_answer(const std::string& body, bool full);
-  void crowdsec_apply(const sensor::CrowdsecChanges& changes, trust::TimeMs now);
-  void crowdsec_drain_claims(trust::TimeMs now);
-  void crowdsec_housekeeping(trust::TimeMs now);
+  void crowdsec_apply(const sensor::CrowdsecChanges& changes, TimeMs now);
+  void crowdsec_drain_claims(TimeMs now);
+  void crowdsec_housekeeping(TimeMs now);
   // The engine's block changes with CrowdSec's local blocks kept in force.
   std::vector<trust::BlockChange> crowdsec_overlay(
       const std::vector<trust::BlockChange>& changes) const;

@@ -158,6 +158,8 @@ void MeshCluster::write_config(int i, const std::string& extra_yaml) {
   y << "sensor:\n  feeds: [";
   if (options_.feeds.contains(i)) y << d << "/feed.txt";
   y << "]\n";
+  if (auto s = options_.sensor_yaml.find(i); s != options_.sensor_yaml.end())
+    y << "  " << s->second << "\n";
   y << "protected: [";
   for (std::size_t k = 0; k < options_.protected_prefixes.size(); ++k)
     y << (k ? ", " : "") << "\"" << options_.protected_prefixes[k] << "\"";

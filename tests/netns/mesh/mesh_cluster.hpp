@@ -43,6 +43,8 @@ struct MeshOptions {
   std::vector<std::string> protected_prefixes;
   // Threat-feed file contents per node (1-based); nodes without an entry get no feed.
   std::map<int, std::string> feeds;
+  // Extra lines of the sensor section per node (1-based), e.g. "crowdsec: {url: ...}".
+  std::map<int, std::string> sensor_yaml;
   // Nodes whose cert comes from a different CA (they must not be able to join).
   std::vector<int> foreign_ca_nodes;
   // Nodes that are not started by start_all() (start them yourself).

@@ -1,0 +1,241 @@
+// meshd vs crowdsec-firewall-bouncer, one LAPI, one run, the same decisions (prints JSON).
+//
+// A real CrowdSec LAPI runs in node 1's namespace of a 3-node netns meshd mesh (bpf
+// backend). meshd node 1 polls it (sensor.crowdsec, poll_ms as given); Debian's
+// crowdsec-firewall-bouncer (nftables mode) runs in the same namespace against the same LAPI.
+// For each of N decisions (`cscli decisions add --ip`), t0 is taken just before cscli runs:
+//  - meshd: until the last of the three nodes logged block_enforce for it (the event is
+//    recorded after the enforcer's kernel update; all nodes share the machine's clock);
+//  - bouncer: until the address is an element of its set (`nft list set ip crowdsec
+//    crowdsec-blacklists`, polled every 20 ms).
+// Phase 1 runs the bouncer at its default update_frequency (10s), phase 2 at 1s; meshd is
+// measured in both. Then a 10,000-decision `cscli decisions import` (CSV): until meshd node 1
+// has them in the kernel (its crowdsec_applied event) and until the bouncer's set holds all.
+//
+// The mesh runs with policy.budget_burst 100: with the default 20, an origin's claims beyond
+// 20 in a burst wait for budget tokens on the peers (by design, 10 a minute), and this
+// benchmark issues more than that within a few minutes.
+//
+// Usage: crowdsec_bench [--decisions N] [--poll-ms MS] [--import N] [--skip-default]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "meshd/common/clock.hpp"
+#include "tests/netns/crowdsec/crowdsec_lapi.hpp"
+#include "tests/netns/mesh/mesh_cluster.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using meshd::wall_now_ms;
+using meshd::test::CrowdsecLapi;
+using meshd::test::MeshCluster;
+using meshd::test::MeshOptions;
+using nlohmann::json;
+
+namespace {
+
+json summary(std::vector<double> v) {
+  json out = {{"n", v.size()}};
+  if (v.empty()) return out;
+  std::sort(v.begin(), v.end());
+  auto rank = [&](double q) {  // nearest rank
+    std::size_t i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+    return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+  };
+  double sum = 0;
+  for (double x : v) sum += x;
+  out["p50_ms"] = rank(0.5);
+  out["p99_ms"] = rank(0.99);
+  out["min_ms"] = v.front();
+  out["max_ms"] = v.back();
+  out["mean_ms"] = sum / static_cast<double>(v.size());
+  out["samples_ms"] = v;
+  return out;
+}
+
+// Elements of the bouncer's IPv4 set (0 when it does not exist yet).
+std::size_t bouncer_set_size(const meshd::test::NetNs& ns) {
+  auto r = meshd::test::run(meshd::test::netns_prefix(ns) +
+                            "nft -j list set ip crowdsec crowdsec-blacklists 2>/dev/null");
+  if (!r.ok()) return 0;
+  json j = json::parse(r.output, nullptr, false);
+  if (!j.is_object()) return 0;
+  for (const auto& item : j.value("nftables", json::array()))
+    if (item.contains("set")) return item["set"].value("elem", json::array()).size();
+  return 0;
+}
+
+bool bouncer_has(const meshd::test::NetNs& ns, const std::string& ip) {
+  return meshd::test::run(meshd::test::netns_prefix(ns) +
+                          "nft get element ip crowdsec crowdsec-blacklists '{ " + ip +
+                          " }' >/dev/null 2>&1")
+      .ok();
+}
+
+// Latest block_enforce of `ip` over all nodes, minus t0; -1 if a node has none yet.
+double mesh_enforced_ms(const MeshCluster& mesh, const std::string& ip, std::int64_t t0) {
+  std::int64_t last = 0;
+  for (int i = 1; i <= mesh.size(); ++i) {
+    auto at = mesh.event_at(i, "block_enforce", ip);
+    if (!at) return -1;
+    last = std::max(last, *at);
+  }
+  return static_cast<double>(last - t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int decisions = 20, poll_ms = 1000, import_n = 10000;
+  bool skip_default = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::stoi(argv[++i]) : 0; };
+    if (a == "--decisions")
+      decisions = next();
+    else if (a == "--poll-ms")
+      poll_ms = next();
+    else if (a == "--import")
+      import_n = next();
+    else if (a == "--skip-default")
+      skip_default = true;
+    else {
+      std::cerr << "usage: crowdsec_bench [--decisions N] [--poll-ms MS] [--import N] "
+                   "[--skip-default]\n";
+      return 2;
+    }
+  }
+  if (!meshd::test::is_root() || !meshd::test::crowdsec_installed()) {
+    std::cerr << "crowdsec_bench: needs root and crowdsec + crowdsec-firewall-bouncer\n";
+    return 77;
+  }
+  meshd::testing::TempDir tmp("csbench");
+  const std::string key_file = tmp.file("meshd.key");
+  MeshOptions o;
+  o.nodes = 3;
+  o.backend = "bpf";
+  o.log_level = "warn";
+  o.policy["budget_burst"] = "100";
+  o.sensor_yaml[1] = "crowdsec: {url: \"http://127.0.0.1:8080\", api_key_file: " + key_file +
+                     ", poll_ms: " + std::to_string(poll_ms) + "}";
+  auto mesh = std::make_unique<MeshCluster>(o);
+  auto lapi = std::make_unique<CrowdsecLapi>(mesh->ns(1), tmp.file("lapi"));
+  std::ofstream(key_file) << lapi->add_bouncer("meshd") << "\n";
+  const std::string fw_key = lapi->add_bouncer("firewall-bouncer");
+  mesh->start_all();
+  if (!mesh->wait_ready(2)) {
+    std::cerr << "mesh did not come up\n" << mesh->logs(20);
+    return 1;
+  }
+  const auto& ns1 = mesh->ns(1);
+  json out = {{"decisions_per_phase", decisions},
+              {"meshd_poll_ms", poll_ms},
+              {"nodes", 3},
+              {"backend", "bpf"}};
+  int next_ip = 0;
+  auto phase = [&](const std::string& freq) {
+    lapi->start_firewall_bouncer(fw_key, freq);
+    // The bouncer has made its table (first pull done) before the clock starts.
+    meshd::test::wait_until(
+        [&] {
+          return meshd::test::run(meshd::test::netns_prefix(ns1) +
+                                  "nft list set ip crowdsec crowdsec-blacklists >/dev/null 2>&1")
+              .ok();
+        },
+        20000);
+    std::vector<double> m, b;
+    for (int k = 0; k < decisions; ++k) {
+      const std::string ip =
+          "198.18." + std::to_string(next_ip / 250) + "." + std::to_string(next_ip % 250 + 1);
+      ++next_ip;
+      const std::int64_t t0 = wall_now_ms();
+      auto r = lapi->cscli("decisions add --ip " + ip + " --duration 1h --reason bench");
+      if (!r.ok()) {
+        std::cerr << "cscli failed: " << r.output << "\n";
+        continue;
+      }
+      double bouncer = -1;
+      meshd::test::wait_until(
+          [&] {
+            if (!bouncer_has(ns1, ip)) return false;
+            bouncer = static_cast<double>(wall_now_ms() - t0);
+            return true;
+          },
+          30000);
+      double meshd_ms = -1;
+      meshd::test::wait_until([&] { return (meshd_ms = mesh_enforced_ms(*mesh, ip, t0)) >= 0; },
+                              30000);
+      if (bouncer >= 0) b.push_back(bouncer);
+      if (meshd_ms >= 0) m.push_back(meshd_ms);
+      std::cerr << freq << " #" << k << " " << ip << ": meshd " << meshd_ms << " ms, bouncer "
+                << bouncer << " ms\n";
+      // Decorrelate from the bouncer's ticker.
+      std::this_thread::sleep_for(std::chrono::milliseconds(137 + 211 * (k % 5)));
+    }
+    out["phases"].push_back({{"bouncer_update_frequency", freq},
+                             {"meshd_add_to_enforced_on_all_nodes", summary(m)},
+                             {"bouncer_add_to_element_in_set", summary(b)}});
+  };
+  if (!skip_default) phase("10s");
+  phase("1s");
+
+  if (import_n > 0) {
+    // The bouncer keeps running at 1s.
+    const std::string csv = tmp.file("import.csv");
+    {
+      std::ofstream f(csv);
+      f << "duration,scope,value,reason\n";
+      for (int i = 0; i < import_n; ++i)
+        f << "2h,Ip,10.100." << i / 250 << "." << i % 250 + 1 << ",bench-import\n";
+    }
+    const std::size_t before = bouncer_set_size(ns1);
+    const std::int64_t t0 = wall_now_ms();
+    auto r = lapi->cscli("decisions import -i " + csv);
+    const double cscli_ms = static_cast<double>(wall_now_ms() - t0);
+    if (!r.ok()) std::cerr << "cscli decisions import failed: " << r.output << "\n";
+    double meshd_ms = -1, meshd_apply_ms = -1, bouncer_ms = -1;
+    std::size_t meshd_enforced = 0;
+    meshd::test::wait_until(
+        [&] {
+          if (meshd_ms < 0) {
+            std::size_t total = 0;
+            double apply = 0;
+            std::int64_t last = 0;
+            for (const auto& e : mesh->events(1, 2000))
+              if (e.value("event", "") == "crowdsec_applied" && e.value("at", 0LL) >= t0) {
+                total += e.value("enforced", 0u);
+                apply += e.value("apply_ms", 0.0);
+                last = std::max<std::int64_t>(last, e.value("at", 0LL));
+              }
+            if (total >= static_cast<std::size_t>(import_n)) {
+              meshd_ms = static_cast<double>(last - t0);
+              meshd_apply_ms = apply;
+              meshd_enforced = total;
+            }
+          }
+          if (bouncer_ms < 0 &&
+              bouncer_set_size(ns1) >= before + static_cast<std::size_t>(import_n))
+            bouncer_ms = static_cast<double>(wall_now_ms() - t0);
+          return meshd_ms >= 0 && bouncer_ms >= 0;
+        },
+        600000);
+    out["import"] = {{"decisions", import_n},
+                     {"cscli_import_ms", cscli_ms},
+                     {"meshd_node1_import_to_kernel_ms", meshd_ms},
+                     {"meshd_node1_apply_ms", meshd_apply_ms},
+                     {"meshd_node1_enforced", meshd_enforced},
+                     {"bouncer_import_to_all_in_set_ms", bouncer_ms},
+                     {"bouncer_set_elements", bouncer_set_size(ns1)},
+                     {"meshd_claims_queued_node1",
+                      mesh->metric(1, "meshd_crowdsec_claims_queued").value_or(-1)}};
+  }
+  lapi->stop_firewall_bouncer();
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
