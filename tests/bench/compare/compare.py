@@ -1418,7 +1418,7 @@ def write_report(cfg, meta):
     md.append("## The run\n")
     md.append(f"- started {meta['started']}, finished {meta['finished']} "
               f"({meta['duration_s']:.0f} s in total){' — SMOKE mode, small N' if cfg.smoke else ''}")
-    md.append(f"- command: `{meta['command']}`")
+    md.append(f"- command: `{meta['command']}` at commit {meta['commit']}")
     md.append(f"- machine: {meta['cpus']} CPUs ({meta['cpu_model']}), kernel {meta['kernel']}, "
               f"{meta['mem_gb']:.1f} GB RAM")
     md.append(f"- **the machine was shared**: other engineers' builds and tests ran during this "
@@ -1564,7 +1564,9 @@ def main():
     meta = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": cfg.command, "cpus": os.cpu_count(), "kernel": platform.release(),
             "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "versions": tool_versions(), "smoke": cfg.smoke}
+            "versions": tool_versions(), "smoke": cfg.smoke,
+            "commit": sh(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                         check=False).stdout.strip() or "unknown"}
     with open("/proc/cpuinfo") as f:
         meta["cpu_model"] = next((l.split(":", 1)[1].strip() for l in f
                                   if l.startswith("model name")), "?")
