@@ -9,6 +9,9 @@ build=(build-essential cmake ninja-build pkg-config clang llvm libbpf-dev bpftoo
        libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
 test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping sqlite3
       clang-format prometheus systemd buildah python3 jq curl chromium chromium-driver)
+# Coverage-guided fuzzing (preset fuzz): clang 16 compiles the project's std::expected with
+# libstdc++ 12 (clang 14 cannot); libFuzzer and the sanitizer runtimes.
+fuzz=(clang-16 libclang-rt-16-dev libfuzzer-16-dev)
 # The pods tier (deploy/local/pods.sh): podman runs the DaemonSet's pods with runc (crun
 # refuses hybrid cgroup layouts); catatonit is the pods' pause process; python3-yaml reads
 # the rendered manifests.
@@ -18,7 +21,7 @@ pods=(podman runc catatonit python3-yaml)
 crowdsec=(crowdsec crowdsec-firewall-bouncer)
 
 missing=()
-for p in "${build[@]}" "${test[@]}" "${pods[@]}" "${crowdsec[@]}"; do
+for p in "${build[@]}" "${test[@]}" "${fuzz[@]}" "${pods[@]}" "${crowdsec[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # kubectl (for rendering the kustomize manifests) may come from another package (the

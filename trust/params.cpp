@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace meshd::trust {
 namespace {
@@ -11,9 +12,15 @@ Result<void> bad(std::string_view name, const std::string& why) {
   return fail("bad_param", "policy." + std::string(name) + ": " + why);
 }
 
+// Ten significant digits when they read back to the same value (every default does), else
+// the 17 that always do: a printed config must parse back to the config it came from
+// (t_cap 0.99999999999 printed as "1" would not even validate).
 std::string format_double(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.10g", v);
+  double back = 0;
+  auto [p, ec] = std::from_chars(buf, buf + std::strlen(buf), back);
+  if (ec != std::errc{} || back != v) std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
 

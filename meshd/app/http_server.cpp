@@ -164,6 +164,47 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
+HttpResponse route_request(const HttpRoutes& routes, const std::string& buf, std::size_t header_end,
+                           bool loopback) {
+  auto line_end = buf.find("\r\n");
+  std::string line = buf.substr(0, line_end);
+  auto sp1 = line.find(' '), sp2 = line.rfind(' ');
+  if (sp1 == std::string::npos || sp2 == sp1) return text(400, "malformed request line\n");
+  HttpRequest req;
+  req.method = line.substr(0, sp1);
+  req.path = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  if (auto q = req.path.find('?'); q != std::string::npos) {
+    req.query = req.path.substr(q + 1);
+    req.path.resize(q);
+  }
+  if (req.method != "GET" && req.method != "HEAD") return text(405, "GET only\n");
+  if (req.path == "/metrics") {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = routes.metrics();
+    return r;
+  }
+  if (req.path == "/healthz")
+    return routes.healthy() ? text(200, "ok\n") : text(503, "not ready\n");
+  if (routes.ui && (req.path == "/ui" || req.path.starts_with("/ui/"))) {
+    if (!loopback) {
+      std::string_view block(buf.data() + line_end, header_end - line_end + 2);
+      if (!authorization_matches(header_value(block, "Authorization"), routes.ui_token)) {
+        auto r = text(401, routes.ui_token.empty()
+                               ? "/ui answers on a loopback address only: set "
+                                 "metrics.ui_token_file to open it on this address\n"
+                               : "/ui needs the token of metrics.ui_token_file: "
+                                 "Authorization: Bearer TOKEN (or Basic auth, the token as "
+                                 "password)\n");
+        r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"meshd\", charset=\"UTF-8\"");
+        return r;
+      }
+    }
+    return routes.ui(req);
+  }
+  return text(404, "try /metrics, /healthz or /ui\n");
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   explicit Impl(boost::asio::io_context& io, HttpRoutes r)
       : io(io), acceptor(io), routes(std::move(r)) {}
@@ -217,43 +258,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   HttpResponse route(const std::string& buf, std::size_t header_end, bool loopback) {
-    auto line_end = buf.find("\r\n");
-    std::string line = buf.substr(0, line_end);
-    auto sp1 = line.find(' '), sp2 = line.rfind(' ');
-    if (sp1 == std::string::npos || sp2 == sp1) return text(400, "malformed request line\n");
-    HttpRequest req;
-    req.method = line.substr(0, sp1);
-    req.path = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    if (auto q = req.path.find('?'); q != std::string::npos) {
-      req.query = req.path.substr(q + 1);
-      req.path.resize(q);
-    }
-    if (req.method != "GET" && req.method != "HEAD") return text(405, "GET only\n");
-    if (req.path == "/metrics") {
-      HttpResponse r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = routes.metrics();
-      return r;
-    }
-    if (req.path == "/healthz")
-      return routes.healthy() ? text(200, "ok\n") : text(503, "not ready\n");
-    if (routes.ui && (req.path == "/ui" || req.path.starts_with("/ui/"))) {
-      if (!loopback) {
-        std::string_view block(buf.data() + line_end, header_end - line_end + 2);
-        if (!authorization_matches(header_value(block, "Authorization"), routes.ui_token)) {
-          auto r = text(401, routes.ui_token.empty()
-                                 ? "/ui answers on a loopback address only: set "
-                                   "metrics.ui_token_file to open it on this address\n"
-                                 : "/ui needs the token of metrics.ui_token_file: "
-                                   "Authorization: Bearer TOKEN (or Basic auth, the token as "
-                                   "password)\n");
-          r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"meshd\", charset=\"UTF-8\"");
-          return r;
-        }
-      }
-      return routes.ui(req);
-    }
-    return text(404, "try /metrics, /healthz or /ui\n");
+    return route_request(routes, buf, header_end, loopback);
   }
 
   void reply(std::shared_ptr<tcp::socket> s, std::shared_ptr<boost::asio::steady_timer> timer,

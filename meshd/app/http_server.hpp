@@ -68,6 +68,11 @@ class HttpServer {
   std::shared_ptr<Impl> impl_;
 };
 
+// The answer to one request: `buf` holds what was received, `header_end` is the position of
+// its "\r\n\r\n". `loopback`: it arrived at a loopback address. Pure apart from the routes.
+HttpResponse route_request(const HttpRoutes& routes, const std::string& buf, std::size_t header_end,
+                           bool loopback);
+
 // "a.b.c.d:port" / "[v6]:port" / "host:port" -> (host, port). Error "bad_address".
 Result<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& text);
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
+#include "meshd/common/numbers.hpp"
 #include "proto/convert.hpp"
 #include "proto/envelope.hpp"
 #include "sensor/bpf_enforcer.hpp"
@@ -126,19 +127,17 @@ ProcessStats process_stats() {
     }
     f.push_back(cur);
     // f[0] is field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24.
-    auto field = [&](std::size_t n) { return n - 3 < f.size() ? std::stod(f[n - 3]) : 0.0; };
-    try {
-      s.cpu_seconds = (field(14) + field(15)) / ticks;
-      s.virtual_bytes = field(23);
-      s.resident_bytes = field(24) * page;
-      double boot = 0;
-      std::ifstream st("/proc/stat");
-      for (std::string l; std::getline(st, l);)
-        if (l.starts_with("btime ")) boot = std::stod(l.substr(6));
-      s.start_time_seconds = boot + field(22) / ticks;
-    } catch (const std::exception&) {
-      // An unreadable /proc leaves zeros: metrics must never take the daemon down.
-    }
+    // An unreadable or odd /proc leaves zeros: metrics must never take the daemon down.
+    auto number = [](std::string_view t) { return parse_finite(t, 0, 1e300).value_or(0.0); };
+    auto field = [&](std::size_t n) { return n - 3 < f.size() ? number(f[n - 3]) : 0.0; };
+    s.cpu_seconds = (field(14) + field(15)) / ticks;
+    s.virtual_bytes = field(23);
+    s.resident_bytes = field(24) * page;
+    double boot = 0;
+    std::ifstream st("/proc/stat");
+    for (std::string l; std::getline(st, l);)
+      if (l.starts_with("btime ")) boot = number(l.substr(6));
+    s.start_time_seconds = boot + field(22) / ticks;
   }
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <limits>
 
 #include "meshd/common/errno_text.hpp"
 #include "proto/frame.hpp"
@@ -112,6 +113,9 @@ Result<std::int64_t> parse_duration(const std::string& text) {
                                            : 0;
   if (ec != std::errc{} || p == text.data() || value <= 0 || scale == 0)
     return fail("bad_duration", "'" + text + "' is not a duration like 30s, 10m, 2h or 1d");
+  // Found by fuzz_meshctl_args: "9789315447832d" overflowed value * scale (signed, UB).
+  if (value > std::numeric_limits<std::int64_t>::max() / scale)
+    return fail("bad_duration", "'" + text + "' is too long a duration");
   return value * scale;
 }
 

@@ -182,6 +182,18 @@ TEST(Config, DefaultConfigListsEveryKeyAndParsesBackToTheDefaults) {
   EXPECT_EQ(trust::policy_to_string(c->policy), "trust");
 }
 
+// Found by fuzz_config: policy doubles printed with 10 digits, so t_cap 0.99999999999 printed
+// as "1", and the printed config did not even validate.
+TEST(Config, PrintedPolicyNumbersReadBackExactly) {
+  auto c = parse_config("policy: {t_cap: 0.99999999999, s_cap: 0.1234567890123}", "t.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  auto again = parse_config(config_yaml(*c), "printed");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->policy.t_cap, c->policy.t_cap);
+  EXPECT_EQ(again->policy.s_cap, c->policy.s_cap);
+  EXPECT_NE(default_config_yaml().find("  t_cap: 0.9  #"), std::string::npos);
+}
+
 TEST(Config, PrintedStringsReadBackByteForByte) {
   AppConfig c;
   c.node.name =
