@@ -268,15 +268,19 @@ TEST_F(BpfNetns, TcEgressDropsPacketsToBlockedDestinations) {
   EXPECT_EQ((*counters)[MESHD_HOOK_XDP_INGRESS].blocked, 0u);
 }
 
-TEST_F(BpfNetns, FallbackModesGenericXdpAndClsactEnforceAndCleanUp) {
+// Without a pin path (tests, benchmarks) everything detaches with the loader; pinned
+// attachments, which outlive it, are covered by bpf_persist_test.cpp.
+TEST_F(BpfNetns, UnpinnedFallbackModesGenericXdpAndClsactEnforceAndDetachWithTheLoader) {
   if (!cg_) return;
   const std::string ifname = veth_->host_name();
   {
     BpfLoaderConfig c = config(false, true);
+    c.pin_path = "";
     c.force_xdp_generic = true;
     c.force_tc_clsact = true;
     auto loader = BpfLoader::load(c);
     ASSERT_TRUE(loader) << loader.error().message;
+    EXPECT_FALSE(loader->persistent());
     ASSERT_EQ(loader->attachments().size(), 2u);
     EXPECT_EQ(loader->attachments()[0].mode, "xdp generic");
     EXPECT_EQ(loader->attachments()[1].mode, "clsact");
@@ -299,7 +303,7 @@ TEST_F(BpfNetns, FallbackModesGenericXdpAndClsactEnforceAndCleanUp) {
   EXPECT_TRUE(ping_from_ns(*ns_, net_.host_v4));
 }
 
-TEST_F(BpfNetns, LoaderRestartKeepsEnforcementFromPinnedMapsAndReconciles) {
+TEST_F(BpfNetns, LoaderRestartKeepsEnforcementFromPinnedMapsAndLinksAndReconciles) {
   if (!cg_) return;
   const std::string ifname = veth_->host_name();
   const BlockRule rule = block(net_.peer_v4, Direction::both, 777);
@@ -314,18 +318,21 @@ TEST_F(BpfNetns, LoaderRestartKeepsEnforcementFromPinnedMapsAndReconciles) {
     EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
     EXPECT_TRUE(xdp_attached(ifname));
   }
-  // Daemon gone: programs detached (nothing enforces), pinned maps still there.
-  EXPECT_FALSE(xdp_attached(ifname));
-  EXPECT_TRUE(ping_from_ns(*ns_, net_.host_v4));
-  EXPECT_EQ(connect_from(*cg_, net_.peer_v4, 9), ECONNREFUSED);
+  // Daemon gone: the pinned links keep the programs attached, so the kernel still enforces
+  // (until the entries expire); the pinned maps are still there.
+  EXPECT_TRUE(xdp_attached(ifname));
+  EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
+  EXPECT_EQ(connect_from(*cg_, net_.peer_v4, 9), EPERM);
   const std::string maps = pins_->path() + "/maps";
   EXPECT_TRUE(fs::exists(pin_file(maps, MESHD_MAP_BLOCK_V4)));
   EXPECT_TRUE(fs::exists(pin_file(maps, MESHD_MAP_BLOCK_V6)));
   EXPECT_TRUE(fs::exists(pin_file(maps, MESHD_MAP_COUNTERS)));
 
-  // Restart with the same pin path: the old block is enforced before any apply().
+  // Restart with the same pin path: the old block is enforced before any apply(), by the
+  // same links now running the new loader's programs.
   auto loader = BpfLoader::load(config(true, true));
   ASSERT_TRUE(loader) << loader.error().message;
+  for (const auto& a : loader->attachments()) EXPECT_TRUE(a.taken_over) << loader->describe();
   EXPECT_EQ(connect_from(*cg_, net_.peer_v4, 9), EPERM);
   EXPECT_FALSE(ping_from_ns(*ns_, net_.host_v4));
 

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -376,6 +378,99 @@ int run_child(const ChildOptions& options, const std::function<int()>& body, pid
   if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
   if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
   return -1;
+}
+
+// ---- UDP probes -----------------------------------------------------------------------
+
+struct UdpProbe::Shared {
+  std::atomic<int> stop{0};
+  std::atomic<int> ready{0};  // 1 set up, -1 failed
+  std::atomic<std::uint64_t> sent{0}, denied{0}, failed{0}, received{0};
+};
+
+UdpProbe::UdpProbe(Kind kind, ChildOptions where, const std::string& address, std::uint16_t port,
+                   const std::string& source) {
+  sockaddr_storage to{}, from{};
+  socklen_t to_len = 0, from_len = 0;
+  if (!to_sockaddr(address, port, to, to_len) ||
+      (!source.empty() && !to_sockaddr(source, 0, from, from_len))) {
+    throw std::runtime_error("UdpProbe: bad address '" + address + "' or '" + source + "'");
+  }
+  void* mem =
+      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::runtime_error("UdpProbe: mmap failed");
+  shared_ = new (mem) Shared();
+  where.timeout_ms = 24 * 3600 * 1000;  // stopped by stop(), not by a timeout
+  Shared* s = shared_;
+  child_ = std::thread([=] {
+    try {
+      (void)run_child(where, [&]() -> int {
+        int fd = ::socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+          s->ready = -1;
+          return 1;
+        }
+        if (kind == Kind::receive) {
+          timeval tv{0, 20'000};
+          ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+          if (::bind(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0) {
+            s->ready = -1;
+            return 1;
+          }
+          s->ready = 1;
+          char buf[64];
+          while (s->stop == 0)
+            if (::recv(fd, buf, sizeof buf, 0) >= 0) ++s->received;
+          return 0;
+        }
+        if (from_len != 0 && ::bind(fd, reinterpret_cast<const sockaddr*>(&from), from_len) != 0) {
+          s->ready = -1;
+          return 1;
+        }
+        s->ready = 1;
+        const char payload[] = "meshd-probe";
+        while (s->stop == 0) {
+          if (::sendto(fd, payload, sizeof payload, 0, reinterpret_cast<const sockaddr*>(&to),
+                       to_len) >= 0)
+            ++s->sent;
+          else if (errno == EPERM)
+            ++s->denied;
+          else
+            ++s->failed;
+          ::usleep(1000);
+        }
+        return 0;
+      });
+    } catch (const std::exception&) {
+      // could not join its cgroup/netns: reported through `ready` below
+    }
+    if (s->ready == 0) s->ready = -1;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (shared_->ready == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (shared_->ready != 1) {
+    stop();
+    throw std::runtime_error("UdpProbe: the child could not set up its socket on " + address);
+  }
+}
+
+UdpProbe::~UdpProbe() {
+  stop();
+  if (shared_ != nullptr) {
+    shared_->~Shared();
+    ::munmap(shared_, sizeof(Shared));
+  }
+}
+
+UdpProbeCounts UdpProbe::counts() const {
+  return {shared_->sent, shared_->denied, shared_->failed, shared_->received};
+}
+
+UdpProbeCounts UdpProbe::stop() {
+  shared_->stop = 1;
+  if (child_.joinable()) child_.join();
+  return counts();
 }
 
 TcpListener::TcpListener(const NetNs* ns, const std::string& address, std::uint16_t port) {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -210,6 +211,37 @@ class TcpListener {
 int tcp_connect(const std::string& address, std::uint16_t port, int timeout_ms = 2000);
 // One UDP datagram via sendto(); 0 on success, else the errno.
 int udp_sendto(const std::string& address, std::uint16_t port);
+
+// A forked child, placed as `where` says (cgroup, netns), that runs until stop(): a sender
+// sends one UDP datagram to address:port about every millisecond (from `source` when given)
+// and counts sendto() outcomes; a receiver binds address:port and counts what arrives.
+// Counts live in shared memory, so they can be read while the child runs. For checking
+// that enforcement never lapses during some operation: start probes, do it, stop them.
+struct UdpProbeCounts {
+  std::uint64_t sent = 0;      // sendto() succeeded (the packet left the socket)
+  std::uint64_t denied = 0;    // sendto() failed with EPERM (a cgroup hook denied it)
+  std::uint64_t failed = 0;    // sendto() failed otherwise
+  std::uint64_t received = 0;  // datagrams received (receiver)
+};
+class UdpProbe {
+ public:
+  enum class Kind { send, receive };
+  // Returns once the child's socket is set up (bound, for a receiver); throws
+  // std::runtime_error if it is not within 5 s.
+  UdpProbe(Kind kind, ChildOptions where, const std::string& address, std::uint16_t port,
+           const std::string& source = "");
+  ~UdpProbe();
+  UdpProbe(const UdpProbe&) = delete;
+  UdpProbe& operator=(const UdpProbe&) = delete;
+
+  UdpProbeCounts counts() const;  // so far
+  UdpProbeCounts stop();          // stops the child and returns the final counts (idempotent)
+
+ private:
+  struct Shared;
+  Shared* shared_ = nullptr;
+  std::thread child_;
+};
 
 // Polls `predicate` every 20 ms until it is true or `timeout_ms` passed; returns the last
 // value. For waiting on listeners, neighbour discovery, etc., without fixed sleeps.
