@@ -508,4 +508,21 @@ Result<void> NftEnforcer::destroy() {
   return {};
 }
 
+Result<bool> NftEnforcer::remove_table(const std::string& table) {
+  if (table.empty() || table.size() > 255)
+    return fail("nft_bad_option", "nftables table name must be 1..255 characters");
+  auto sock = nft::Socket::open();
+  if (!sock) return std::unexpected(sock.error());
+  NftOptions options;
+  options.table = table;
+  std::unique_ptr<NftEnforcer> e(new NftEnforcer(
+      std::move(options), std::make_unique<nft::Socket>(std::move(*sock)), nullptr));
+  auto exists = e->table_exists();
+  if (!exists) return std::unexpected(exists.error());
+  if (!*exists) return false;
+  if (auto ok = e->check_sets_are_ours(); !ok) return std::unexpected(ok.error());
+  if (auto ok = e->destroy(); !ok) return std::unexpected(ok.error());
+  return true;
+}
+
 }  // namespace meshd::sensor

@@ -85,6 +85,10 @@ class NftEnforcer final : public Enforcer {
 
   // Deletes the table with everything in it. The enforcer is unusable afterwards.
   Result<void> destroy();
+  // Deletes table inet `table` if it exists and is meshd's (has meshd's sets), without
+  // adopting it first (`meshd --detach`). Returns whether a table was deleted. A table of that
+  // name that is not meshd's is never touched ("nft_foreign_table").
+  static Result<bool> remove_table(const std::string& table);
 
   const std::string& table() const { return options_.table; }
   bool kernel_has_destroy() const { return has_destroy_; }

@@ -18,8 +18,9 @@
 # 4. Ready: the readiness probe's httpGet, as the kubelet would send it from the node.
 # 5. Mesh; 6. `meshctl block add` in pod 1 is enforced by pods 2 and 3 (EPERM for a workload
 #    in node 3's cgroup, XDP drops on node 2), `meshctl explain` in the pod.
-# 7. Pod 2 is deleted and played again: key, certificate and pinned maps survive (whether
-#    the kernel still enforces while no meshd runs is measured), and it catches up.
+# 7. Pod 2 is deleted and played again: key, certificate and pinned maps survive, the
+#    kernel keeps enforcing while no meshd runs (pinned program links: EPERM and XDP drops
+#    asserted), and the new pod takes the programs over and catches up.
 # 8. Pod 3 is upgraded to a new image tag over its state: nothing lost, sequence continues.
 # 9. Everything is removed on exit, also on failure (unless --keep).
 set -euo pipefail
@@ -606,14 +607,18 @@ cert2=$(sha "$state2/node.cert")
 pm 2 kube down "$(dir_of 2)/pod.yaml" >/dev/null 2>&1 || pm 2 pod rm -f "$(pod_of 2)" >/dev/null
 [ "$(pm 2 pod exists "$(pod_of 2)" && echo yes || echo no)" = no ] || die "$(pod_of 2) still exists after kube down"
 pinned_maps_hold "$PREFIX-node2" "$C2_IP" || die "node2's pinned block maps lost $C2_IP with its pod"
-# Whether the kernel still enforces while no meshd runs: measured and reported. (meshd
-# pins its maps, not its program links, so the programs detach when the daemon exits.)
+# The kernel still enforces while no meshd runs: the program links are pinned next to the
+# maps (sensor/bpf_loader.hpp), so the programs stay attached when the daemon exits.
 read -r DOWN_LOSS _ <<<"$(xdp_check 2 "$C2_IP")"
 down_eperm=$(workload 2 connect "$C2_IP" 443 --timeout 1 || true)
 DOWN_ERRNO=$(jq -r 'if .ok == 1 then "connected" else .errno end' <<<"$down_eperm")
-say "  while it is down: the pinned maps under /sys/fs/bpf/$PREFIX-node2/meshd still hold $C2_IP;"
+DOWN_LINKS=$(find "/sys/fs/bpf/$PREFIX-node2/meshd/links" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+say "  while it is down: the pinned maps under /sys/fs/bpf/$PREFIX-node2/meshd still hold $C2_IP,"
+say "  $DOWN_LINKS program links are pinned next to them;"
 say "  enforcement while down: $C2_IP -> node2 ping ${DOWN_LOSS}% loss, a workload in node2's cgroup"
 say "  connect($C2_IP:443) -> $DOWN_ERRNO"
+[ "$DOWN_LOSS" = 100 ] || die "node2 stopped dropping $C2_IP's traffic while its pod was down (ping loss $DOWN_LOSS%)"
+[ "$DOWN_ERRNO" = EPERM ] || die "node2 stopped denying connects to $C2_IP while its pod was down: $down_eperm"
 ctl 1 block add "$C2B_IP" --confidence 1 --severity critical --reason "pods test, node2 down" | indent
 wait_for 10000 "pod 3 to enforce $C2B_IP" enforced_by "$C2B_IP" 3
 play 2
@@ -624,6 +629,12 @@ RESTART_READY_MS=${READY_MS[2]}
 wait_for 15000 "the restarted $(pod_of 2) to catch up on $C2B_IP" enforced_by "$C2B_IP" 2
 CATCHUP_MS=$(($(now_ms) - PLAY_AT[2]))
 enforced_on 2 "$C2_IP" >/dev/null || die "the restarted $(pod_of 2) lost the block on $C2_IP"
+# Taken over, not stacked: the same number of pinned links, and the daemon says so.
+AFTER_LINKS=$(find "/sys/fs/bpf/$PREFIX-node2/meshd/links" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+[ "$AFTER_LINKS" = "$DOWN_LINKS" ] || die "node2 has $AFTER_LINKS pinned links after the restart, $DOWN_LINKS before"
+pm 2 logs "$(pod_of 2)-meshd" 2>&1 | grep -q "taken over" ||
+  die "the restarted $(pod_of 2) did not take node2's pinned programs over (no 'taken over' in its log)"
+say "  it took the $AFTER_LINKS pinned program links over in place (no second program on any hook)"
 say "  back: ready $RESTART_READY_MS ms after kube play (no enrollment needed: same key and certificate),"
 say "  enforces $C2_IP (from before) and $C2B_IP (added while it was down) $CATCHUP_MS ms after kube play"
 
@@ -683,7 +694,7 @@ if ((JSON)); then
     --argjson first_ready "{$ready_json}" --argjson rss "{$rss_json}" --argjson cgmem "{$cgmem_json}" \
     --argjson enforce_ms "$ENFORCE_MS" --arg eperm "$EPERM_ERRNO" \
     --arg xdp_loss "$XDP_LOSS" --argjson xdp_drops "$XDP_DROPS" --arg verdict "$EXPLAIN_VERDICT" \
-    --arg down_loss "$DOWN_LOSS" --arg down_errno "$DOWN_ERRNO" \
+    --arg down_loss "$DOWN_LOSS" --arg down_errno "$DOWN_ERRNO" --argjson down_links "$DOWN_LINKS" \
     --argjson restart_ready "$RESTART_READY_MS" --argjson catchup "$CATCHUP_MS" \
     --argjson upgrade_ready "$UPGRADE_READY_MS" --argjson seq_before "$SEQ_BEFORE" \
     --argjson seq_after "$SEQ_AFTER" --argjson env_before "$ENV_BEFORE" --argjson env_after "$ENV_AFTER" \
@@ -698,6 +709,7 @@ if ((JSON)); then
               xdp_drops: $xdp_drops, explain_verdict: $verdict},
       restart: {pinned_maps_kept: true, key_and_cert_kept: true,
                 down_ping_loss: ($down_loss | tonumber? // $down_loss), down_connect: $down_errno,
+                pinned_links: $down_links,
                 catchup_ms: $catchup},
       upgrade: {seq_before: $seq_before, seq_after: $seq_after,
                 envelopes_before: $env_before, envelopes_after: $env_after},

@@ -172,7 +172,8 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("enforcement.cgroup", enforcement.cgroup,
               "cgroup v2 path for connect hooks; empty = the cgroup v2 mount"),
     MESHD_KEY("enforcement.pin_path", enforcement.pin_path,
-              "bpffs directory for pinned maps (one per node on a host)"),
+              "bpffs directory for pinned maps and program links, kept when meshd exits "
+              "(one per node on a host; empty = nothing outlives meshd)"),
     MESHD_KEY("enforcement.nft_table", enforcement.nft_table,
               "inet table owned by the nftables backend"),
     MESHD_KEY("sensor.enabled", sensor.enabled, "attach the connect sensor and run detectors"),

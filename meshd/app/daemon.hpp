@@ -29,8 +29,10 @@ class Daemon {
   static Result<std::unique_ptr<Daemon>> create(AppConfig config, std::string config_path);
   ~Daemon();
 
-  // Runs until SIGTERM/SIGINT (clean shutdown: state flushed, programs detached, pinned
-  // maps kept). SIGHUP reloads policy and protected prefixes from the config file.
+  // Runs until SIGTERM/SIGINT (clean shutdown: state flushed; the kernel keeps enforcing the
+  // current blocks until they expire: programs stay attached, maps pinned, and the next start
+  // takes them over; `meshd --detach` removes them). SIGHUP reloads policy and protected
+  // prefixes from the config file.
   int run();
 
   // One control request -> one response (the control server calls this; streaming

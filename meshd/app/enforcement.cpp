@@ -6,11 +6,15 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "meshd/common/fd.hpp"
 #include "meshd/common/numbers.hpp"
 #include "sensor/bpf_enforcer.hpp"
 #include "sensor/bpf_loader.hpp"
@@ -250,6 +254,62 @@ std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& con
   // The Kubernetes API service, when running in a pod.
   if (const char* api = std::getenv("KUBERNETES_SERVICE_HOST")) add_local(api, "kubernetes api");
   return out;
+}
+
+namespace {
+
+// True when something accepts connections on the control socket (a running meshd).
+bool control_socket_answers(const std::string& path) {
+  if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) return false;
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+}  // namespace
+
+Result<std::string> detach_enforcement(const AppConfig& config) {
+  const auto& ec = config.enforcement;
+  if (control_socket_answers(config.control_socket)) {
+    spdlog::warn(
+        "a meshd answers on {}: it keeps running with nothing attached until it is "
+        "stopped (stop it first, e.g. systemctl stop meshd)",
+        config.control_socket);
+  }
+  std::vector<std::string> done;
+  std::vector<std::string> failed;
+  if (ec.backend == "auto" || ec.backend == "bpf") {
+    if (ec.pin_path.empty()) {
+      done.push_back("bpf: no pin_path, nothing pinned");
+    } else if (auto r = sensor::BpfLoader::detach_pinned(ec.pin_path)) {
+      done.push_back("bpf: " + r->describe() + " under " + ec.pin_path);
+    } else {
+      failed.push_back(r.error().message);
+    }
+  }
+  if (ec.backend == "auto" || ec.backend == "nftables") {
+    if (auto r = sensor::NftEnforcer::remove_table(ec.nft_table)) {
+      done.push_back("nftables: " + std::string(*r ? "deleted" : "no") + " table inet " +
+                     ec.nft_table);
+    } else if (ec.backend == "nftables") {
+      failed.push_back(r.error().message);
+    } else {
+      // auto: a host without usable nftables never had the table.
+      done.push_back("nftables: not checked (" + r.error().message + ")");
+    }
+  }
+  if (ec.backend == "dryrun") done.push_back("dryrun: nothing in the kernel");
+  std::string text;
+  for (const auto& d : done) text += (text.empty() ? "" : "; ") + d;
+  if (!failed.empty()) {
+    std::string errors;
+    for (const auto& f : failed) errors += (errors.empty() ? "" : "; ") + f;
+    return fail("detach_failed", errors + (text.empty() ? "" : " (done: " + text + ")"));
+  }
+  return text;
 }
 
 }  // namespace meshd::app

@@ -4,6 +4,12 @@
 // Backend selection for `enforcement.backend: auto`: bpf if the programs load and attach,
 // else nftables if the table can be created, else dryrun; each fallback is logged with the
 // reason. An explicit backend that cannot start is a start-up error.
+//
+// What the backends leave in the kernel when the daemon exits (SIGTERM, crash, upgrade):
+// bpf keeps its programs attached (pinned links and clsact filters, sensor/bpf_loader.hpp)
+// and its maps pinned; nftables keeps its table. Blocks expire in the kernel on their own,
+// and the next start takes everything over. detach_enforcement() removes it all
+// (`meshd --detach`, for uninstalling).
 #pragma once
 
 #include <memory>
@@ -70,5 +76,13 @@ std::uint64_t rule_id_of(const Prefix& prefix);
 // default gateways, DNS servers from /etc/resolv.conf, the Kubernetes API service). The
 // engine adds loopback and link-local itself.
 std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& config);
+
+// `meshd --detach`: removes what the configured backend keeps in the kernel across daemon
+// restarts: with bpf (or auto) the pinned links, clsact filters and maps under
+// enforcement.pin_path, with nftables (or auto) the table enforcement.nft_table if it is
+// meshd's. Nothing to remove is not an error. A meshd still answering on control_socket is
+// warned about (it keeps running with nothing attached). Returns a one-line summary;
+// errors name every part that could not be removed.
+Result<std::string> detach_enforcement(const AppConfig& config);
 
 }  // namespace meshd::app

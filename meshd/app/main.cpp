@@ -8,6 +8,7 @@
 
 #include "meshd/app/config.hpp"
 #include "meshd/app/daemon.hpp"
+#include "meshd/app/enforcement.hpp"
 
 namespace {
 
@@ -34,6 +35,12 @@ int main(int argc, char** argv) {
   app.add_flag("--print-default-config", print_default,
                "print every config key with its default and exit");
   app.add_option("--check-config", check_path, "validate a config file and exit (0 = valid)");
+  bool detach = false;
+  app.add_flag("--detach", detach,
+               "uninstall: remove what meshd keeps in the kernel for this config (BPF links, tc "
+               "filters and maps pinned under enforcement.pin_path; the nftables table), then "
+               "exit. A normal exit (SIGTERM) or a crash leaves the blocks enforced until they "
+               "expire");
   CLI11_PARSE(app, argc, argv);
 
   if (print_default) {
@@ -56,6 +63,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   setup_logging(*config);
+  if (detach) {
+    auto done = meshd::app::detach_enforcement(*config);
+    if (!done) {
+      std::fprintf(stderr, "meshd: --detach: %s\n", done.error().message.c_str());
+      return 1;
+    }
+    std::printf("meshd: detached: %s\n", done->c_str());
+    return 0;
+  }
   auto daemon = meshd::app::Daemon::create(std::move(*config), config_path);
   if (!daemon) {
     spdlog::critical("cannot start: {}", daemon.error().message);

@@ -68,6 +68,8 @@ class MeshCluster {
   std::string domain(int node) const;
   const NetNs& ns(int node) const { return *nodes_.at(node - 1).ns; }
   const TestCgroup& cgroup(int node) const { return *nodes_.at(node - 1).cgroup; }
+  // The node's enforcement.pin_path (a bpffs directory removed with the cluster).
+  const std::string& pin_path(int node) const { return nodes_.at(node - 1).pins->path(); }
   std::string dir(int node) const;  // the node's directory: keys, config, data, log
   std::string socket(int node) const { return dir(node) + "/ctl.sock"; }
   std::string config_path(int node) const { return dir(node) + "/config.yaml"; }

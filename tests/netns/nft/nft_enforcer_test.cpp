@@ -331,6 +331,28 @@ TEST_F(NftNetns, ForeignTableOfTheSameNameIsNeverTouched) {
   EXPECT_NE(nft_list().output.find("chain mine"), std::string::npos);
 }
 
+// `meshd --detach`: the table a stopped daemon left (still enforcing) is deleted without
+// being adopted; nothing left is not an error; a foreign table is never touched.
+TEST_F(NftNetns, RemoveTableDeletesOnlyMeshdsTable) {
+  ASSERT_TRUE(enforcer_);
+  apply({rule("10.77.1.0/24", 21, 60'000, Direction::both)});
+  enforcer_.reset();
+  EXPECT_EQ(udp_send("10.77.1.1"), EPERM);
+  auto removed = NftEnforcer::remove_table(table_);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_TRUE(*removed);
+  EXPECT_FALSE(nft_list().ok());
+  EXPECT_EQ(try_connect("10.77.1.1"), 0);
+  removed = NftEnforcer::remove_table(table_);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_FALSE(*removed);
+  sh("nft add table inet " + table_ + " && nft add chain inet " + table_ + " mine");
+  removed = NftEnforcer::remove_table(table_);
+  ASSERT_FALSE(removed);
+  EXPECT_EQ(removed.error().code, "nft_foreign_table");
+  EXPECT_NE(nft_list().output.find("chain mine"), std::string::npos);
+}
+
 TEST_F(NftNetns, ElementsChangedBehindOurBackAreRereadAndFixed) {
   ASSERT_TRUE(enforcer_);
   // Plain DELSETELEM (what kernels before 6.3 have): deleting a missing element fails the

@@ -36,6 +36,8 @@ check '.block.eperm == "EPERM"' "node3's workload got EPERM for the address bloc
 check '.block.xdp_ping_loss == 100 and .block.xdp_drops > 0' "XDP on node2 dropped the blocked source"
 check '.block.explain_verdict | type == "string" and length > 0' "meshctl explain answered in the pod"
 check '.restart.pinned_maps_kept and .restart.key_and_cert_kept' "the restart kept key, certificate and pinned maps"
+check '.restart.down_ping_loss == 100 and .restart.down_connect == "EPERM"' "node2 kept enforcing while its pod was down"
+check '.restart.pinned_links >= 5' "node2's program links were pinned (cgroup hooks, XDP, TC)"
 check '.restart.catchup_ms < 30000' "the restarted pod caught up on the block added while it was down"
 check '.upgrade.seq_after == .upgrade.seq_before + 1' "sequence numbers continue across the upgrade"
 check '.upgrade.envelopes_after >= .upgrade.envelopes_before' "the upgrade lost no stored envelope"
