@@ -120,7 +120,8 @@ void World::make_node(std::uint32_t n, SimTimeUs now) {
   sn.engine.reset();
   sn.engine.emplace(params_, std::move(ctx), to_unix_ms(now));
   sn.rng = core::SplitMix64(mix64(m_.seed ^ purpose_hash("core")) ^ mix64(n + 1));
-  sn.node.emplace(config_, *sn.engine, opener_, sn.rng);
+  // The config was validated with the scenario: creating the node cannot fail.
+  sn.node.emplace(core::Node::create(config_, *sn.engine, opener_, sn.rng).value());
   sn.tick_at = -1;
   sn.quarantines_seen = 0;
 }
@@ -386,10 +387,10 @@ void World::emit(std::uint32_t i, SimTimeUs now) {
     if (r) {
       // The daemon's own sensor saw it: corroboration feedback for the origins that
       // claimed the same target.
-      for (const auto& ch :
-           sn.engine->on_local_corroboration(m_.targets[c.target].prefix, to_unix_ms(now)))
-        on_block_change(sn, ch, now);
-      schedule_tick(sn, sn.engine->next_deadline().value_or(core::kNoDeadline), now, false);
+      core::Actions feedback = take_actions();
+      sn.node->on_local_corroboration(m_.targets[c.target].prefix, to_unix_ms(now), feedback);
+      apply(sn, feedback, now, false);
+      give_back(std::move(feedback));
     }
     return;
   }
@@ -431,19 +432,17 @@ void World::refresh_edge(std::uint32_t c, SimTimeUs now) {
     if (!sn.up) continue;
     core::Actions acts = take_actions();
     // As the daemon does on a peer's handshake: the peer's certified identity and failure
-    // domain become known to the engine (the domain quorum counts the domains it knows).
+    // domain become known to the engine (the domain quorum counts the domains it knows); a
+    // newly known domain re-decides at the engine's next tick, which acts.next_deadline covers.
     if (want)
-      sn.engine->register_origin(m_.node_ids[other], m_.domain_ids[m_.domain_of[other]],
-                                 to_unix_ms(now));
+      sn.node->register_origin(m_.node_ids[other], m_.domain_ids[m_.domain_of[other]],
+                               to_unix_ms(now), acts);
     if (want)
       sn.node->on_peer_up(other, to_unix_ms(now), acts);
     else
       sn.node->on_peer_down(other, to_unix_ms(now), acts);
     apply(sn, acts, now, false);
     give_back(std::move(acts));
-    // A newly known domain re-decides at the engine's next tick (Actions only carries the
-    // engine deadline as of the core's last engine call).
-    if (want) schedule_tick(sn, sn.engine->next_deadline().value_or(core::kNoDeadline), now, false);
   }
 }
 
@@ -451,7 +450,7 @@ void World::crash(std::uint32_t n, SimTimeUs now) {
   SimNode& sn = nodes_[n];
   if (!sn.up) return;
   // The daemon persists its ledger; the kernel keeps enforcing pinned blocks until expiry.
-  sn.saved_ledger = sn.engine->ledger().serialize();
+  sn.saved_ledger = sn.node->ledger().serialize();
   add_counters(sn);
   sn.up = false;
   if (!m_.compromised[n]) --honest_up_;
@@ -475,8 +474,11 @@ void World::restart(std::uint32_t n, SimTimeUs now) {
   sn.restarted_at = now;
   const TimeMs ms = to_unix_ms(now);
   if (auto ledger = trust::TrustLedger::deserialize(sn.saved_ledger, params_)) {
-    for (const auto& ch : sn.engine->restore_ledger(std::move(*ledger), ms))
-      on_block_change(sn, ch, now);
+    core::Actions restored = take_actions();
+    sn.node->restore_ledger(std::move(*ledger), ms, restored);
+    // Only the block changes: restore() below arms the tick with the deadline of both.
+    for (const auto& ch : restored.blocks) on_block_change(sn, ch, now);
+    give_back(std::move(restored));
   }
   std::vector<core::Envelope> envs;
   envs.reserve(sn.store.size());

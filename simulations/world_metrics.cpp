@@ -162,7 +162,7 @@ void World::check_quarantine(SimNode& sn, SimTimeUs now) {
   const TimeMs ms = to_unix_ms(now);
   for (std::size_t k = 0; k < adversary_ids_.size(); ++k) {
     if (quarantined_at_[k][sn.id] >= 0) continue;
-    if (sn.engine->ledger().quarantined(m_.node_ids[adversary_ids_[k]], ms))
+    if (sn.node->ledger().quarantined(m_.node_ids[adversary_ids_[k]], ms))
       quarantined_at_[k][sn.id] = now;
   }
 }
@@ -215,11 +215,11 @@ void World::add_counters(const SimNode& sn) {
       {"events_from_sync", s.events_from_sync},
       {"disconnects", s.disconnects},
       {"restored", s.restored},
-      {"blocks_enforced", sn.engine->stats().blocks_enforced},
-      {"budget_deferrals", sn.engine->stats().budget_deferrals},
-      {"contradictions", sn.engine->stats().contradictions},
-      {"domains_short", sn.engine->stats().domains_short},
-      {"misbehaviour_detected", sn.engine->stats().misbehaviour_detected},
+      {"blocks_enforced", sn.node->engine_stats().blocks_enforced},
+      {"budget_deferrals", sn.node->engine_stats().budget_deferrals},
+      {"contradictions", sn.node->engine_stats().contradictions},
+      {"domains_short", sn.node->engine_stats().domains_short},
+      {"misbehaviour_detected", sn.node->engine_stats().misbehaviour_detected},
   };
   if (counters_.empty())
     for (const auto& [k, v] : rows) counters_.emplace_back(k, 0);

@@ -119,7 +119,7 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
   auto failed = [](const Error& e) { return error(e); };
   switch (req.request_case()) {
     case v1::ControlRequest::kStatus: {
-      const auto& s = engine->stats();
+      const auto& s = node->engine_stats();
       return ok({{"node", node_id},
                  {"domain", domain},
                  {"peers", transport->peers().size()},
@@ -147,9 +147,9 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
                {"frames_out", p.frames_out},
                {"bytes_in", p.bytes_in},
                {"bytes_out", p.bytes_out},
-               {"trust", engine->ledger().trust(p.node_id, now)}};
-        if (auto c = core_id_of_node.find(p.node_id); c != core_id_of_node.end())
-          if (auto info = node->peer(c->second, now)) j["penalty"] = info->penalty;
+               {"trust", node->ledger().trust(p.node_id, now)}};
+        if (auto c = peer_directory.core_of_node(p.node_id))
+          if (auto info = node->peer(*c, now)) j["penalty"] = info->penalty;
         arr.push_back(j);
       }
       return ok(arr);
@@ -158,7 +158,7 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
       // Every known target, enforced or not, most recent decision first by prefix order.
       json arr = json::array();
       for (const char* all : {"0.0.0.0/0", "::/0"}) {
-        for (const auto& e : engine->explain_overlapping(*Prefix::parse(all), now)) {
+        for (const auto& e : node->explain_overlapping(*Prefix::parse(all), now)) {
           if (e.claims.empty() && !e.enforced) continue;
           json origins = json::array();
           for (const auto& c : e.claims) origins.push_back(c.origin.node);
@@ -191,10 +191,10 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
       auto d = sensor::make_manual_detection(*prefix, b.confidence(), b.reason(), now, dir, *sev);
       auto seq = submit_claim(d, b.ttl_ms());
       if (!seq) return failed(seq.error());
-      auto dec = engine->decide(*prefix, now);
+      auto dec = node->decide(*prefix, now);
       return ok({{"prefix", prefix->to_string()},
                  {"seq", *seq},
-                 {"enforced", engine->enforced(*prefix).has_value()},
+                 {"enforced", node->enforced(*prefix).has_value()},
                  {"verdict", std::string(to_string(dec.verdict))},
                  {"score", dec.score}});
     }
@@ -205,20 +205,20 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
       if (!r) return failed(r.error());
       return ok({{"prefix", prefix->to_string()},
                  {"retracted", true},
-                 {"enforced", engine->enforced(*prefix).has_value()}});
+                 {"enforced", node->enforced(*prefix).has_value()}});
     }
     case v1::ControlRequest::kExplain: {
       auto prefix = Prefix::parse(req.explain().ip());
       if (!prefix) return failed(Error{"bad_cidr", prefix.error().message});
       json arr = json::array();
-      for (const auto& e : engine->explain_overlapping(*prefix, now))
+      for (const auto& e : node->explain_overlapping(*prefix, now))
         arr.push_back(explanation_json(e));
-      if (arr.empty()) arr.push_back(explanation_json(engine->explain(*prefix, now)));
+      if (arr.empty()) arr.push_back(explanation_json(node->explain(*prefix, now)));
       return ok({{"query", prefix->to_string()}, {"targets", arr}});
     }
     case v1::ControlRequest::kTrust: {
       json arr = json::array();
-      const auto& ledger = engine->ledger();
+      const auto& ledger = node->ledger();
       for (const auto& [id, entry] : ledger.entries())
         arr.push_back({{"node", id},
                        {"domain", entry.domain},

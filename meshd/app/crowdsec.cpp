@@ -163,9 +163,9 @@ void Daemon::Impl::on_crowdsec_answer(const std::string& body, bool full) {
   if (full && !cs.cleaned_stale) {
     cs.cleaned_stale = true;
     // Own claims of decisions that ended while meshd was not running.
-    for (const auto& b : engine->enforced()) {
+    for (const auto& b : node->enforced()) {
       if (cs.table.claim_for(b.prefix)) continue;
-      for (const auto& c : engine->explain(b.prefix, now).claims)
+      for (const auto& c : node->explain(b.prefix, now).claims)
         if (c.origin.node == node_id && c.detector == kDetector) {
           if (auto r = retract_own(b.prefix, "CrowdSec decision gone"); r)
             ++cs.decisions["retracted"];
@@ -197,7 +197,7 @@ void Daemon::Impl::crowdsec_apply(const sensor::CrowdsecChanges& changes, TimeMs
   for (const auto& p : changes.local_lift) cs.local.erase(p);
   for (const auto& p : changes.retract) {
     if (cs.queued.erase(p)) std::erase(cs.claim_queue, p);
-    for (const auto& c : engine->explain(p, now).claims)
+    for (const auto& c : node->explain(p, now).claims)
       if (c.origin.node == node_id && c.detector == kDetector) {
         if (auto r = retract_own(p, "CrowdSec decision deleted or expired"); r)
           ++cs.decisions["retracted"];
@@ -216,13 +216,13 @@ void Daemon::Impl::crowdsec_apply(const sensor::CrowdsecChanges& changes, TimeMs
     c.prefix = b.prefix;
     c.direction = Direction::both;
     c.expires_at = b.expires_at;
-    if (auto e = engine->enforced(b.prefix)) c.expires_at = std::max(c.expires_at, e->expires_at);
+    if (auto e = node->enforced(b.prefix)) c.expires_at = std::max(c.expires_at, e->expires_at);
     batch.push_back(c);
   }
   for (const auto& p : changes.local_lift) {
     trust::BlockChange c;
     c.prefix = p;
-    if (auto e = engine->enforced(p)) {  // the engine still holds it: keep its rule
+    if (auto e = node->enforced(p)) {  // the engine still holds it: keep its rule
       c.kind = trust::BlockChange::Kind::enforce;
       c.direction = e->direction;
       c.expires_at = e->expires_at;
@@ -295,7 +295,7 @@ void Daemon::Impl::crowdsec_housekeeping(TimeMs now) {
     for (const auto& p : cs.table.claimed_prefixes()) {
       if (cs.queued.contains(p) || cs.requeued_at.contains(p)) continue;
       bool live = false;
-      for (const auto& c : engine->explain(p, now).claims)
+      for (const auto& c : node->explain(p, now).claims)
         if (c.origin.node == node_id && c.detector == kDetector && !c.spent && c.expires_at > now)
           live = true;
       if (live) continue;

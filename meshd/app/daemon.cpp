@@ -11,6 +11,7 @@
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/frames.hpp"
+#include "meshd/app/subsystems.hpp"
 #include "meshd/app/ui_api.hpp"
 #include "meshd/common/numbers.hpp"
 #include "proto/cert.hpp"
@@ -40,10 +41,10 @@ Result<void> load_identity(Daemon::Impl& d, TimeMs now) {
   if (!cert) return fail(cert.error().code, "node.cert: " + cert.error().message);
   auto key = proto::load_secret_key(n.key);
   if (!key) return fail(key.error().code, "node.key: " + key.error().message);
-  auto transport_key = proto::load_secret_key(n.key);  // the transport owns its own copy
-  if (!transport_key)
-    return fail(transport_key.error().code, "node.key: " + transport_key.error().message);
-  auto identity = net::make_identity(std::move(*transport_key), *cert, *ca, now);
+  // The transport loads its own copy (make_transport); this one checks cert and key match.
+  auto check_key = proto::load_secret_key(n.key);
+  if (!check_key) return fail(check_key.error().code, "node.key: " + check_key.error().message);
+  auto identity = net::make_identity(std::move(*check_key), *cert, *ca, now);
   if (!identity) return fail(identity.error().code, "node.cert: " + identity.error().message);
   if (!n.name.empty() && n.name != identity->node_cert.node_id())
     return fail("identity_mismatch", "node.name is '" + n.name + "' but node.cert certifies '" +
@@ -55,40 +56,6 @@ Result<void> load_identity(Daemon::Impl& d, TimeMs now) {
   d.domain = d.node_cert.failure_domain();
   d.key.emplace(std::move(*key));
   return {};
-}
-
-core::Config core_config(const AppConfig& c) {
-  core::Config cc;
-  cc.target_degree = static_cast<std::size_t>(c.mesh.target_peers);
-  cc.max_peers = static_cast<std::size_t>(c.mesh.max_peers);
-  cc.peer_rate_per_s = c.mesh.peer_rate_frames_per_s;
-  cc.peer_burst = c.mesh.peer_rate_frames_per_s * 4;
-  cc.origin_rate_per_min = c.mesh.origin_rate_per_min;
-  cc.origin_burst = c.mesh.origin_burst;
-  cc.claim_ttl_cap_ms = c.policy.ttl_max_ms;
-  return cc;
-}
-
-net::TransportLimits transport_limits(const AppConfig& c) {
-  net::TransportLimits l;
-  l.handshake_timeout = std::chrono::milliseconds(c.mesh.handshake_timeout_ms);
-  l.idle_timeout = std::chrono::milliseconds(c.mesh.idle_timeout_ms);
-  l.max_peers = static_cast<std::size_t>(c.mesh.max_peers);
-  l.target_peers = static_cast<std::size_t>(c.mesh.target_peers);
-  l.max_frame_size = static_cast<std::size_t>(c.mesh.max_frame_bytes);
-  l.dns_refresh = std::chrono::milliseconds(c.mesh.dns_refresh_ms);
-  return l;
-}
-
-// validate() has checked every serial; a config built in code gets the same error here.
-Result<std::unordered_set<std::uint64_t>> revoked_serials(const AppConfig& c) {
-  std::unordered_set<std::uint64_t> out;
-  for (const auto& s : c.mesh.revoked_serials) {
-    auto n = parse_integer<std::uint64_t>(s, 0, std::numeric_limits<std::uint64_t>::max());
-    if (!n) return fail("bad_config", "mesh.revoked_serials: " + n.error().message);
-    out.insert(*n);
-  }
-  return out;
 }
 
 std::string change_json(const trust::BlockChange& c) {
@@ -104,41 +71,54 @@ std::string change_json(const trust::BlockChange& c) {
 
 }  // namespace
 
+// The subsystems in dependency order; each factory names what is wrong when it fails.
 Result<void> Daemon::Impl::start() {
   const TimeMs now = wall_now_ms();
   started_at = now;
   if (auto r = load_identity(*this, now); !r) return r;
-  auto st = Store::open(config.node.data_dir);
-  if (!st) return std::unexpected(st.error());
-  store.emplace(std::move(*st));
-
+  if (auto r = assign(store, Store::open(config.node.data_dir)); !r) return r;
   params = config.policy;
   usage = std::make_unique<UsageAdapter>(usage_stats);
   config_protected = node_protected_prefixes(config);
   trust::LocalContext ctx{trust::Origin{node_id, domain}, config_protected, usage.get()};
-  auto engine_or = trust::Engine::create(params, std::move(ctx), now);
-  if (!engine_or) return fail("bad_config", "policy: " + engine_or.error().message);
-  engine = std::make_unique<trust::Engine>(std::move(*engine_or));
+  if (auto r = assign(engine, make_engine(params, std::move(ctx), now)); !r) return r;
+  if (auto r = assign(opener, make_opener(config, ca, params, cert, now)); !r) return r;
+  rng = make_rng();
+  if (auto r = assign(node, make_node(config, *engine, *opener, *rng)); !r) return r;
+  if (auto r = assign(enforcement, Enforcement::create(config)); !r) return r;
+  if (auto r = restore_state(now); !r) return r;
+  if (auto r = assign(transport, make_transport(io, config, cert, ca, peer_callbacks(), now)); !r)
+    return r;
+  if (auto r = assign(control, ControlServer::create(io, config.control_socket, control_hooks()));
+      !r)
+    return r;
+  if (!config.metrics_listen.empty())
+    if (auto r = start_http(); !r) return r;
+  if (!config.sensor.falco_listen.empty())
+    if (auto r = start_falco(); !r) return r;
+  if (!config.sensor.crowdsec.url.empty())
+    if (auto r = start_crowdsec(); !r) return r;
+  feeds = make_feeds(config);
+  fanout = make_fanout(config);
+  start_sensor();
+  start_signals();
+  housekeeping();
+  record_event(json{
+      {"event", "started"},
+      {"node", node_id},
+      {"backend", std::string(enforcement->backend())},
+      {"at", now}}.dump());
+  return {};
+}
 
-  auto revoked = revoked_serials(config);
-  if (!revoked) return std::unexpected(revoked.error());
-  opener = std::make_unique<ProductionOpener>(ca, params);
-  opener->set_revoked_serials(*revoked);
-  (void)opener->learn_cert(cert, now);
-  std::uint64_t seed;
-  randombytes_buf(&seed, sizeof seed);
-  rng = std::make_unique<core::SplitMix64>(seed);
-  try {
-    node = std::make_unique<core::Node>(core_config(config), *engine, *opener, *rng);
-  } catch (const std::exception& e) {
-    return fail("bad_config", std::string("mesh: ") + e.what());
-  }
-
-  // Durable state first: the trust ledger, then every stored envelope.
+// After a restart: the trust ledger, then every stored envelope; then the kernel state is made
+// equal to what the engine enforces, and the blocks table restarts from it.
+Result<void> Daemon::Impl::restore_state(TimeMs now) {
+  actions.clear();
   if (auto blob = store->get_blob("ledger"); blob && *blob) {
     auto ledger = trust::TrustLedger::deserialize(**blob, params);
     if (ledger)
-      (void)engine->restore_ledger(std::move(*ledger), now);
+      node->restore_ledger(std::move(*ledger), now, actions);
     else
       spdlog::warn("stored trust ledger unreadable, starting from priors: {}",
                    ledger.error().message);
@@ -148,109 +128,67 @@ Result<void> Daemon::Impl::start() {
   std::vector<core::Envelope> envs;
   envs.reserve(stored->size());
   for (auto& e : *stored) envs.push_back(core::make_envelope(std::move(e.bytes)));
-  actions.clear();
   node->restore(envs, now, actions);
   spdlog::info("restored {} envelopes from {}", envs.size(), store->path());
 
-  auto enf = Enforcement::create(config);
-  if (!enf) return std::unexpected(enf.error());
-  enforcement = std::move(*enf);
-  auto rec = enforcement->reconcile(engine->enforced(), now);
+  auto rec = enforcement->reconcile(node->enforced(), now);
   for (const auto& e : rec.errors) spdlog::warn("reconcile: {}", e.message);
   spdlog::info("reconciled enforcement: {} installed, {} stale removed", rec.applied, rec.removed);
-  actions.blocks.clear();  // reconcile covered what restore() enforced
-  {
-    std::vector<StoredBlock> rows;  // the table restarts from what is enforced now
-    for (const auto& b : engine->enforced()) rows.push_back(stored_block(b));
-    if (auto r = store->replace_blocks(rows); !r) return std::unexpected(r.error());
-  }
+  actions.blocks.clear();  // reconcile covered what the ledger and restore() enforced
+  std::vector<StoredBlock> rows;
+  for (const auto& b : node->enforced()) rows.push_back(stored_block(b));
+  if (auto r = store->replace_blocks(rows); !r) return std::unexpected(r.error());
+  // No transport yet: sends wait for peers, which get our version vector on peer-up.
   apply_actions(now);
+  return {};
+}
 
-  // Peers.
+net::TransportCallbacks Daemon::Impl::peer_callbacks() {
   net::TransportCallbacks cb;
   cb.on_peer_up = [this](net::PeerId id, const v1::NodeCert& c) { on_peer_up(id, c); };
   cb.on_frame = [this](net::PeerId id, std::span<const std::uint8_t> p) { on_frame(id, p); };
   cb.on_peer_down = [this](net::PeerId id, std::string_view why) { on_peer_down(id, why); };
-  auto identity = net::make_identity(*proto::load_secret_key(config.node.key), cert, ca, now);
-  transport = std::make_unique<net::Transport>(io, std::move(*identity), transport_limits(config),
-                                               std::move(cb));
-  transport->set_revoked_serials(*revoked);
-  if (!config.mesh.listen.empty()) {
-    auto hp = split_host_port(config.mesh.listen);
-    boost::system::error_code ec;
-    auto addr = boost::asio::ip::make_address(hp->first, ec);
-    if (ec) return fail("bad_config", "mesh.listen: '" + hp->first + "' is not an IP address");
-    auto bound = transport->listen({addr, hp->second});
-    if (!bound) return std::unexpected(bound.error());
-    spdlog::info("node {} (domain {}) listening for peers on {}:{}", node_id, domain,
-                 bound->address().to_string(), bound->port());
-  }
-  for (const auto& seed : config.mesh.peers)
-    if (auto r = transport->add_seed(seed); !r)
-      return fail("bad_config", "mesh.peers: " + r.error().message);
+  return cb;
+}
 
-  // Operators.
+ControlHooks Daemon::Impl::control_hooks() {
   ControlHooks hooks;
   hooks.handle = [this](const v1::ControlRequest& r) { return handle(r); };
   hooks.subscribe = [this](std::function<void(const std::string&)> sink) {
     return self->subscribe_events(std::move(sink));
   };
   hooks.unsubscribe = [this](std::uint64_t id) { self->unsubscribe_events(id); };
-  auto ctl = ControlServer::create(io, config.control_socket, std::move(hooks));
-  if (!ctl) return std::unexpected(ctl.error());
-  control = std::move(*ctl);
-  if (!config.metrics_listen.empty()) {
-    auto routes = make_http_routes(*this);  // /metrics, /healthz, /ui (ui_api.cpp)
-    if (!routes) return std::unexpected(routes.error());
-    auto h = HttpServer::create(io, config.metrics_listen, std::move(*routes));
-    if (!h) return std::unexpected(h.error());
-    http = std::move(*h);
-  }
-  if (!config.sensor.falco_listen.empty())
-    if (auto r = start_falco(); !r) return r;
-  if (!config.sensor.crowdsec.url.empty())
-    if (auto r = start_crowdsec(); !r) return r;
+  return hooks;
+}
 
-  // Sensor and detectors.
-  for (const auto& path : config.sensor.feeds) {
-    sensor::FeedOptions fo;
-    fo.name = std::filesystem::path(path).stem().string();
-    fo.confidence = config.sensor.feed_confidence;
-    auto feed = std::make_unique<sensor::ThreatFeed>(path, fo);
-    if (auto r = feed->load(); !r) spdlog::warn("threat feed: {}", r.error().message);
-    for (const auto& e : feed->last_errors()) spdlog::warn("threat feed: {}", e);
-    feeds.push_back(std::move(feed));
-  }
-  sensor::FanoutConfig fc;
-  fc.max_destinations = static_cast<std::size_t>(config.sensor.fanout_destinations);
-  fc.max_ports = static_cast<std::size_t>(config.sensor.fanout_ports);
-  fc.window_ms = config.sensor.fanout_window_ms;
-  fc.bad_ports.assign(config.sensor.bad_ports.begin(), config.sensor.bad_ports.end());
-  fanout = std::make_unique<sensor::FanoutDetector>(fc);
-  if (auto* src = enforcement->events()) {
-    if (auto resolver = sensor::CgroupPathResolver::from_proc_mounts()) {
-      cgroups.emplace(std::move(*resolver));
-      pods = std::make_unique<sensor::PodIdentityResolver>(&*cgroups, nullptr);
-    } else {
-      spdlog::warn("pod identity off: {}", resolver.error().message);
-    }
-    sensor_fd.emplace(io, ::dup(src->readable_fd()));
-    on_sensor_readable();
-    drain_sensor();
-  }
+// /metrics, /healthz and /ui (ui_api.cpp) on metrics.listen.
+Result<void> Daemon::Impl::start_http() {
+  auto routes = make_http_routes(*this);
+  if (!routes) return std::unexpected(routes.error());
+  return assign(http, HttpServer::create(io, config.metrics_listen, std::move(*routes)));
+}
 
+// The connect sensor (bpf backend with cgroup hooks only): woken by its fd, drained in full.
+void Daemon::Impl::start_sensor() {
+  auto* src = enforcement->events();
+  if (!src) return;
+  if (auto resolver = sensor::CgroupPathResolver::from_proc_mounts()) {
+    cgroups.emplace(std::move(*resolver));
+    pods = std::make_unique<sensor::PodIdentityResolver>(&*cgroups, nullptr);
+  } else {
+    spdlog::warn("pod identity off: {}", resolver.error().message);
+  }
+  sensor_fd.emplace(io, ::dup(src->readable_fd()));
+  on_sensor_readable();
+  drain_sensor();
+}
+
+void Daemon::Impl::start_signals() {
   signals.add(SIGTERM);
   signals.add(SIGINT);
   signals.add(SIGHUP);
   signals.async_wait(
       [this](const boost::system::error_code& ec, int sig) { on_signal_received(ec, sig); });
-  housekeeping();
-  record_event(json{
-      {"event", "started"},
-      {"node", node_id},
-      {"backend", std::string(enforcement->backend())},
-      {"at", now}}.dump());
-  return {};
 }
 
 void Daemon::Impl::on_signal_received(const boost::system::error_code& ec, int sig) {
@@ -267,13 +205,9 @@ void Daemon::Impl::on_signal_received(const boost::system::error_code& ec, int s
 
 void Daemon::Impl::on_peer_up(net::PeerId id, const v1::NodeCert& c) {
   const TimeMs now = wall_now_ms();
-  auto [it, fresh] = core_id_of_node.try_emplace(c.node_id(), next_core_id);
-  if (fresh) ++next_core_id;
-  core::PeerId cid = it->second;
-  core_of_net[id] = cid;
-  net_of_core[cid] = id;
-  node_of_core[cid] = c.node_id();
-  engine->register_origin(c.node_id(), c.failure_domain(), now);
+  const core::PeerId cid = peer_directory.connected(id, c.node_id());
+  actions.clear();
+  node->register_origin(c.node_id(), c.failure_domain(), now, actions);
   protect_peer_address(id, c.node_id(), now);
   spdlog::info("peer up: {} (domain {})", c.node_id(), c.failure_domain());
   record_event(json{
@@ -281,44 +215,40 @@ void Daemon::Impl::on_peer_up(net::PeerId id, const v1::NodeCert& c) {
       {"peer", c.node_id()},
       {"domain", c.failure_domain()},
       {"at", now}}.dump());
-  actions.clear();
   node->on_peer_up(cid, now, actions);
   apply_actions(now);
 }
 
 void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payload) {
-  auto it = core_of_net.find(id);
-  if (it == core_of_net.end()) return;
+  const auto cid = peer_directory.core_of(id);
+  if (!cid) return;
   const TimeMs now = wall_now_ms();
   auto msg = decode_message(payload);
   if (!msg) {
     ++counters.frames_malformed;
-    spdlog::debug("malformed frame from {}: {}", node_of_core[it->second], msg.error().message);
+    spdlog::debug("malformed frame from {}: {}", peer_directory.node_of(*cid), msg.error().message);
     // The core scores malformed input: hand it an empty push (a malformed message).
     msg = core::Message{core::Push{core::make_envelope(std::string())}};
   }
   actions.clear();
-  node->on_message(it->second, *msg, now, actions);
+  node->on_message(*cid, *msg, now, actions);
   apply_actions(now);
 }
 
 void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
-  auto it = core_of_net.find(id);
-  if (it == core_of_net.end()) return;
+  // Unknown, or a replaced duplicate connection: the node is still up on its other one.
+  const auto gone = peer_directory.disconnected(id);
+  if (!gone) return;
   const TimeMs now = wall_now_ms();
-  core::PeerId cid = it->second;
-  core_of_net.erase(it);
-  auto n = net_of_core.find(cid);
-  // A replaced duplicate connection: the node is still up on its other connection.
-  if (n == net_of_core.end() || n->second != id) return;
-  net_of_core.erase(n);
+  const core::PeerId cid = *gone;
+  const std::string& peer = peer_directory.node_of(cid);
   if (reason.find("overflow") != std::string_view::npos)
-    spdlog::warn("peer down: {} ({})", node_of_core[cid], reason);
+    spdlog::warn("peer down: {} ({})", peer, reason);
   else
-    spdlog::info("peer down: {} ({})", node_of_core[cid], reason);
+    spdlog::info("peer down: {} ({})", peer, reason);
   record_event(json{
       {"event", "peer_down"},
-      {"peer", node_of_core[cid]},
+      {"peer", peer},
       {"reason", std::string(reason)},
       {"at", now}}.dump());
   actions.clear();
@@ -329,11 +259,11 @@ void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
 void Daemon::Impl::apply_actions(TimeMs now) {
   // Sends first: gossip latency is the product.
   for (const auto& s : actions.sends) {
-    auto n = net_of_core.find(s.peer);
-    if (n == net_of_core.end()) continue;
+    const auto conn = peer_directory.connection_of(s.peer);
+    if (!conn) continue;
     std::string bytes = encode_message(s.message);
-    auto r = transport->send(n->second,
-                             {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    auto r =
+        transport->send(*conn, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
     if (!r) ++counters.sends_failed;
   }
   if (!actions.blocks.empty()) apply_block_changes(actions.blocks, now);
@@ -349,16 +279,17 @@ void Daemon::Impl::apply_actions(TimeMs now) {
     }
   }
   for (const auto& d : actions.disconnects) {
-    auto n = net_of_core.find(d.peer);
-    spdlog::warn("disconnecting peer {}: {}", node_of_core[d.peer], d.reason);
+    const auto conn = peer_directory.connection_of(d.peer);
+    const std::string& peer = peer_directory.node_of(d.peer);
+    spdlog::warn("disconnecting peer {}: {}", peer, d.reason);
     record_event(json{
         {"event", "peer_banned"},
-        {"peer", node_of_core[d.peer]},
+        {"peer", peer},
         {"reason", d.reason},
         {"ban_until", d.ban_until},
         {"at", now}}.dump());
-    if (n != net_of_core.end())
-      transport->disconnect(n->second, d.reason,
+    if (conn)
+      transport->disconnect(*conn, d.reason,
                             std::chrono::milliseconds(std::max<TimeMs>(0, d.ban_until - now)));
   }
   auto proofs = std::move(actions.proofs);
@@ -443,15 +374,14 @@ void Daemon::Impl::housekeeping() {
   observe_second(*this, now);
   if (now - ledger_saved_at >= 10'000) {
     ledger_saved_at = now;
-    if (auto r = store->put_blob("ledger", engine->ledger().serialize()); !r)
-      ++counters.store_errors;
+    if (auto r = store->put_blob("ledger", node->ledger().serialize()); !r) ++counters.store_errors;
     // A burst leaves freed send-queue frames and decode buffers scattered between long-lived
     // envelopes; glibc keeps those pages unless asked. Returning them costs a heap walk
     // (milliseconds) every 10 s, and keeps RSS close to what the node actually holds.
     ::malloc_trim(0);
   }
-  // The engine may have work (expiry) even when the core scheduled nothing sooner.
-  if (auto d = engine->next_deadline(); d && *d <= now) {
+  // Backstop: a tick whose timer was lost (the node's deadline includes the engine's).
+  if (node->next_deadline() <= now) {
     actions.clear();
     node->tick(now, actions);
     apply_actions(now);
@@ -470,35 +400,33 @@ void Daemon::Impl::reload() {
     spdlog::error("SIGHUP: config not reloaded: {}", fresh.error().message);
     return;
   }
-  auto changes = engine->set_params(fresh->policy, now);
-  if (!changes) {
+  actions.clear();
+  if (auto r = node->set_params(fresh->policy, now, actions); !r) {
     ++counters.reload_failures;
-    spdlog::error("SIGHUP: policy not reloaded: {}", changes.error().message);
+    spdlog::error("SIGHUP: policy not reloaded: {}", r.error().message);
     return;
   }
   config.policy = fresh->policy;
   config.protected_prefixes = fresh->protected_prefixes;
   params = fresh->policy;
   config_protected = node_protected_prefixes(config);  // own addresses, gateway, DNS again
-  auto more = refresh_protected(now);
-  changes->insert(changes->end(), more.begin(), more.end());
-  if (!changes->empty()) apply_block_changes(*changes, now);
+  refresh_protected(now);
+  const std::size_t changes = actions.blocks.size();
+  apply_actions(now);
   ++counters.reloads;
-  spdlog::info("SIGHUP: policy and protected prefixes reloaded ({} block changes)",
-               changes->size());
-  record_event(json{{"event", "reloaded"}, {"changes", changes->size()}, {"at", now}}.dump());
+  spdlog::info("SIGHUP: policy and protected prefixes reloaded ({} block changes)", changes);
+  record_event(json{{"event", "reloaded"}, {"changes", changes}, {"at", now}}.dump());
 }
 
 // Config-derived protected prefixes plus the address of every fleet peer seen (I1: a
 // compromised node must not get the mesh's own members blocked), to the engine and, as
-// defence in depth, to the enforcer. Returns the block changes (lifts) it causes.
-std::vector<trust::BlockChange> Daemon::Impl::refresh_protected(TimeMs now) {
+// defence in depth, to the enforcer. The block changes (lifts) it causes go to `actions`.
+void Daemon::Impl::refresh_protected(TimeMs now) {
   auto prot = config_protected;
   for (const auto& [prefix, node_id] : peer_addresses)
     prot.push_back({prefix, "fleet peer " + node_id, false});
-  auto changes = engine->set_protected(prot, now);
   enforcement->set_protected(prot);
-  return changes;
+  node->set_protected(std::move(prot), now, actions);
 }
 
 void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_id, TimeMs now) {
@@ -510,8 +438,7 @@ void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_
     auto prefix = Prefix::parse(addr.to_string());
     if (!prefix || !peer_addresses.emplace(*prefix, node_id).second) return;
     spdlog::info("protecting fleet peer {} at {}", node_id, prefix->to_string());
-    auto changes = refresh_protected(now);
-    if (!changes.empty()) apply_block_changes(changes, now);
+    refresh_protected(now);  // on_peer_up applies the actions
     return;
   }
 }
@@ -520,7 +447,7 @@ void Daemon::Impl::shutdown() {
   if (stopping) return;
   stopping = true;
   const TimeMs now = wall_now_ms();
-  (void)store->put_blob("ledger", engine->ledger().serialize());
+  (void)store->put_blob("ledger", node->ledger().serialize());
   save_blocks();
   tick_timer.cancel();
   housekeeping_timer.cancel();
@@ -591,7 +518,7 @@ std::string Daemon::metrics_text() const {
   return impl_->metrics_text();
 }
 bool Daemon::healthy() const {
-  return !impl_->stopping && impl_->engine != nullptr;
+  return !impl_->stopping && impl_->node != nullptr;
 }
 
 }  // namespace meshd::app

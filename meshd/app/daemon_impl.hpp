@@ -20,6 +20,7 @@
 #include "meshd/app/http_server.hpp"
 #include "meshd/app/observability.hpp"
 #include "meshd/app/opener.hpp"
+#include "meshd/app/peer_directory.hpp"
 #include "meshd/app/store.hpp"
 #include "meshd/app/usage_adapter.hpp"
 #include "meshd/common/clock.hpp"
@@ -95,6 +96,7 @@ struct Daemon::Impl {
   trust::Params params;  // the opener reads TTL caps from here
   sensor::UsageStats usage_stats;
   std::unique_ptr<UsageAdapter> usage;
+  // Storage only: the engine is driven and read through `node` (core::Node's interface).
   std::unique_ptr<trust::Engine> engine;
   std::unique_ptr<ProductionOpener> opener;
   std::unique_ptr<core::SplitMix64> rng;
@@ -117,14 +119,8 @@ struct Daemon::Impl {
   std::unique_ptr<sensor::PodIdentityResolver> pods;
   std::unordered_map<Prefix, TimeMs, PrefixHash> claimed_at;  // suppression
 
-  core::Actions actions;  // reused for every input
-  // Core peer ids are stable per node id (the core keeps ban state under them); transport
-  // ids are per connection.
-  std::unordered_map<std::string, core::PeerId> core_id_of_node;
-  std::unordered_map<net::PeerId, core::PeerId> core_of_net;
-  std::unordered_map<core::PeerId, net::PeerId> net_of_core;
-  std::unordered_map<core::PeerId, std::string> node_of_core;
-  core::PeerId next_core_id = 1;
+  core::Actions actions;         // reused for every input
+  PeerDirectory peer_directory;  // connection <-> core peer id <-> node id
 
   // node_protected_prefixes(config), read at start and on SIGHUP (it reads /proc and /etc).
   std::vector<trust::ProtectedPrefix> config_protected;
@@ -144,13 +140,19 @@ struct Daemon::Impl {
 
   // daemon.cpp
   Result<void> start();
+  Result<void> restore_state(TimeMs now);
+  net::TransportCallbacks peer_callbacks();
+  ControlHooks control_hooks();
+  Result<void> start_http();
+  void start_sensor();
+  void start_signals();
   void on_peer_up(net::PeerId id, const v1::NodeCert& cert);
   void on_frame(net::PeerId id, std::span<const std::uint8_t> payload);
   void on_peer_down(net::PeerId id, std::string_view reason);
   void apply_actions(TimeMs now);
   void apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now);
   void schedule_tick(TimeMs deadline);
-  std::vector<trust::BlockChange> refresh_protected(TimeMs now);
+  void refresh_protected(TimeMs now);
   void protect_peer_address(net::PeerId id, const std::string& node_id, TimeMs now);
   void save_blocks();
   void housekeeping();

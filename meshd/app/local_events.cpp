@@ -29,7 +29,7 @@ Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d, Dur
   // A claim inside a protected prefix is refused by this node's own engine, yet the core would
   // still gossip it, and every peer sharing a fleet-wide protected list takes it as proof of
   // misbehaviour and quarantines this node. Such a claim is never signed.
-  if (auto x = engine->explain(d.prefix, now);
+  if (auto x = node->explain(d.prefix, now);
       x.decision.verdict == trust::Verdict::protected_prefix && x.protected_by &&
       x.protected_by->contains(d.prefix))
     return fail("protected", d.prefix.to_string() + " is inside protected " +
@@ -72,7 +72,7 @@ Result<std::size_t> Daemon::Impl::retract_own(const Prefix& prefix, const std::s
   // Only a claim this node signed and still holds can be retracted. The engine is asked, not
   // own_claims, so claims restored from the store after a restart count too.
   std::size_t held = 0;
-  for (const auto& c : engine->explain(prefix, now).claims)
+  for (const auto& c : node->explain(prefix, now).claims)
     if (c.origin.node == node_id) ++held;
   if (held == 0)
     return fail("not_claimed",

@@ -28,7 +28,7 @@ std::string Daemon::Impl::metrics_text() const {
           static_cast<double>(now - started_at) / 1000.0);
   w.gauge("meshd_resident_memory_bytes", "Resident set size.", resident_bytes());
 
-  const auto& e = engine->stats();
+  const auto& e = node->engine_stats();
   w.counter("meshd_claims_received_total", "Claims given to the acceptance engine.",
             e.claims_received);
   w.counter("meshd_claims_accepted_total", "Claims accepted by the acceptance engine.",

@@ -41,7 +41,7 @@ void record_claim(Daemon::Impl& d, const core::Persist& p, double seconds, TimeM
   const std::string prefix = prefix_of(*c);
   std::string verdict;
   if (auto pr = proto::to_prefix(c->target()))
-    verdict = std::string(to_string(d.engine->decide(*pr, now).verdict));
+    verdict = std::string(to_string(d.node->decide(*pr, now).verdict));
   d.record_event(json{
       {"event", "claim_received"},
       {"origin", p.origin},
@@ -81,7 +81,7 @@ void record_proof(Daemon::Impl& d, const core::Persist& p, TimeMs now) {
 
 // New quarantines since the last look become "quarantined" events.
 void scan_quarantines(Daemon::Impl& d, TimeMs now) {
-  const auto& ledger = d.engine->ledger();
+  const auto& ledger = d.node->ledger();
   std::set<std::string> now_quarantined;
   for (const auto& [id, e] : ledger.entries()) {
     if (!ledger.quarantined(id, now)) continue;
@@ -172,7 +172,7 @@ void observe_actions(Daemon::Impl& d, const core::Actions& actions, TimeMs now) 
       record_proof(d, p, now);
     }
   }
-  const auto epoch = d.engine->stats().proofs_applied + d.node->stats().quarantines;
+  const auto epoch = d.node->engine_stats().proofs_applied + d.node->stats().quarantines;
   if (epoch != d.obs.quarantine_epoch) {
     d.obs.quarantine_epoch = epoch;
     scan_quarantines(d, now);
@@ -207,7 +207,7 @@ void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
             "Accepted claims issued ahead of this node's clock (observed as 0 s).",
             static_cast<double>(o.propagation_clock_skew));
 
-  const auto& es = d.engine->stats();
+  const auto& es = d.node->engine_stats();
   w.family("meshd_block_decision_total", "counter",
            "Decisions the acceptance engine took on a target (after a claim, retraction, "
            "operator decision, expiry, budget retry or trust change), by verdict.");
@@ -217,20 +217,18 @@ void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
 
   // Peers: connected ones that are in the ledger (certified fleet members); at most
   // mesh.max_peers series.
-  const auto& ledger = d.engine->ledger();
+  const auto& ledger = d.node->ledger();
   w.family("meshd_peer_score", "gauge",
            "Score of each connected peer: minus its decayed penalty for invalid, malformed, "
            "rate-limited or useless input; it is disconnected at minus the score threshold.");
-  for (const auto& [cid, net] : d.net_of_core) {
-    auto name = d.node_of_core.find(cid);
-    if (name == d.node_of_core.end()) continue;
-    const auto* entry = ledger.find(name->second);
-    if (!entry) continue;
+  d.peer_directory.for_each_connected([&](core::PeerId cid, const std::string& name) {
+    const auto* entry = ledger.find(name);
+    if (!entry) return;
     auto info = d.node->peer(cid, now);
-    if (!info || !info->connected) continue;
+    if (!info || !info->connected) return;
     w.sample("meshd_peer_score", info->penalty == 0 ? 0.0 : -info->penalty,
-             {{"peer", name->second}, {"domain", entry->domain}});
-  }
+             {{"peer", name}, {"domain", entry->domain}});
+  });
 
   // Trust: the ledger's origins, the kMaxTrustSeries least trusted (quarantined = 0) first.
   struct Row {

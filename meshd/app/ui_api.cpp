@@ -53,8 +53,8 @@ json histogram_json(const Histogram& h) {
 
 json state_json(Daemon::Impl& d) {
   const TimeMs now = wall_now_ms();
-  const auto& ledger = d.engine->ledger();
-  const auto& es = d.engine->stats();
+  const auto& ledger = d.node->ledger();
+  const auto& es = d.node->engine_stats();
   const auto& cs = d.node->stats();
 
   // Peers: every peer the core knows (connected or not), with its transport details.
@@ -63,18 +63,18 @@ json state_json(Daemon::Impl& d) {
   for (const auto& p : transport_peers) live[p.node_id] = &p;
   json peers = json::array();
   for (const auto& info : d.node->peers(now)) {
-    auto name = d.node_of_core.find(info.peer);
-    if (name == d.node_of_core.end()) continue;
-    const auto* entry = ledger.find(name->second);
-    json j{{"node", name->second},
+    const std::string& name = d.peer_directory.node_of(info.peer);
+    if (name.empty()) continue;
+    const auto* entry = ledger.find(name);
+    json j{{"node", name},
            {"domain", entry ? entry->domain : ""},
            {"connected", info.connected},
            {"score", info.penalty == 0 ? 0.0 : -info.penalty},
            {"score_threshold", -d.node->config().score_threshold},
            {"banned_until", info.banned_until},
-           {"trust", ledger.trust(name->second, now)},
-           {"quarantined", ledger.quarantined(name->second, now)}};
-    if (auto t = live.find(name->second); t != live.end()) {
+           {"trust", ledger.trust(name, now)},
+           {"quarantined", ledger.quarantined(name, now)}};
+    if (auto t = live.find(name); t != live.end()) {
       j["address"] = t->second->remote.address().to_string();
       j["outbound"] = t->second->outbound;
       j["connected_since"] = t->second->connected_since_ms;
@@ -85,7 +85,7 @@ json state_json(Daemon::Impl& d) {
             [](const json& a, const json& b) { return a["node"] < b["node"]; });
 
   // Active blocks, the most recent first, with the origins behind each.
-  auto enforced = d.engine->enforced();
+  auto enforced = d.node->enforced();
   const std::size_t shown = std::min(enforced.size(), kMaxBlocksShown);
   std::partial_sort(enforced.begin(), enforced.begin() + static_cast<std::ptrdiff_t>(shown),
                     enforced.end(),
@@ -95,7 +95,7 @@ json state_json(Daemon::Impl& d) {
   json blocks = json::array();
   for (std::size_t i = 0; i < shown; ++i) {
     const auto& b = enforced[i];
-    auto x = d.engine->explain(b.prefix, now);
+    auto x = d.node->explain(b.prefix, now);
     json origins = json::array();
     for (const auto& c : x.claims)
       origins.push_back({{"origin", c.origin.node},

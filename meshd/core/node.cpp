@@ -4,22 +4,12 @@
 #include "meshd/core/node.hpp"
 
 #include <algorithm>
-#include <stdexcept>
 #include <utility>
 
 #include "meshd/core/detail/node_impl.hpp"
 
 namespace meshd::core {
 namespace {
-
-void append(std::vector<trust::BlockChange>& to, std::vector<trust::BlockChange>&& from) {
-  if (from.empty()) return;
-  if (to.empty()) {
-    to = std::move(from);
-    return;
-  }
-  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-}
 
 // The opener promises that the variant matches `kind`; a broken opener must not crash us.
 bool body_matches(const SignedEvent& ev) {
@@ -40,10 +30,13 @@ bool body_matches(const SignedEvent& ev) {
 
 // ---------------------------------------------------------------- public entry points
 
-Node::Node(const Config& config, trust::Engine& engine, EventOpener& opener, Rng& rng) {
-  if (auto ok = config.validate(); !ok) throw std::invalid_argument(ok.error().message);
-  impl_ = std::make_unique<Impl>(config, engine, opener, rng);
+Result<Node> Node::create(const Config& config, trust::Engine& engine, EventOpener& opener,
+                          Rng& rng) {
+  if (auto ok = config.validate(); !ok) return std::unexpected(ok.error());
+  return Node(std::make_unique<Impl>(config, engine, opener, rng));
 }
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Node::~Node() = default;
 Node::Node(Node&&) noexcept = default;
 Node& Node::operator=(Node&&) noexcept = default;

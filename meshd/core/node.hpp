@@ -51,8 +51,15 @@
 //    restore(), which rebuilds the store, the version vector and the engine's claims without
 //    sending anything.
 //
+// The one interface of a driver: after handing the engine to Node::create, a driver mutates
+// the engine only through the Node (register_origin, set_protected, set_params,
+// restore_ledger, local corroboration, contradiction and usage evidence), so every consequence,
+// block changes included, comes back in one Actions with one next_deadline, and reads it through
+// the Node's queries.
+//
 // Not thread-safe: one owner drives a Node. The Node keeps references to the engine, opener
-// and rng, which must outlive it.
+// and rng, which must outlive it. (The driver keeps the engine's storage so that a simulator
+// can hold thousands of them in place.)
 #pragma once
 
 #include <cstdint>
@@ -114,11 +121,8 @@ struct Actions {
   std::vector<EventId> forget;  // remove from durable storage
   std::vector<Disconnect> disconnects;
   std::vector<ProofRequest> proofs;
-  // Earliest time the driver must call tick() (absolute). Always set by every call to the
-  // node's current next deadline; kNoDeadline if nothing is scheduled. It includes the
-  // engine's deadline as of the node's last engine call: a driver that calls mutating
-  // trust::Engine methods itself (feedback, set_protected, restore_ledger) arms its timer
-  // for min(next_deadline, engine.next_deadline()).
+  // Earliest time the driver must call tick() (absolute), the engine's work included. Set by
+  // every call to the node's current next deadline; kNoDeadline if nothing is scheduled.
   TimeMs next_deadline = kNoDeadline;
 
   // Empties every list, keeping capacity (reuse one Actions across calls).
@@ -194,8 +198,9 @@ struct PeerInfo {
 
 class Node {
  public:
-  // Throws std::invalid_argument if config.validate() fails (a start-up error).
-  Node(const Config& config, trust::Engine& engine, EventOpener& opener, Rng& rng);
+  // Fails with config.validate()'s error (a start-up error).
+  static Result<Node> create(const Config& config, trust::Engine& engine, EventOpener& opener,
+                             Rng& rng);
   ~Node();
   Node(Node&&) noexcept;
   Node& operator=(Node&&) noexcept;
@@ -219,6 +224,35 @@ class Node {
   // old events are fine, expired claims are rejected by the engine), applied, stored, marked
   // seen and held. Nothing is sent or persisted; block changes are returned.
   void restore(std::span<const Envelope> envelopes, TimeMs now, Actions& out);
+
+  // ---- The engine's other inputs. Block changes go to out.blocks, in order. ----
+
+  // A peer's failure domain, from its certificate, before its claims arrive.
+  void register_origin(const trust::NodeId& node, const trust::DomainId& domain, TimeMs now,
+                       Actions& out);
+  // Replaces the node-local protected list (config, own addresses, fleet peers).
+  void set_protected(std::vector<trust::ProtectedPrefix> list, TimeMs now, Actions& out);
+  // New policy (SIGHUP). Invalid params change nothing and return the engine's error.
+  Result<void> set_params(const trust::Params& params, TimeMs now, Actions& out);
+  // After a restart, before restore(): the trust ledger the driver persisted.
+  void restore_ledger(trust::TrustLedger ledger, TimeMs now, Actions& out);
+  // This node's own sensor confirms (corroboration) or contradicts (benign evidence, e.g. an
+  // operator-approved flow) the claims on `prefix`: feedback for the origins that made them.
+  void on_local_corroboration(const Prefix& prefix, TimeMs now, Actions& out);
+  void on_local_contradiction(const Prefix& prefix, TimeMs now, Actions& out);
+  // This node's benign usage evidence moved for `prefix` (or, recheck_usage, anywhere):
+  // claims on overlapping targets are checked against it again.
+  void on_usage_changed(const Prefix& prefix, TimeMs now, Actions& out);
+  void recheck_usage(TimeMs now, Actions& out);
+
+  // ---- The engine's state, read-only (trust::Engine's queries of the same names). ----
+  trust::Decision decide(const Prefix& prefix, TimeMs now) const;
+  trust::Explanation explain(const Prefix& prefix, TimeMs now) const;
+  std::vector<trust::Explanation> explain_overlapping(const Prefix& prefix, TimeMs now) const;
+  std::vector<trust::EnforcedBlock> enforced() const;  // sorted by prefix
+  std::optional<trust::EnforcedBlock> enforced(const Prefix& prefix) const;
+  const trust::TrustLedger& ledger() const;
+  const trust::EngineStats& engine_stats() const;
 
   // Optional cache hints for a driver that runs many nodes in one process and knows which
   // node runs next (the simulator): fetch the node's hot state, and what on_message(message)
@@ -248,6 +282,7 @@ class Node {
 
  private:
   struct Impl;
+  explicit Node(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

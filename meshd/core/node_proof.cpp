@@ -10,10 +10,6 @@ namespace {
 // A proof's evidence is bounded: an overrun proof needs overrun_max_claims + 1 claims.
 constexpr std::size_t kMaxEvidence = 4096;
 
-void append(std::vector<trust::BlockChange>& to, std::vector<trust::BlockChange>&& from) {
-  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-}
-
 }  // namespace
 
 Result<trust::Origin> Node::Impl::verify_proof(const ProofBody& proof, TimeMs now) {

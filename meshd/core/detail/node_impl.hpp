@@ -184,6 +184,16 @@ void emit(Actions& out, PeerId peer, M&& m) {
 
 namespace meshd::core {
 
+// Appends the engine's block changes to an Actions list, in order.
+inline void append(std::vector<trust::BlockChange>& to, std::vector<trust::BlockChange>&& from) {
+  if (from.empty()) return;
+  if (to.empty()) {
+    to = std::move(from);
+    return;
+  }
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
 using detail::Cause;
 using detail::Deferred;
 using detail::emit;
@@ -253,6 +263,14 @@ struct Node::Impl {
   std::uint32_t origin_of(std::string_view origin) const;
   void finish(TimeMs now, Actions& out);
   TimeMs compute_deadline();
+  // After an engine input outside the gossip path: the engine's deadline may have moved.
+  // Only the deadline: the bookkeeping of finish() belongs to gossip inputs, and leaving it out
+  // keeps these calls free of side effects on the core's own schedule.
+  void engine_input_done(Actions& out) {
+    engine_dirty = true;
+    next_deadline = compute_deadline();
+    out.next_deadline = next_deadline;
+  }
 
   // node_store.cpp: held seqs, store, per-origin rate limit
   bool held(const OriginState& o, std::uint64_t seq) const;

@@ -78,7 +78,7 @@ struct BenchNode {
                trust::LocalContext{
                    trust::Origin{(*names)[i], "d" + std::to_string(i % 20)}, {}, nullptr},
                kT0),
-        holder(std::in_place, (opener.names = names, cfg), engine, opener, rng),
+        holder(Node::create((opener.names = names, cfg), engine, opener, rng).value()),
         node(*holder) {}
 };
 

@@ -151,7 +151,7 @@ struct TestNode {
                trust::LocalContext{trust::Origin{name, domain}, std::move(protected_prefixes),
                                    nullptr},
                kT0),
-        node(cfg, engine, opener, rng),
+        node(Node::create(cfg, engine, opener, rng).value()),
         name(std::move(name)) {}
   FakeOpener opener;
   SplitMix64 rng;

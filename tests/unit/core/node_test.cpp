@@ -330,7 +330,9 @@ TEST_F(Fixture, ConfigValidationNamesTheField) {
   FakeOpener op(reg2);
   SplitMix64 rng(1);
   trust::Engine eng(trust::Params{}, trust::LocalContext{trust::Origin{"me", "d"}, {}, nullptr});
-  EXPECT_THROW(Node(c, eng, op, rng), std::invalid_argument);
+  auto bad = Node::create(c, eng, op, rng);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("anti_entropy_jitter"), std::string::npos);
 }
 
 }  // namespace
