@@ -189,7 +189,7 @@ TEST_F(BpfPersist, EnforcementOutlivesTheLoaderAndARestartTakesItOverWithoutALap
   const auto tr = tc_sink.stop();
   std::cout << "take-over under probes: workload " << w.denied << " EPERM / " << w.sent
             << " through; XDP " << xs.sent << " sent / " << xr.received << " received; TC "
-            << ts.sent << " sent / " << tr.received << " received\n";
+            << ts.sent << " sent / " << tr.received << " received" << std::endl;
   EXPECT_EQ(w.sent, 0u) << "a workload's sendto() got through the cgroup hook";
   EXPECT_GT(w.denied, 50u);
   EXPECT_GT(xs.sent, 50u);

@@ -151,7 +151,8 @@ TEST_F(DaemonPersist, KilledDaemonKeepsEnforcingUntilExpiryRestartTakesOverDetac
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const auto r = sink.stop();
   std::cout << "restart under probes: workload sendto() " << w.denied << " EPERM, " << w.sent
-            << " through; c2 -> node " << s.sent << " sent, " << r.received << " received\n";
+            << " through; c2 -> node " << s.sent << " sent, " << r.received << " received"
+            << std::endl;
   EXPECT_EQ(w.sent, 0u) << "the cgroup hook lapsed during the restart";
   EXPECT_GT(w.denied, 100u);
   EXPECT_GT(s.sent, 100u);
