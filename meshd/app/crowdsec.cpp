@@ -150,15 +150,16 @@ void Daemon::Impl::on_crowdsec_answer(const std::string& body, bool full) {
         full ? "full" : "delta", stream->added.size(), stream->deleted.size(),
         changes.local_enforce.size(), changes.local_lift.size(), changes.claim.size(),
         changes.retract.size(), seconds * 1000, st.prefixes, st.claimed);
-    record_event(json{
-        {"event", "crowdsec_applied"},
-        {"full", full},
-        {"enforced", changes.local_enforce.size()},
-        {"lifted", changes.local_lift.size()},
-        {"claims", changes.claim.size()},
-        {"retractions", changes.retract.size()},
-        {"apply_ms", seconds * 1000},
-        {"at", now}}.dump());
+    record_event(json{{"event", "crowdsec_applied"},
+                      {"full", full},
+                      {"enforced", changes.local_enforce.size()},
+                      {"lifted", changes.local_lift.size()},
+                      {"claims", changes.claim.size()},
+                      {"retractions", changes.retract.size()},
+                      {"apply_ms", seconds * 1000},
+                      {"at", now},
+                      {"done_at", wall_now_ms()}}
+                     .dump());
   }
   if (full && !cs.cleaned_stale) {
     cs.cleaned_stale = true;

@@ -10,19 +10,29 @@
 //    crowdsec-blacklists`, polled every 20 ms).
 // Phase 1 runs the bouncer at its default update_frequency (10s), phase 2 at 1s; meshd is
 // measured in both. Then a 10,000-decision `cscli decisions import` (CSV): until meshd node 1
-// has them in the kernel (its crowdsec_applied event) and until the bouncer's set holds all.
+// has them in the kernel (its crowdsec_applied events' done_at) and until the bouncer's set
+// holds all. Imported decisions (origin cscli-import) also become claims, signed at most
+// sensor.crowdsec.max_claims_per_min a minute: the JSON gives how many still wait.
+//
+// Everything it creates (namespaces, cgroups, pins, the LAPI, the bouncer and its tables) is
+// removed on the way out, also on an error, SIGINT or SIGTERM.
 //
 // The mesh runs with policy.budget_burst 100: with the default 20, an origin's claims beyond
 // 20 in a burst wait for budget tokens on the peers (by design, 10 a minute), and this
 // benchmark issues more than that within a few minutes.
 //
 // Usage: crowdsec_bench [--decisions N] [--poll-ms MS] [--import N] [--skip-default]
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +49,47 @@ using meshd::test::MeshOptions;
 using nlohmann::json;
 
 namespace {
+
+constexpr const char* kUsage =
+    "usage: crowdsec_bench [--decisions N] [--poll-ms MS] [--import N] [--skip-default]\n"
+    "  --decisions N   cscli decisions per phase (default 20; p50/p99 over them)\n"
+    "  --poll-ms MS    meshd's sensor.crowdsec.poll_ms (default 1000)\n"
+    "  --import N      decisions of the `cscli decisions import` phase (default 10000, 0 = "
+    "none)\n"
+    "  --skip-default  skip the phase with the bouncer at its default update_frequency (10s)\n"
+    "Needs root and Debian's crowdsec + crowdsec-firewall-bouncer; prints JSON on stdout,\n"
+    "progress on stderr.\n";
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) {
+  g_signal = sig;
+}
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted by signal " + std::to_string(g_signal.load())) {}
+};
+// Every wait of the benchmark goes through this, so a signal unwinds (and cleans up) promptly.
+bool wait_for(const std::function<bool()>& pred, int timeout_ms) {
+  return meshd::test::wait_until(
+      [&] {
+        if (g_signal != 0) throw Interrupted();
+        return pred();
+      },
+      timeout_ms);
+}
+
+int parse_count(const char* flag, const char* value, int min) {
+  std::size_t used = 0;
+  int v = -1;
+  try {
+    v = std::stoi(value ? value : "", &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (value == nullptr || used == 0 || value[used] != '\0' || v < min)
+    throw std::invalid_argument(std::string(flag) + " needs an integer >= " + std::to_string(min) +
+                                ", got '" + (value ? value : "") + "'");
+  return v;
+}
 
 json summary(std::vector<double> v) {
   json out = {{"n", v.size()}};
@@ -91,30 +142,7 @@ double mesh_enforced_ms(const MeshCluster& mesh, const std::string& ip, std::int
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  int decisions = 20, poll_ms = 1000, import_n = 10000;
-  bool skip_default = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&] { return i + 1 < argc ? std::stoi(argv[++i]) : 0; };
-    if (a == "--decisions")
-      decisions = next();
-    else if (a == "--poll-ms")
-      poll_ms = next();
-    else if (a == "--import")
-      import_n = next();
-    else if (a == "--skip-default")
-      skip_default = true;
-    else {
-      std::cerr << "usage: crowdsec_bench [--decisions N] [--poll-ms MS] [--import N] "
-                   "[--skip-default]\n";
-      return 2;
-    }
-  }
-  if (!meshd::test::is_root() || !meshd::test::crowdsec_installed()) {
-    std::cerr << "crowdsec_bench: needs root and crowdsec + crowdsec-firewall-bouncer\n";
-    return 77;
-  }
+int run_bench(int decisions, int poll_ms, int import_n, bool skip_default) {
   meshd::testing::TempDir tmp("csbench");
   const std::string key_file = tmp.file("meshd.key");
   MeshOptions o;
@@ -142,13 +170,19 @@ int main(int argc, char** argv) {
   auto phase = [&](const std::string& freq) {
     lapi->start_firewall_bouncer(fw_key, freq);
     // The bouncer has made its table (first pull done) before the clock starts.
-    meshd::test::wait_until(
+    wait_for(
         [&] {
           return meshd::test::run(meshd::test::netns_prefix(ns1) +
                                   "nft list set ip crowdsec crowdsec-blacklists >/dev/null 2>&1")
               .ok();
         },
         20000);
+    if (!meshd::test::run(meshd::test::netns_prefix(ns1) +
+                          "nft list set ip crowdsec crowdsec-blacklists >/dev/null 2>&1")
+             .ok())
+      throw std::runtime_error(
+          "crowdsec-firewall-bouncer (" + freq + ") made no set within 20 s:\n" +
+          meshd::test::run("tail -n 20 " + lapi->dir() + "/log/*bouncer*").output);
     std::vector<double> m, b;
     for (int k = 0; k < decisions; ++k) {
       const std::string ip =
@@ -161,7 +195,7 @@ int main(int argc, char** argv) {
         continue;
       }
       double bouncer = -1;
-      meshd::test::wait_until(
+      wait_for(
           [&] {
             if (!bouncer_has(ns1, ip)) return false;
             bouncer = static_cast<double>(wall_now_ms() - t0);
@@ -169,8 +203,7 @@ int main(int argc, char** argv) {
           },
           30000);
       double meshd_ms = -1;
-      meshd::test::wait_until([&] { return (meshd_ms = mesh_enforced_ms(*mesh, ip, t0)) >= 0; },
-                              30000);
+      wait_for([&] { return (meshd_ms = mesh_enforced_ms(*mesh, ip, t0)) >= 0; }, 30000);
       if (bouncer >= 0) b.push_back(bouncer);
       if (meshd_ms >= 0) m.push_back(meshd_ms);
       std::cerr << freq << " #" << k << " " << ip << ": meshd " << meshd_ms << " ms, bouncer "
@@ -201,7 +234,7 @@ int main(int argc, char** argv) {
     if (!r.ok()) std::cerr << "cscli decisions import failed: " << r.output << "\n";
     double meshd_ms = -1, meshd_apply_ms = -1, bouncer_ms = -1;
     std::size_t meshd_enforced = 0;
-    meshd::test::wait_until(
+    wait_for(
         [&] {
           if (meshd_ms < 0) {
             std::size_t total = 0;
@@ -211,7 +244,7 @@ int main(int argc, char** argv) {
               if (e.value("event", "") == "crowdsec_applied" && e.value("at", 0LL) >= t0) {
                 total += e.value("enforced", 0u);
                 apply += e.value("apply_ms", 0.0);
-                last = std::max<std::int64_t>(last, e.value("at", 0LL));
+                last = std::max<std::int64_t>(last, e.value("done_at", 0LL));
               }
             if (total >= static_cast<std::size_t>(import_n)) {
               meshd_ms = static_cast<double>(last - t0);
@@ -238,4 +271,49 @@ int main(int argc, char** argv) {
   lapi->stop_firewall_bouncer();
   std::cout << out.dump(2) << "\n";
   return 0;
+}
+
+int main(int argc, char** argv) {
+  int decisions = 20, poll_ms = 1000, import_n = 10000;
+  bool skip_default = false;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+      if (a == "--help" || a == "-h") {
+        std::cout << kUsage;
+        return 0;
+      } else if (a == "--decisions") {
+        decisions = parse_count("--decisions", value, 1), ++i;
+      } else if (a == "--poll-ms") {
+        poll_ms = parse_count("--poll-ms", value, 1), ++i;
+      } else if (a == "--import") {
+        import_n = parse_count("--import", value, 0), ++i;
+      } else if (a == "--skip-default") {
+        skip_default = true;
+      } else {
+        throw std::invalid_argument("unknown argument '" + a + "'");
+      }
+    }
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "crowdsec_bench: " << e.what() << "\n" << kUsage;
+    return 2;
+  }
+  if (!meshd::test::is_root() || !meshd::test::crowdsec_installed() ||
+      !meshd::test::run("command -v crowdsec-firewall-bouncer").ok()) {
+    std::cerr << "crowdsec_bench: needs root and crowdsec + crowdsec-firewall-bouncer\n";
+    return 77;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  try {
+    return run_bench(decisions, poll_ms, import_n, skip_default);
+  } catch (const std::exception& e) {
+    // The guards of run_bench are gone by now: everything it created is removed.
+    std::cerr << "crowdsec_bench: " << e.what() << "\n";
+    return 1;
+  }
 }
