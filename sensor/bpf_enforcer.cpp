@@ -505,6 +505,9 @@ BpfEnforcerStats BpfEnforcer::detailed_stats() const {
   s.v4_filter_armed = filter_.armed();
   s.v4_filter_slash24s = filter_.marked_slash24s();
   s.v4_trie_filter_slash24s = trie_filter_.marked_slash24s();
+  s.v4_filter_mapped_bytes =
+      (filter_.mapped_chunks() + trie_filter_.mapped_chunks()) * V4Filter::kChunkBytes;
+  s.v4_filter_map_failures = filter_.map_failures() + trie_filter_.map_failures();
   if (auto hooks = read_hook_counters(counters_.get())) s.hooks = *hooks;
   return s;
 }

@@ -57,6 +57,10 @@ struct BpfEnforcerStats {
   bool v4_filter_armed = false;          // IPv4 pre-filter in use by the programs
   std::uint64_t v4_filter_slash24s = 0;  // /24s the pre-filter lets through to a lookup
   std::uint64_t v4_trie_filter_slash24s = 0;  // /24s whose lookups also walk the IPv4 trie
+  // Bytes of both pre-filters mapped into this process (they are mapped where bits are set),
+  // and mmap calls that failed (the filter stays disarmed until a rebuild succeeds).
+  std::uint64_t v4_filter_mapped_bytes = 0;
+  std::uint64_t v4_filter_map_failures = 0;
   std::uint64_t exact_map_full = 0;  // exact-length rules written to a trie: exact map full
 };
 

@@ -2,6 +2,12 @@
 // one bit per /24, set when some IPv4 block entry covers or lies inside that /24. The map
 // is BPF_F_MMAPABLE, so bits are written straight into kernel memory, no syscalls.
 //
+// The 2 MB bitset is mapped lazily, in chunks of kChunkBytes: mmap of a BPF array maps all
+// its pages at once (they count in the daemon's RSS whether touched or not), so only chunks
+// holding set bits stay mapped. A chunk whose bits all cleared is unmapped again; one never
+// mapped is known to be zero once a rebuild has checked it (a pinned map may keep bits of an
+// earlier daemon).
+//
 // Invariant kept by BpfEnforcer: while armed, every live IPv4 entry the filter is about
 // (meshd_v4_filter: all of them; meshd_v4_tfilt: the trie's) has its bits set (set_bits()
 // before inserting; rebuild() after removing recomputes from the full set).
@@ -20,6 +26,8 @@ namespace meshd::sensor {
 
 class V4Filter {
  public:
+  static constexpr std::size_t kChunkBytes = 64 * 1024;  // unit of mapping
+
   // Maps the filter array of `fd` (taken over).
   static Result<V4Filter> open(Fd fd);
 
@@ -44,20 +52,34 @@ class V4Filter {
   bool armed() const;
   // Number of /24s marked (popcount at the last rebuild plus bits set since).
   std::uint64_t marked_slash24s() const { return marked_; }
+  // Chunks mapped now (each kChunkBytes), and mmap calls that failed (the bits they were for
+  // could not be written: the filter is disarmed until a rebuild succeeds).
+  std::size_t mapped_chunks() const;
+  std::uint64_t map_failures() const { return map_failures_; }
 
  private:
-  V4Filter(Fd fd, std::uint64_t* words, std::size_t bytes)
-      : fd_(std::move(fd)), words_(words), bytes_(bytes) {}
+  static constexpr std::uint32_t kChunkWords = kChunkBytes / sizeof(std::uint64_t);
+  enum class ChunkState : std::uint8_t { unknown, zero, mapped };
+
+  V4Filter(Fd fd, std::size_t bytes);
   static void mark(std::vector<std::uint64_t>& words, const Prefix& p);
   void commit(const std::vector<std::uint64_t>& next);
-  std::atomic_ref<std::uint64_t> word(std::uint32_t index) const {
-    return std::atomic_ref<std::uint64_t>(words_[index]);
+  // The chunk holding word `index`, mapped on demand (nullptr if mmap failed).
+  std::uint64_t* chunk(std::uint32_t c);
+  void unmap(std::uint32_t c);
+  std::size_t chunk_bytes(std::uint32_t c) const;
+  // Word `index` of a mapped chunk.
+  std::atomic_ref<std::uint64_t> word(std::uint64_t* base, std::uint32_t index) const {
+    return std::atomic_ref<std::uint64_t>(base[index % kChunkWords]);
   }
+  void release();
 
   Fd fd_;
-  std::uint64_t* words_ = nullptr;
   std::size_t bytes_ = 0;
+  std::vector<std::uint64_t*> chunks_;
+  std::vector<ChunkState> state_;
   std::uint64_t marked_ = 0;
+  std::uint64_t map_failures_ = 0;
 };
 
 }  // namespace meshd::sensor

@@ -1,14 +1,20 @@
 #include "sensor/bpf_ringbuf.hpp"
 
-#include <bpf/libbpf.h>
-
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "meshd/common/errno_text.hpp"
 #include "sensor/bpf_loader.hpp"
@@ -16,10 +22,126 @@
 
 namespace meshd::sensor {
 
+// The consumer side of a BPF ring buffer, mapped ONCE. libbpf's ring_buffer maps the data
+// area twice in a row so that a record wrapping around the end reads as contiguous bytes;
+// the kernel populates every page of such a mapping at mmap time, so that second copy cost
+// the daemon a whole ring's worth of RSS (1 MB) for nothing: the rare wrapping record is
+// copied in two pieces instead. Same protocol as libbpf (ringbuf_process_ring).
+class RingReader {
+ public:
+  static Result<RingReader> open(int map_fd) {
+    bpf_map_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(map_fd, &info, &len) != 0)
+      return fail("ringbuf_open", "reading the ring buffer's map info: " + errno_text(errno));
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t size = info.max_entries;
+    if (size == 0 || (size & (size - 1)) != 0 || size % page != 0)
+      return fail("ringbuf_open", "ring buffer size " + std::to_string(size) +
+                                      " is not a power of two multiple of the page size");
+    RingReader r;
+    r.page_ = page;
+    r.size_ = size;
+    r.consumer_ = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+    if (r.consumer_ == MAP_FAILED) {
+      r.consumer_ = nullptr;
+      return fail("ringbuf_open", "mapping the ring buffer's consumer page: " + errno_text(errno));
+    }
+    r.producer_ =
+        ::mmap(nullptr, page + size, PROT_READ, MAP_SHARED, map_fd, static_cast<off_t>(page));
+    if (r.producer_ == MAP_FAILED) {
+      r.producer_ = nullptr;
+      return fail("ringbuf_open", "mapping the ring buffer's data: " + errno_text(errno));
+    }
+    r.epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (r.epoll_ < 0) return fail("ringbuf_open", "epoll_create1: " + errno_text(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(r.epoll_, EPOLL_CTL_ADD, map_fd, &ev) != 0)
+      return fail("ringbuf_open", "watching the ring buffer: " + errno_text(errno));
+    return r;
+  }
+
+  RingReader() = default;
+  RingReader(RingReader&& o) noexcept { *this = std::move(o); }
+  RingReader& operator=(RingReader&& o) noexcept {
+    if (this != &o) {
+      close();
+      page_ = o.page_;
+      size_ = o.size_;
+      consumer_ = std::exchange(o.consumer_, nullptr);
+      producer_ = std::exchange(o.producer_, nullptr);
+      epoll_ = std::exchange(o.epoll_, -1);
+    }
+    return *this;
+  }
+  ~RingReader() { close(); }
+
+  int epoll_fd() const { return epoll_; }
+
+  // Waits up to timeout_ms (-1: no limit) for the kernel's wakeup.
+  void wait(int timeout_ms) const {
+    epoll_event ev{};
+    (void)::epoll_wait(epoll_, &ev, 1, timeout_ms);
+  }
+
+  // Hands every committed record to fn(const void* data, std::size_t len) and releases it.
+  template <class Fn>
+  void consume(Fn&& fn) {
+    auto* cons_ptr = static_cast<std::uint64_t*>(consumer_);
+    auto* prod_ptr = static_cast<const std::uint64_t*>(producer_);
+    const auto* data = static_cast<const std::uint8_t*>(producer_) + page_;
+    const std::size_t mask = size_ - 1;
+    std::uint64_t cons = __atomic_load_n(cons_ptr, __ATOMIC_ACQUIRE);
+    bool got = true;
+    while (got) {
+      got = false;
+      const std::uint64_t prod = __atomic_load_n(prod_ptr, __ATOMIC_ACQUIRE);
+      while (cons < prod) {
+        const auto* hdr = reinterpret_cast<const std::uint32_t*>(data + (cons & mask));
+        const std::uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+        if (len & BPF_RINGBUF_BUSY_BIT) return;  // not committed yet
+        got = true;
+        const std::uint32_t n = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+        const std::uint64_t start = cons + BPF_RINGBUF_HDR_SZ;
+        cons += (std::uint64_t{n} + BPF_RINGBUF_HDR_SZ + 7) / 8 * 8;
+        if ((len & BPF_RINGBUF_DISCARD_BIT) == 0) {
+          const std::size_t off = start & mask;
+          if (off + n <= size_) {
+            fn(data + off, std::size_t{n});
+          } else {  // wraps around the end: two pieces
+            scratch_.resize(n);
+            const std::size_t first = size_ - off;
+            std::memcpy(scratch_.data(), data + off, first);
+            std::memcpy(scratch_.data() + first, data, n - first);
+            fn(scratch_.data(), std::size_t{n});
+          }
+        }
+        __atomic_store_n(cons_ptr, cons, __ATOMIC_RELEASE);
+      }
+    }
+  }
+
+ private:
+  void close() {
+    if (producer_ != nullptr) ::munmap(producer_, page_ + size_);
+    if (consumer_ != nullptr) ::munmap(consumer_, page_);
+    if (epoll_ >= 0) ::close(epoll_);
+    producer_ = consumer_ = nullptr;
+    epoll_ = -1;
+  }
+  std::size_t page_ = 0;
+  std::size_t size_ = 0;
+  void* consumer_ = nullptr;
+  void* producer_ = nullptr;
+  int epoll_ = -1;
+  std::vector<std::uint8_t> scratch_;
+};
+
 struct RingbufEventSource::Impl {
   Fd events;
   Fd counters;
-  ring_buffer* rb = nullptr;
+  RingReader ring;
   // Raw records drained from the ring but not yet returned (poll drains all available
   // records at once; at most `max` + one ring's worth are held here).
   std::deque<meshd_connect_event> pending;
@@ -30,8 +152,11 @@ struct RingbufEventSource::Impl {
   // Moves every available record into `pending` and keeps recheck_at up to date.
   void drain() {
     const std::size_t before = pending.size();
-    ring_buffer__consume(rb);
+    consume();
     settle(pending.size() > before);
+  }
+  void consume() {
+    ring.consume([this](const void* data, std::size_t size) { on_record(data, size); });
   }
   void settle(bool found) {
     const std::int64_t now = monotonic_ns();
@@ -53,20 +178,14 @@ struct RingbufEventSource::Impl {
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
   }
 
-  ~Impl() {
-    if (rb != nullptr) ring_buffer__free(rb);
-  }
-
-  static int on_record(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Impl*>(ctx);
+  void on_record(const void* data, std::size_t size) {
     if (size != sizeof(meshd_connect_event)) {
-      ++self->malformed;
-      return 0;
+      ++malformed;
+      return;
     }
     meshd_connect_event e;
     std::memcpy(&e, data, sizeof e);
-    self->pending.push_back(e);
-    return 0;
+    pending.push_back(e);
   }
 };
 
@@ -115,11 +234,11 @@ Result<RingbufEventSource> RingbufEventSource::create(const BpfLoader& loader) {
   if (!counters) return std::unexpected(counters.error());
   impl->events = std::move(*events);
   impl->counters = std::move(*counters);
-  impl->rb = ring_buffer__new(impl->events.get(), &Impl::on_record, impl.get(), nullptr);
-  if (impl->rb == nullptr) {
-    return fail("ringbuf_open",
-                std::string("opening the meshd_events ring buffer: ") + errno_text(errno));
+  auto ring = RingReader::open(impl->events.get());
+  if (!ring) {
+    return fail("ringbuf_open", "opening the meshd_events ring buffer: " + ring.error().message);
   }
+  impl->ring = std::move(*ring);
   return RingbufEventSource(std::move(impl));
 }
 
@@ -144,8 +263,8 @@ std::size_t RingbufEventSource::poll(std::vector<ConnectEvent>& out, std::size_t
       if (impl_->recheck_at != 0) until = std::min(until, impl_->recheck_at);
       const int wait = until == kNever ? -1 : static_cast<int>((until - now + 999'999) / 1'000'000);
       const std::size_t before = impl_->pending.size();
-      ring_buffer__poll(impl_->rb, wait);  // consumes what a wakeup announced
-      ring_buffer__consume(impl_->rb);
+      impl_->ring.wait(wait);
+      impl_->consume();
       impl_->settle(impl_->pending.size() > before);
     }
   }
@@ -177,7 +296,7 @@ int RingbufEventSource::next_drain_in_ms() const {
 }
 
 int RingbufEventSource::readable_fd() const {
-  return ring_buffer__epoll_fd(impl_->rb);
+  return impl_->ring.epoll_fd();
 }
 
 }  // namespace meshd::sensor

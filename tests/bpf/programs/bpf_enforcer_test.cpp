@@ -204,8 +204,13 @@ TEST_F(BpfEnforcerTest, PreFilterFollowsRemovalsWithoutLosingCoveredEntries) {
       {P("203.0.113.128/25"), Direction::both, 2, kNow + 60'000},
       {P("198.18.0.0/15"), Direction::both, 3, kNow + 60'000},
   };
+  // Nothing set yet: only the chunks of the armed words are mapped (one per filter).
+  EXPECT_EQ(e_->detailed_stats().v4_filter_mapped_bytes, 2 * V4Filter::kChunkBytes);
   ASSERT_TRUE(e_->apply(rules, kNow));
   EXPECT_EQ(e_->detailed_stats().v4_filter_slash24s, 1u + 512u);
+  // 203.0.113.0/24 and 198.18.0.0/15 lie in two different chunks; the /25 and the /15 are
+  // trie entries, so the trie filter maps the same two.
+  EXPECT_EQ(e_->detailed_stats().v4_filter_mapped_bytes, 6 * V4Filter::kChunkBytes);
   EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.1"), XDP_DROP);
   EXPECT_EQ(xdp_verdict(*loader_, "198.19.255.1"), XDP_DROP);
 
@@ -220,6 +225,9 @@ TEST_F(BpfEnforcerTest, PreFilterFollowsRemovalsWithoutLosingCoveredEntries) {
   EXPECT_EQ(xdp_verdict(*loader_, "203.0.113.200"), XDP_PASS);
   EXPECT_EQ(e_->detailed_stats().v4_filter_slash24s, 0u);
   EXPECT_TRUE(e_->detailed_stats().v4_filter_armed);
+  // Chunks with no bit left are unmapped again.
+  EXPECT_EQ(e_->detailed_stats().v4_filter_mapped_bytes, 2 * V4Filter::kChunkBytes);
+  EXPECT_EQ(e_->detailed_stats().v4_filter_map_failures, 0u);
 }
 
 TEST_F(BpfEnforcerTest, EntriesFoundOnOpenAreCoveredByThePreFilter) {
