@@ -6,7 +6,7 @@
 # Usage: simulations/collusion_curve.sh MESHSIM_BINARY OUT_DIR [k values...]
 #   e.g. simulations/collusion_curve.sh build/bin/meshsim /tmp/curve 1 2 3
 # CURVE_TEMPLATE=FILE uses another fleet (its `targeted` adversary line gets count/domains k).
-# Long CPU job: run it through the build gate on shared machines.
+# Long CPU job: on shared machines run it through the long-job gate (nice -n 10 /work/tools/long ...).
 set -euo pipefail
 bin=$1
 out=$2
@@ -23,7 +23,7 @@ for k in "${ks[@]}"; do
     "$template" >"$out/k$k.yaml"
   grep -q "count: $k, strategy: targeted.*domains: $k}" "$out/k$k.yaml"
   echo "meshsim: k = $k" >&2
-  /usr/bin/time -f "k$k user_s=%U max_rss_kb=%M" -a -o "$out/time.txt" \
+  /usr/bin/time -f "k$k user_s=%U wall_s=%e max_rss_kb=%M" -a -o "$out/time.txt" \
     "$bin" --scenario "$out/k$k.yaml" --out "$out/k$k" >"$out/k$k.json"
 done
 python3 "$here/collusion_curve.py" "$out"

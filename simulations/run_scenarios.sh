@@ -14,6 +14,6 @@ if (($# == 0)); then
 fi
 for name in "$@"; do
   echo "meshsim: $name" >&2
-  /usr/bin/time -f "$name user_s=%U max_rss_kb=%M" -a -o "$out/time.txt" \
+  /usr/bin/time -f "$name user_s=%U wall_s=%e max_rss_kb=%M" -a -o "$out/time.txt" \
     "$bin" --scenario "$here/scenarios/$name.yaml" --out "$out/$name" >>"$out/results.jsonl"
 done

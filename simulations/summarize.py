@@ -32,9 +32,11 @@ def main(out):
     try:
         with open(f"{out}/time.txt") as f:
             for line in f:
+                # "NAME user_s=U [wall_s=W] max_rss_kb=M" (run_scenarios.sh's /usr/bin/time)
                 parts = line.split()
-                if len(parts) == 3 and parts[1].startswith("user_s="):
-                    times[parts[0]] = (float(parts[1][7:]), int(parts[2][11:]) / 1024)
+                kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+                if parts and "user_s" in kv and "max_rss_kb" in kv:
+                    times[parts[0]] = (float(kv["user_s"]), int(kv["max_rss_kb"]) / 1024)
     except FileNotFoundError:
         pass
     print("| scenario | nodes | harm ratio vs naive | harm.protected | tp.coverage (naive) "
