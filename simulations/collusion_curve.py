@@ -35,7 +35,20 @@ def main(out):
         h = j["harm"]
         print(f"| {k} | {j['nodes']} | {j['seed']} | {h['ratio_vs_naive']:.2e} | "
               f"{h['total']:.0f} / {h['naive_total']:.0f} | {j['tp']['coverage_vs_naive']:.4f} | "
-              f"{j['delivery']['p99_ms']} | {j['counters'].get('contradictions', '-')} |")
+              f"{j['delivery']['p99_ms']:.1f} | {j['counters'].get('contradictions', '-')} |")
+    # The fleet's domains and the attack window, from the scenario file collusion_curve.sh wrote.
+    domains, window = 20, ""
+    try:
+        with open(os.path.join(out, f"k{rows[0][0]}.yaml")) as f:
+            text = f.read()
+        m = re.search(r"^domains: (\d+)", text, re.M)
+        domains = int(m.group(1)) if m else domains
+        d = re.search(r"^duration_s: (\d+)", text, re.M)
+        a = re.search(r"strategy: targeted.*start_s: (\d+)", text)
+        if d and a:
+            window = f", attack {a.group(1)}–{d.group(1)} s"
+    except FileNotFoundError:
+        pass
     # SVG: log10(ratio) vs k; a ratio of 0 is drawn at the floor.
     w, hgt, ml, mr, mt, mb = 640, 360, 70, 20, 30, 50
     lo, hi = -6, 0
@@ -52,7 +65,7 @@ def main(out):
          f'font-family="sans-serif" font-size="12">',
          f'<rect width="{w}" height="{hgt}" fill="white"/>',
          f'<text x="{w/2}" y="18" text-anchor="middle">harm vs naive: k colluders in k of '
-         f'{rows[0][1].get("domains", 20)} failure domains, targeted ({rows[0][1]["nodes"]} nodes)</text>']
+         f'{domains} failure domains, targeted ({rows[0][1]["nodes"]} nodes{window})</text>']
     for e in range(lo, hi + 1):
         yy = y(10 ** e)
         s.append(f'<line x1="{ml}" x2="{w-mr}" y1="{yy}" y2="{yy}" stroke="#ddd"/>')
