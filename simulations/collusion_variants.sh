@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Robustness of the collusion results (simulations/README.md "Robustness"): the shipped
 # colluders_k3_domains / colluders_k5_domains fleets under other seeds, another attacker rate
-# and another fleet size, random_four_domains under other seeds, at the trust defaults (nothing
+# and another fleet size, random_four_domains under other seeds, colluders_three_domains and
+# colluders_one_domain (shortened with VARIANT_SET), at the trust defaults (nothing
 # tuned), and honest baselines of the same fleets (adv=none). Each variant is the shipped file
 # with the values in VARIANTS replaced (simulations/variant.py); writes OUT/<name>.yaml,
 # OUT/<name>.json, OUT/<name>/ (meshsim --out) and OUT/time.txt, then the table
@@ -29,6 +30,9 @@ VARIANTS=(
   "k5_s202  colluders_k5_domains seed=202"
   "k5_r30   colluders_k5_domains adv.rate_per_min=30"
   "k5_n600  colluders_k5_domains nodes=600 domains=12"
+  "c3d_s7   colluders_three_domains"
+  "c1d_s7   colluders_one_domain"
+  "r4_s14   random_four_domains"
   "r4_s101  random_four_domains seed=101"
   "r4_s202  random_four_domains seed=202"
 )
