@@ -31,9 +31,9 @@ bool body_matches(const SignedEvent& ev) {
 // ---------------------------------------------------------------- public entry points
 
 Result<Node> Node::create(const Config& config, trust::Engine& engine, EventOpener& opener,
-                          Rng& rng) {
+                          Rng& rng, EnvelopeArchive* archive) {
   if (auto ok = config.validate(); !ok) return std::unexpected(ok.error());
-  return Node(std::make_unique<Impl>(config, engine, opener, rng));
+  return Node(std::make_unique<Impl>(config, engine, opener, rng, archive));
 }
 
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -43,6 +43,7 @@ Node& Node::operator=(Node&&) noexcept = default;
 
 void Node::on_message(PeerId peer, const Message& message, TimeMs now, Actions& out) {
   Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
   ++I.stats.messages_received;
   PeerState* p = I.find_peer(peer);
   if (p == nullptr || !p->connected) {
@@ -70,6 +71,7 @@ void Node::on_message(PeerId peer, const Message& message, TimeMs now, Actions& 
 
 Result<void> Node::on_local_event(const Envelope& envelope, TimeMs now, Actions& out) {
   Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
   if (!envelope) {
     I.finish(now, out);
     return fail(std::string(open_error::malformed), "local event: the envelope is null");
@@ -97,6 +99,7 @@ Result<void> Node::on_local_event(const Envelope& envelope, TimeMs now, Actions&
 
 void Node::tick(TimeMs now, Actions& out) {
   Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
   I.engine_dirty = true;
   I.seen.expire(now);
   I.expire_store(now, out);
@@ -110,6 +113,7 @@ void Node::tick(TimeMs now, Actions& out) {
 
 void Node::restore(std::span<const Envelope> envelopes, TimeMs now, Actions& out) {
   Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
   I.engine_dirty = true;
   struct Item {
     EventId id;
@@ -252,12 +256,13 @@ void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env
     // A different envelope for a seq we hold: the same body signed again (a duplicate), or
     // a second body under the same seq (equivocation, provable with both envelopes).
     const StoredEvent* s = find_stored(o, ev.seq);
-    if (s != nullptr && *s->envelope != *env) {
-      auto other = opener.open_evidence(*s->envelope, now);
+    const Envelope mine = s != nullptr ? envelope_of(o, *s) : nullptr;
+    if (mine && *mine != *env) {
+      auto other = opener.open_evidence(*mine, now);
       if (other && other->origin.node == ev.origin.node && other->seq == ev.seq &&
           other->body_digest != ev.body_digest) {
         ++stats.equivocations;
-        detected(oi, MisbehaviourKind::equivocation, {s->envelope, env},
+        detected(oi, MisbehaviourKind::equivocation, {mine, env},
                  "two different bodies signed by " + ev.origin.node + " under seq " +
                      std::to_string(ev.seq),
                  false, now, out);
@@ -334,13 +339,18 @@ void Node::Impl::apply(PeerState* from, const EventId& id, const Envelope& env,
       }
       if (r.prefix) {
         // trust::Engine retracts by seq only: find this origin's stored claims on the prefix.
+        std::vector<std::uint64_t> claim_seqs;
+        for (const StoredEvent& s : origins[oi].store)
+          if (s.kind == EventKind::claim) claim_seqs.push_back(s.seq);
+        std::vector<Envelope> envs;
+        envelopes_of(origins[oi], claim_seqs, envs);
         std::vector<std::uint64_t> seqs;
-        for (const StoredEvent& s : origins[oi].store) {
-          if (s.kind != EventKind::claim) continue;
-          auto c = opener.open_evidence(*s.envelope, now);
+        for (std::size_t k = 0; k < claim_seqs.size(); ++k) {
+          if (!envs[k]) continue;
+          auto c = opener.open_evidence(*envs[k], now);
           if (c && std::get_if<trust::ClaimFacts>(&c->body) &&
               std::get<trust::ClaimFacts>(c->body).prefix == *r.prefix) {
-            seqs.push_back(s.seq);
+            seqs.push_back(claim_seqs[k]);
           }
         }
         for (std::uint64_t seq : seqs) {

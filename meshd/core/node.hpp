@@ -49,7 +49,10 @@
 //  - Persistence: newly accepted events are returned as Persist actions, envelopes leaving the
 //    store as Forget actions; after a restart the driver passes the stored envelopes to
 //    restore(), which rebuilds the store, the version vector and the engine's claims without
-//    sending anything.
+//    sending anything. restore() may be called several times with consecutive slices of the
+//    stored envelopes sorted by (origin, seq) (the result is the same as one call). With an
+//    EnvelopeArchive the store reads envelope bytes back from the driver's storage instead of
+//    keeping them in memory, and no Forget actions are returned (meshd/core/archive.hpp).
 //
 // The one interface of a driver: after handing the engine to Node::create, a driver mutates
 // the engine only through the Node (register_origin, set_protected, set_params,
@@ -71,6 +74,7 @@
 #include <vector>
 
 #include "meshd/common/result.hpp"
+#include "meshd/core/archive.hpp"
 #include "meshd/core/config.hpp"
 #include "meshd/core/messages.hpp"
 #include "meshd/core/opener.hpp"
@@ -179,6 +183,7 @@ struct Stats {
   std::uint64_t refused_banned = 0;  // peer came up while banned
   std::uint64_t restored = 0;
   std::uint64_t forgotten = 0;
+  std::uint64_t archive_misses = 0;  // stored events whose envelope the archive did not return
   // gauges
   std::uint64_t peers = 0;
   std::uint64_t seen_size = 0;
@@ -198,9 +203,11 @@ struct PeerInfo {
 
 class Node {
  public:
-  // Fails with config.validate()'s error (a start-up error).
+  // Fails with config.validate()'s error (a start-up error). With an `archive` (see
+  // meshd/core/archive.hpp) the store keeps envelope bytes there instead of in memory; it must
+  // outlive the Node.
   static Result<Node> create(const Config& config, trust::Engine& engine, EventOpener& opener,
-                             Rng& rng);
+                             Rng& rng, EnvelopeArchive* archive = nullptr);
   ~Node();
   Node(Node&&) noexcept;
   Node& operator=(Node&&) noexcept;

@@ -123,12 +123,15 @@ void Node::Impl::on_engine_misbehaviour(const trust::MisbehaviourRecord& rec,
   for (const trust::OffendingClaim& c : rec.claims) {
     if (c.facts.seq == ev.seq && c.digest == ev.body_digest) {
       evidence.push_back(current);
-    } else if (const StoredEvent* s = find_stored(origins[ai], c.facts.seq)) {
-      evidence.push_back(s->envelope);
-    } else {
+      continue;
+    }
+    const StoredEvent* s = find_stored(origins[ai], c.facts.seq);
+    Envelope stored = s != nullptr ? envelope_of(origins[ai], *s) : nullptr;
+    if (!stored) {
       complete = false;
       break;
     }
+    evidence.push_back(std::move(stored));
   }
   if (!complete || evidence.empty()) {
     // Quarantined here all the same; other nodes detect it from their own copies.

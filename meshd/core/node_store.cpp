@@ -68,6 +68,45 @@ const StoredEvent* Node::Impl::find_stored(const OriginState& o, std::uint64_t s
   return (it != o.store.end() && it->seq == seq) ? &*it : nullptr;
 }
 
+Envelope Node::Impl::envelope_of(const OriginState& o, const StoredEvent& s) {
+  if (s.envelope) return s.envelope;
+  std::vector<Envelope> one;
+  archive->load(o.id, std::span<const std::uint64_t>(&s.seq, 1), one);
+  Envelope env = one.empty() ? nullptr : std::move(one.front());
+  if (!env) ++stats.archive_misses;
+  return env;
+}
+
+void Node::Impl::envelopes_of(const OriginState& o, std::span<const std::uint64_t> seqs,
+                              std::vector<Envelope>& out) {
+  const std::size_t base = out.size();
+  if (archive == nullptr) {
+    for (std::uint64_t seq : seqs) {
+      const StoredEvent* s = find_stored(o, seq);
+      out.push_back(s ? s->envelope : nullptr);
+    }
+    return;
+  }
+  archive->load(o.id, seqs, out);
+  out.resize(base + seqs.size());  // an archive that returned too few: the rest are misses
+  // Envelopes still in memory (stored during the latest call, not yet persisted) win.
+  for (std::size_t k = 0; k < seqs.size(); ++k) {
+    const StoredEvent* s = find_stored(o, seqs[k]);
+    if (s != nullptr && s->envelope) out[base + k] = s->envelope;
+    if (!out[base + k]) ++stats.archive_misses;
+  }
+}
+
+void Node::Impl::release_persisted() {
+  for (const auto& [oi, seq] : unreleased) {
+    OriginState& o = origins[oi];
+    auto it = std::lower_bound(o.store.begin(), o.store.end(), seq,
+                               [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
+    if (it != o.store.end() && it->seq == seq) it->envelope.reset();
+  }
+  unreleased.clear();
+}
+
 TimeMs Node::Impl::store(std::uint32_t oi, const SignedEvent& ev, const Envelope& env, TimeMs now,
                          Actions& out) {
   TimeMs life = config.store_retention_ms;
@@ -82,6 +121,7 @@ TimeMs Node::Impl::store(std::uint32_t oi, const SignedEvent& ev, const Envelope
   auto it = std::lower_bound(o.store.begin(), o.store.end(), ev.seq,
                              [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
   o.store.insert(it, StoredEvent{ev.seq, expires, env, ev.kind});
+  if (archive != nullptr) unreleased.emplace_back(oi, ev.seq);
   expiry.push_back(ExpiryEntry{expires, oi, ev.seq});
   std::push_heap(expiry.begin(), expiry.end(), std::greater<>{});
   expiry_front = expiry.front().at;
@@ -99,7 +139,7 @@ void Node::Impl::evict_top(Actions& out) {
   auto it = std::lower_bound(o.store.begin(), o.store.end(), e.seq,
                              [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
   if (it == o.store.end() || it->seq != e.seq) return;
-  out.forget.push_back(opener.event_id(*it->envelope));
+  if (archive == nullptr) out.forget.push_back(opener.event_id(*it->envelope));
   o.store.erase(it);
   --stored;
   ++stats.forgotten;

@@ -265,12 +265,31 @@ void Node::Impl::on_request(PeerState& p, const RangeRequest& rq, TimeMs now, Ac
   if (const OriginState* o = find_origin(rq.origin)) {
     auto it = std::lower_bound(o->store.begin(), o->store.end(), rq.from_seq,
                                [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
-    for (; it != o->store.end() && it->seq <= rq.to_seq; ++it) {
-      if (rs.envelopes.size() == config.max_range_envelopes) {
-        rs.truncated = true;
-        break;
+    if (archive == nullptr) {
+      for (; it != o->store.end() && it->seq <= rq.to_seq; ++it) {
+        if (rs.envelopes.size() == config.max_range_envelopes) {
+          rs.truncated = true;
+          break;
+        }
+        rs.envelopes.push_back(it->envelope);
       }
-      rs.envelopes.push_back(it->envelope);
+    } else {
+      // The same selection, read back from the archive in one batch; what it cannot return
+      // is left out (and counted).
+      scratch_seqs.clear();
+      for (; it != o->store.end() && it->seq <= rq.to_seq; ++it) {
+        if (scratch_seqs.size() == config.max_range_envelopes) {
+          rs.truncated = true;
+          break;
+        }
+        scratch_seqs.push_back(it->seq);
+      }
+      scratch_envelopes.clear();
+      envelopes_of(*o, scratch_seqs, scratch_envelopes);
+      rs.envelopes.reserve(scratch_envelopes.size());
+      for (Envelope& e : scratch_envelopes)
+        if (e) rs.envelopes.push_back(std::move(e));
+      scratch_envelopes.clear();
     }
   }
   // Always answer, also with nothing: the requester's outstanding count must drop.

@@ -12,57 +12,53 @@
 
 namespace meshd::core::detail {
 
-// Open addressing, linear probing, backward-shift deletion. The all-zero id marks an empty
-// slot; a real all-zero id is tracked by a flag. Grows at 70% load, never shrinks (its
-// memory is reused after clear()).
+// Open addressing, linear probing, backward-shift deletion. Only the first 16 bytes of an id
+// are kept: ids are uniformly distributed hashes (BLAKE2b-256 in production), so 128 bits
+// keep accidental collisions out of reach (2^-64 at 2^32 ids) at half the memory. The
+// all-zero key marks an empty slot; an id whose key is zero is tracked by a flag. Grows at
+// 70% load, never shrinks (its memory is reused after clear()).
 class FlatIdSet {
  public:
-  bool contains(const EventId& id) const {
-    if (is_zero(id)) return has_zero_;
-    if (slots_.empty()) return false;
-    for (std::size_t i = home(id);; i = (i + 1) & mask_) {
-      const EventId& s = slots_[i];
-      if (same(s, id)) return true;
-      if (is_zero(s)) return false;
-    }
-  }
-  // A probe at 70% load walks a few slots: fetch the home slot's line and the next two.
+  bool contains(const EventId& id) const { return contains(key_of(id)); }
+  // A probe at 70% load walks a few slots: fetch the home slot's line and the next one.
   void prefetch(const EventId& id) const {
     if (slots_.empty()) return;
-    const char* p = reinterpret_cast<const char*>(&slots_[home(id)]);
+    const char* p = reinterpret_cast<const char*>(&slots_[home(key_of(id))]);
     const char* end = reinterpret_cast<const char*>(slots_.data() + slots_.size());
-    for (int line = 0; line < 3 && p < end; ++line, p += 64) __builtin_prefetch(p);
+    for (int line = 0; line < 2 && p < end; ++line, p += 64) __builtin_prefetch(p);
   }
   // Returns false if already present.
   bool insert(const EventId& id) {
-    if (is_zero(id)) {
+    const Key k = key_of(id);
+    if (is_zero(k)) {
       if (has_zero_) return false;
       has_zero_ = true;
       ++size_;
       return true;
     }
     if ((size_ + 1) * 10 > slots_.size() * 7) grow();
-    for (std::size_t i = home(id);; i = (i + 1) & mask_) {
-      EventId& s = slots_[i];
-      if (same(s, id)) return false;
+    for (std::size_t i = home(k);; i = (i + 1) & mask_) {
+      Key& s = slots_[i];
+      if (s == k) return false;
       if (is_zero(s)) {
-        s = id;
+        s = k;
         ++size_;
         return true;
       }
     }
   }
   bool erase(const EventId& id) {
-    if (is_zero(id)) {
+    const Key k = key_of(id);
+    if (is_zero(k)) {
       if (!has_zero_) return false;
       has_zero_ = false;
       --size_;
       return true;
     }
     if (slots_.empty()) return false;
-    std::size_t i = home(id);
+    std::size_t i = home(k);
     for (;; i = (i + 1) & mask_) {
-      if (same(slots_[i], id)) break;
+      if (slots_[i] == k) break;
       if (is_zero(slots_[i])) return false;
     }
     // Backward shift: pull later members of the probe run into the hole.
@@ -76,40 +72,50 @@ class FlatIdSet {
         hole = j;
       }
     }
-    slots_[hole] = EventId{};
+    slots_[hole] = Key{};
     --size_;
     return true;
   }
   void clear() {
-    std::fill(slots_.begin(), slots_.end(), EventId{});
+    std::fill(slots_.begin(), slots_.end(), Key{});
     has_zero_ = false;
     size_ = 0;
   }
   std::size_t size() const { return size_; }
-  std::size_t memory_bytes() const { return slots_.capacity() * sizeof(EventId); }
+  std::size_t memory_bytes() const { return slots_.capacity() * sizeof(Key); }
 
  private:
-  static bool same(const EventId& a, const EventId& b) {
-    std::uint64_t x[4], y[4];
-    std::memcpy(x, a.data(), sizeof x);
-    std::memcpy(y, b.data(), sizeof y);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+  struct Key {
+    std::uint64_t lo = 0, hi = 0;  // bytes 0-7 and 8-15 of the id
+    bool operator==(const Key&) const = default;
+  };
+  static Key key_of(const EventId& id) {
+    Key k;
+    std::memcpy(&k.lo, id.data(), sizeof k.lo);
+    std::memcpy(&k.hi, id.data() + sizeof k.lo, sizeof k.hi);
+    return k;
   }
-  static bool is_zero(const EventId& id) {
-    std::uint64_t w[4];
-    std::memcpy(w, id.data(), sizeof w);
-    return (w[0] | w[1] | w[2] | w[3]) == 0;
+  static bool is_zero(const Key& k) { return (k.lo | k.hi) == 0; }
+  // Same slot as EventIdHash (the id's first 8 bytes).
+  std::size_t home(const Key& k) const { return static_cast<std::size_t>(k.lo) & mask_; }
+  bool contains(const Key& k) const {
+    if (is_zero(k)) return has_zero_;
+    if (slots_.empty()) return false;
+    for (std::size_t i = home(k);; i = (i + 1) & mask_) {
+      const Key& s = slots_[i];
+      if (s == k) return true;
+      if (is_zero(s)) return false;
+    }
   }
-  std::size_t home(const EventId& id) const { return EventIdHash{}(id)&mask_; }
   void grow() {
-    std::vector<EventId> old;
+    std::vector<Key> old;
     old.swap(slots_);
     std::size_t n = old.empty() ? 64 : old.size() * 2;
-    slots_.assign(n, EventId{});
+    slots_.assign(n, Key{});
     mask_ = n - 1;
     bool zero = has_zero_;
     size_ = zero ? 1 : 0;
-    for (const EventId& s : old) {
+    for (const Key& s : old) {
       if (is_zero(s)) continue;
       for (std::size_t i = home(s);; i = (i + 1) & mask_) {
         if (is_zero(slots_[i])) {
@@ -121,7 +127,7 @@ class FlatIdSet {
     }
   }
 
-  std::vector<EventId> slots_;
+  std::vector<Key> slots_;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
   bool has_zero_ = false;

@@ -6,6 +6,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -25,7 +26,7 @@ inline constexpr TimeMs kUnset = INT64_MIN;
 struct StoredEvent {
   std::uint64_t seq = 0;
   TimeMs expires_at = 0;
-  Envelope envelope;
+  Envelope envelope;  // null once persisted when the node has an archive (read back from it)
   EventKind kind = EventKind::claim;
 };
 
@@ -209,8 +210,8 @@ using detail::Source;
 using detail::StoredEvent;
 
 struct Node::Impl {
-  Impl(const Config& c, trust::Engine& e, EventOpener& o, Rng& r)
-      : config(c), engine(e), opener(o), rng(r), seen(c.seen_capacity, c.seen_ttl_ms) {}
+  Impl(const Config& c, trust::Engine& e, EventOpener& o, Rng& r, EnvelopeArchive* a)
+      : config(c), engine(e), opener(o), rng(r), seen(c.seen_capacity, c.seen_ttl_ms), archive(a) {}
 
   // Hot per message first: counters, the peer table, the seen-set.
   Stats stats;
@@ -248,6 +249,13 @@ struct Node::Impl {
   TimeMs next_deadline = kNoDeadline;
   std::vector<PeerState*> scratch_peers;
   std::size_t nonzero_origins = 0;  // origins with contiguous > 0 (entries of our vector)
+  // Optional: where stored envelopes live once the driver persisted them (archive.hpp).
+  EnvelopeArchive* archive = nullptr;
+  // (origin, seq) stored during the latest call: their envelopes stay in memory until the
+  // driver has persisted that call's actions (its next call into the Node).
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> unreleased;
+  std::vector<std::uint64_t> scratch_seqs;
+  std::vector<Envelope> scratch_envelopes;
 
   // node.cpp: events
   void ingest(PeerState* from, const Envelope& env, Source src, TimeMs now, Actions& out);
@@ -280,6 +288,14 @@ struct Node::Impl {
   bool beyond_window(OriginState& o, std::uint64_t seq, Source src, TimeMs now);
   void slide_window(OriginState& o, std::uint64_t seq);
   const StoredEvent* find_stored(const OriginState& o, std::uint64_t seq) const;
+  // The envelope of a stored event: in memory, or read back from the archive (null if the
+  // archive does not have it, counted in archive_misses).
+  Envelope envelope_of(const OriginState& o, const StoredEvent& s);
+  // Appends one entry per seq (each held in o.store, ascending): its envelope or null.
+  void envelopes_of(const OriginState& o, std::span<const std::uint64_t> seqs,
+                    std::vector<Envelope>& out);
+  // Archive mode: drops the in-memory envelopes of the previous call (persisted by now).
+  void release_persisted();
   TimeMs store(std::uint32_t oi, const SignedEvent& ev, const Envelope& env, TimeMs now,
                Actions& out);
   void expire_store(TimeMs now, Actions& out);

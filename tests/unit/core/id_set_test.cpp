@@ -47,6 +47,20 @@ TEST(FlatIdSet, AllZeroIdIsAnOrdinaryMember) {
   EXPECT_FALSE(s.contains(EventId{}));
 }
 
+TEST(FlatIdSet, KeepsSixteenBytesPerId) {
+  FlatIdSet s;
+  for (std::uint64_t v = 0; v < 1000; ++v) ASSERT_TRUE(s.insert(id_of(v)));
+  // 1000 ids at <= 70% load: 2048 slots of 16 bytes.
+  EXPECT_EQ(s.memory_bytes(), 2048u * 16u);
+  // Ids are hashes: two that agree on their first 16 bytes are taken as the same event.
+  EventId tail = id_of(5);
+  tail[31] ^= 0xff;
+  EXPECT_TRUE(s.contains(tail));
+  EventId head = id_of(5);
+  head[15] ^= 0xff;
+  EXPECT_FALSE(s.contains(head));
+}
+
 TEST(SeenSet, ForgetsAfterTheTtlAndIsBoundedByCapacity) {
   SeenSet s(1000, 10'000);
   EXPECT_TRUE(s.insert(id_of(1), 0));
