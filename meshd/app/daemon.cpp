@@ -84,7 +84,8 @@ Result<void> Daemon::Impl::start() {
   if (auto r = assign(engine, make_engine(params, std::move(ctx), now)); !r) return r;
   if (auto r = assign(opener, make_opener(config, ca, params, cert, now)); !r) return r;
   rng = make_rng();
-  if (auto r = assign(node, make_node(config, *engine, *opener, *rng)); !r) return r;
+  archive = std::make_unique<StoreArchive>(*store, counters.store_errors);
+  if (auto r = assign(node, make_node(config, *engine, *opener, *rng, archive.get())); !r) return r;
   if (auto r = assign(enforcement, Enforcement::create(config)); !r) return r;
   if (auto r = restore_state(now); !r) return r;
   if (auto r = assign(transport, make_transport(io, config, cert, ca, peer_callbacks(), now)); !r)
@@ -123,13 +124,19 @@ Result<void> Daemon::Impl::restore_state(TimeMs now) {
       spdlog::warn("stored trust ledger unreadable, starting from priors: {}",
                    ledger.error().message);
   }
-  auto stored = store->load_envelopes();
-  if (!stored) return std::unexpected(stored.error());
+  // In slices ordered by (origin, seq) (core::Node::restore's contract): a store of 100k
+  // envelopes is never in memory all at once.
+  std::size_t restored = 0;
   std::vector<core::Envelope> envs;
-  envs.reserve(stored->size());
-  for (auto& e : *stored) envs.push_back(core::make_envelope(std::move(e.bytes)));
-  node->restore(envs, now, actions);
-  spdlog::info("restored {} envelopes from {}", envs.size(), store->path());
+  auto scanned = store->scan_envelopes(4096, [&](std::vector<StoredEnvelope>& rows) {
+    envs.clear();
+    for (auto& e : rows) envs.push_back(core::make_envelope(std::move(e.bytes)));
+    node->restore(envs, now, actions);
+    restored += envs.size();
+  });
+  envs.clear();
+  if (!scanned) return std::unexpected(scanned.error());
+  spdlog::info("restored {} envelopes from {}", restored, store->path());
 
   auto rec = enforcement->reconcile(node->enforced(), now);
   for (const auto& e : rec.errors) spdlog::warn("reconcile: {}", e.message);

@@ -22,6 +22,7 @@
 #include "meshd/app/opener.hpp"
 #include "meshd/app/peer_directory.hpp"
 #include "meshd/app/store.hpp"
+#include "meshd/app/subsystems.hpp"
 #include "meshd/app/usage_adapter.hpp"
 #include "meshd/common/clock.hpp"
 #include "meshd/core/node.hpp"
@@ -93,6 +94,8 @@ struct Daemon::Impl {
   std::string domain;
 
   std::optional<Store> store;
+  // The core's envelopes live in `store` (declared before `node`, which uses it).
+  std::unique_ptr<StoreArchive> archive;
   trust::Params params;  // the opener reads TTL caps from here
   sensor::UsageStats usage_stats;
   std::unique_ptr<UsageAdapter> usage;

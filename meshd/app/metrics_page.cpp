@@ -1,5 +1,7 @@
 // /metrics: every component's counters in Prometheus text format. Names are prefixed
 // meshd_; counters end in _total; labels carry reasons.
+#include <malloc.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -27,6 +29,14 @@ std::string Daemon::Impl::metrics_text() const {
   w.gauge("meshd_uptime_seconds", "Seconds since start.",
           static_cast<double>(now - started_at) / 1000.0);
   w.gauge("meshd_resident_memory_bytes", "Resident set size.", resident_bytes());
+  // Where the anonymous part of the RSS goes: live allocations, freed memory malloc keeps
+  // (fragmentation), and SQLite's own share of the live allocations (its page cache).
+  const struct mallinfo2 mi = ::mallinfo2();
+  w.family("meshd_heap_bytes", "gauge", "malloc heap (main arena and mmapped chunks) by state.");
+  w.sample("meshd_heap_bytes", static_cast<double>(mi.uordblks + mi.hblkhd), {{"state", "in_use"}});
+  w.sample("meshd_heap_bytes", static_cast<double>(mi.fordblks), {{"state", "free"}});
+  w.gauge("meshd_sqlite_memory_bytes", "Memory SQLite has allocated (page cache included).",
+          static_cast<double>(::sqlite3_memory_used()));
 
   const auto& e = node->engine_stats();
   w.counter("meshd_claims_received_total", "Claims given to the acceptance engine.",
@@ -77,6 +87,8 @@ std::string Daemon::Impl::metrics_text() const {
             c.envelopes_served);
   w.counter("meshd_peer_disconnects_total", "Peers disconnected for their score.", c.disconnects);
   w.gauge("meshd_store_envelopes", "Envelopes held to serve anti-entropy.", c.store_size);
+  w.counter("meshd_store_envelopes_missing_total",
+            "Held envelopes the store could not read back (not served).", c.archive_misses);
 
   const auto& t = transport->stats();
   w.gauge("meshd_peers", "Connected, authenticated peers.",
@@ -162,7 +174,8 @@ std::string Daemon::Impl::metrics_text() const {
   w.counter("meshd_falco_alert_warnings_total",
             "Unusable optional fields in accepted Falco alerts (e.g. a malformed fd.rip).",
             fs.warnings);
-  w.counter("meshd_store_errors_total", "Store writes that failed.", counters.store_errors);
+  w.counter("meshd_store_errors_total", "Store reads and writes that failed.",
+            counters.store_errors);
   w.counter("meshd_control_requests_total", "Control API requests.", counters.control_requests);
   w.counter("meshd_control_errors_total", "Control API requests answered with an error.",
             counters.control_errors);

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
   event_id BLOB PRIMARY KEY, origin TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
   bytes BLOB NOT NULL, received_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS envelopes_expiry ON envelopes(expires_at);
+CREATE INDEX IF NOT EXISTS envelopes_origin_seq ON envelopes(origin, seq);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
   prefix TEXT PRIMARY KEY, direction INTEGER NOT NULL, rule_id INTEGER NOT NULL,
@@ -99,16 +100,22 @@ Result<Store> Store::open(const std::string& data_dir) {
 }
 
 Store::Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-Store::Store(Store&& o) noexcept : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)) {}
+Store::Store(Store&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)),
+      path_(std::move(o.path_)),
+      range_stmt_(std::exchange(o.range_stmt_, nullptr)) {}
 Store& Store::operator=(Store&& o) noexcept {
   if (this != &o) {
+    sqlite3_finalize(range_stmt_);
     sqlite3_close(db_);
     db_ = std::exchange(o.db_, nullptr);
     path_ = std::move(o.path_);
+    range_stmt_ = std::exchange(o.range_stmt_, nullptr);
   }
   return *this;
 }
 Store::~Store() {
+  sqlite3_finalize(range_stmt_);
   sqlite3_close(db_);
 }
 
@@ -164,11 +171,24 @@ Result<void> Store::put_envelopes(std::span<const StoredEnvelope> envelopes) {
 }
 
 Result<std::vector<StoredEnvelope>> Store::load_envelopes() const {
+  std::vector<StoredEnvelope> all;
+  auto r = scan_envelopes(4096, [&](std::vector<StoredEnvelope>& batch) {
+    all.insert(all.end(), std::make_move_iterator(batch.begin()),
+               std::make_move_iterator(batch.end()));
+  });
+  if (!r) return std::unexpected(r.error());
+  return all;
+}
+
+Result<void> Store::scan_envelopes(
+    std::size_t batch_size, const std::function<void(std::vector<StoredEnvelope>&)>& batch) const {
   Stmt s(db_,
          "SELECT event_id, origin, seq, kind, bytes, received_at, expires_at FROM envelopes "
          "ORDER BY origin, seq");
   if (!s.ok()) return db_error(db_, path_, "loading envelopes");
+  if (batch_size == 0) batch_size = 1;
   std::vector<StoredEnvelope> out;
+  out.reserve(batch_size);
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
     StoredEnvelope e;
@@ -183,9 +203,48 @@ Result<std::vector<StoredEnvelope>> Store::load_envelopes() const {
     e.received_at = s.col_int(5);
     e.expires_at = s.col_int(6);
     out.push_back(std::move(e));
+    if (out.size() == batch_size) {
+      batch(out);
+      out.clear();
+    }
   }
   if (rc != SQLITE_DONE) return db_error(db_, path_, "loading envelopes");
-  return out;
+  if (!out.empty()) batch(out);
+  return {};
+}
+
+Result<void> Store::load_range(const std::string& origin, std::uint64_t from_seq,
+                               std::uint64_t to_seq,
+                               std::vector<std::pair<std::uint64_t, std::string>>& out) const {
+  if (range_stmt_ == nullptr &&
+      sqlite3_prepare_v2(db_,
+                         "SELECT seq, bytes FROM envelopes WHERE origin = ?1 AND seq BETWEEN ?2 "
+                         "AND ?3 ORDER BY seq",
+                         -1, &range_stmt_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(range_stmt_);
+    range_stmt_ = nullptr;
+    return db_error(db_, path_, "reading envelopes of " + origin);
+  }
+  sqlite3_stmt* s = range_stmt_;
+  sqlite3_bind_text(s, 1, origin.data(), static_cast<int>(origin.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(from_seq));
+  sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(to_seq));
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s, 1));
+    out.emplace_back(
+        static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)),
+        p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, 1))) : std::string());
+  }
+  if (rc != SQLITE_DONE) {
+    auto e = db_error(db_, path_, "reading envelopes of " + origin);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return e;
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return {};
 }
 
 Result<std::size_t> Store::forget_expired(TimeMs now) {

@@ -11,16 +11,19 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "meshd/common/result.hpp"
 #include "meshd/common/time.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace meshd::app {
 
@@ -62,6 +65,14 @@ class Store {
   // Inserts envelopes in one transaction; an event id already stored is ignored.
   Result<void> put_envelopes(std::span<const StoredEnvelope> envelopes);
   Result<std::vector<StoredEnvelope>> load_envelopes() const;
+  // The same rows, ordered by (origin, seq), handed to `batch` at most `batch_size` at a time,
+  // so that a restart holding many envelopes does not need them all in memory at once.
+  Result<void> scan_envelopes(std::size_t batch_size,
+                              const std::function<void(std::vector<StoredEnvelope>&)>& batch) const;
+  // The bytes of origin's envelopes with seq in [from_seq, to_seq], ascending seq (serves
+  // anti-entropy: core::EnvelopeArchive). One statement, prepared once.
+  Result<void> load_range(const std::string& origin, std::uint64_t from_seq, std::uint64_t to_seq,
+                          std::vector<std::pair<std::uint64_t, std::string>>& out) const;
   // Deletes envelopes whose expires_at < now; returns how many.
   Result<std::size_t> forget_expired(TimeMs now);
   Result<std::size_t> envelope_count() const;
@@ -85,6 +96,7 @@ class Store {
                             std::span<const std::string> lifted);
   sqlite3* db_ = nullptr;
   std::string path_;
+  mutable sqlite3_stmt* range_stmt_ = nullptr;  // load_range's, prepared on first use
 };
 
 }  // namespace meshd::app

@@ -70,9 +70,31 @@ Result<std::unique_ptr<ProductionOpener>> make_opener(const AppConfig& config,
   return opener;
 }
 
+void StoreArchive::load(std::string_view origin, std::span<const std::uint64_t> seqs,
+                        std::vector<core::Envelope>& out) {
+  const std::size_t base = out.size();
+  out.resize(base + seqs.size());
+  if (seqs.empty()) return;
+  origin_.assign(origin);
+  rows_.clear();
+  if (auto r = store_.load_range(origin_, seqs.front(), seqs.back(), rows_); !r) {
+    ++errors_;
+    spdlog::error("{}", r.error().message);
+    return;
+  }
+  // Both ascending: one merge. A seq stored twice (not expected) gives its first row.
+  std::size_t k = 0;
+  for (auto& [seq, bytes] : rows_) {
+    while (k < seqs.size() && seqs[k] < seq) ++k;
+    if (k == seqs.size()) break;
+    if (seqs[k] == seq && !out[base + k]) out[base + k] = core::make_envelope(std::move(bytes));
+  }
+}
+
 Result<std::unique_ptr<core::Node>> make_node(const AppConfig& config, trust::Engine& engine,
-                                              core::EventOpener& opener, core::Rng& rng) {
-  auto node = core::Node::create(core_config(config), engine, opener, rng);
+                                              core::EventOpener& opener, core::Rng& rng,
+                                              core::EnvelopeArchive* archive) {
+  auto node = core::Node::create(core_config(config), engine, opener, rng, archive);
   if (!node) return fail("bad_config", "mesh: " + node.error().message);
   return std::make_unique<core::Node>(std::move(*node));
 }

@@ -4,10 +4,15 @@
 #pragma once
 
 #include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "meshd/app/config.hpp"
 #include "meshd/app/opener.hpp"
+#include "meshd/app/store.hpp"
 #include "meshd/common/asio.hpp"
 #include "meshd/common/result.hpp"
 #include "meshd/core/node.hpp"
@@ -40,9 +45,26 @@ Result<std::unique_ptr<ProductionOpener>> make_opener(const AppConfig& config,
                                                       const trust::Params& params,
                                                       const v1::SignedCert& own_cert, TimeMs now);
 
-// The gossip core with the mesh.* limits.
+// The core's envelopes, read back from the store: the daemon persists every Persist action
+// before its next call into the core, so the core keeps no envelope bytes in memory. A
+// failed read is counted in `errors` and logged (the envelope is then not served).
+class StoreArchive final : public core::EnvelopeArchive {
+ public:
+  StoreArchive(const Store& store, std::uint64_t& errors) : store_(store), errors_(errors) {}
+  void load(std::string_view origin, std::span<const std::uint64_t> seqs,
+            std::vector<core::Envelope>& out) override;
+
+ private:
+  const Store& store_;
+  std::uint64_t& errors_;
+  std::string origin_;                                       // reused: the query's text
+  std::vector<std::pair<std::uint64_t, std::string>> rows_;  // reused
+};
+
+// The gossip core with the mesh.* limits; envelope bytes in `archive` when given.
 Result<std::unique_ptr<core::Node>> make_node(const AppConfig& config, trust::Engine& engine,
-                                              core::EventOpener& opener, core::Rng& rng);
+                                              core::EventOpener& opener, core::Rng& rng,
+                                              core::EnvelopeArchive* archive = nullptr);
 
 // A seed from the OS for the core's randomness (anti-entropy jitter, proof delays).
 std::unique_ptr<core::SplitMix64> make_rng();
