@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -49,7 +50,9 @@ bool reap_within(pid_t pid, int ms) {
 }  // namespace
 
 std::string MeshCluster::bin(const std::string& tool) {
-  return std::string(MESHD_TEST_BIN_DIR) + "/" + tool;
+  // The environment may point at another build (a benchmark comparing an older meshd).
+  const char* dir = std::getenv("MESHD_TEST_BIN_DIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : MESHD_TEST_BIN_DIR) + "/" + tool;
 }
 
 std::string MeshCluster::domain(int node) const {

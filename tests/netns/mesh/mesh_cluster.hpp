@@ -13,7 +13,8 @@
 // Names carry the pid, so parallel ctest processes never collide; the addresses live in
 // private namespaces, so they never collide either.
 //
-// Binaries: MESHD_TEST_BIN_DIR (meshd, meshctl) is compiled in by CMake.
+// Binaries: MESHD_TEST_BIN_DIR (meshd, meshctl) is compiled in by CMake; the environment
+// variable of the same name, when set, overrides it (e.g. to benchmark an older build).
 #pragma once
 
 #include <sys/types.h>
