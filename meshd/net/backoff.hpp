@@ -8,6 +8,13 @@ namespace meshd::net {
 struct BackoffPolicy {
   std::chrono::milliseconds base{200};
   std::chrono::milliseconds cap{30000};
+  // Cap for transient failures (TCP connect refused or timed out, the peer closing or timing
+  // out mid-handshake: not listening yet, or full) while the node has fewer than
+  // target_peers connections. When a whole fleet starts at once, most addresses refuse
+  // until their daemon listens; with the full cap, a node that started first would wait tens
+  // of seconds before trying any of them again and stay isolated. Handshake refusals
+  // (certs, bans) always use `cap`.
+  std::chrono::milliseconds below_target_cap{2000};
 };
 
 // Delay before the next attempt after `failures` consecutive failures (failures >= 1; 0 is

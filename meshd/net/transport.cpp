@@ -218,9 +218,13 @@ void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure>
       } else {
         c.failures++;
       }
+      BackoffPolicy policy = limits_.backoff;
+      const bool transient = !failure || *failure == HandshakeFailure::io_error ||
+                             *failure == HandshakeFailure::timeout;
+      if (transient && live_count() < limits_.target_peers)
+        policy.cap = std::min(policy.cap, policy.below_target_cap);
       const double r = randombytes_uniform(1u << 30) / static_cast<double>(1u << 30);
-      c.next_attempt =
-          std::chrono::steady_clock::now() + backoff_delay(limits_.backoff, c.failures, r);
+      c.next_attempt = std::chrono::steady_clock::now() + backoff_delay(policy, c.failures, r);
     }
   }
   kick_dialer();

@@ -20,7 +20,9 @@
 //
 // Dialer: keeps about target_peers connections (inbound + outbound) from the seeds;
 // "host:port" and "dns:NAME:PORT" seeds are re-resolved every dns_refresh; failed or lost
-// peers are retried with jittered exponential back-off (BackoffPolicy); disconnect(...,
+// peers are retried with jittered exponential back-off (BackoffPolicy; capped lower for
+// transient failures while below target_peers, so a cold-started fleet meshes in seconds);
+// disconnect(...,
 // ban_for) bans a node id (and stops dialing its addresses) for that long. Two connections
 // to one node: the one initiated by the smaller node id is kept (both sides agree), a tie
 // keeps the older one; a node reaching itself is refused and its address never dialed again.

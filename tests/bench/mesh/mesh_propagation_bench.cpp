@@ -13,7 +13,17 @@
 // Policy budgets and origin rate limits are raised in this bench's config so that 200
 // claims from one origin are all enforced (the bench measures propagation, not the budget).
 //
+// Formation (cold start): every node is seeded with every other node's address (as from a
+// Kubernetes headless Service) and all daemons are started at once. The bench does not
+// touch the daemons for the first --formation-probe-ms (default 10 s), then polls `status`
+// until every node has >= min(target_peers, nodes - 1) peers (or --formation-timeout-ms).
+// The overlay at any moment is rebuilt afterwards from every node's peer_up / peer_down
+// events (daemon timestamps): "formation" reports the peers-per-node histogram and the
+// connected components at the probe time, and the first moments (ms after start) at which
+// every node had >= 1 / >= 4 / >= target peers and the overlay was one component.
+//
 // Usage (root): mesh_propagation_bench [--claims N] [--nodes N] [--backend bpf|dryrun]
+//   [--formation-probe-ms MS] [--formation-timeout-ms MS]
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -33,6 +43,7 @@
 namespace {
 
 using meshd::test::MeshCluster;
+using meshd::test::OverlayReplay;
 using nlohmann::json;
 
 // `meshctl events --follow --json` on one node, collected by a reader thread.
@@ -94,6 +105,14 @@ class Follower {
   std::map<std::string, std::map<std::string, std::int64_t>> first_;
 };
 
+json histogram(const std::vector<int>& degrees) {
+  std::map<int, int> h;
+  for (int d : degrees) h[d]++;
+  json out = json::object();
+  for (const auto& [d, count] : h) out[std::to_string(d)] = count;
+  return out;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
@@ -106,6 +125,8 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   int claims = 200;
   int nodes = 5;
+  int probe_ms = 10000;
+  int formation_timeout_ms = 120000;
   std::string backend = "bpf";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -115,6 +136,14 @@ int main(int argc, char** argv) {
       nodes = std::stoi(argv[i + 1]);
     else if (a == "--backend")
       backend = argv[i + 1];
+    else if (a == "--formation-probe-ms")
+      probe_ms = std::stoi(argv[i + 1]);
+    else if (a == "--formation-timeout-ms")
+      formation_timeout_ms = std::stoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "mesh_propagation_bench: unknown option '%s'\n", a.c_str());
+      return 2;
+    }
   }
   if (!meshd::test::is_root()) {
     std::fprintf(stderr, "mesh_propagation_bench: needs root (netns, bpf, cgroups)\n");
@@ -133,9 +162,76 @@ int main(int argc, char** argv) {
               {"budget_rate_per_min", "100000"},
               {"overrun_max_claims", "100000"}};
   MeshCluster mesh(o);
+  const int target = std::min(nodes - 1, 8);  // mesh.target_peers default
+  const auto started = meshd::wall_now_ms();
   mesh.start_all();
-  if (!mesh.wait_ready(std::min(nodes - 1, 4), 30000 + 2000 * nodes)) {
-    std::fprintf(stderr, "mesh did not come up\n%s", mesh.logs().c_str());
+  // Hands off during the probe window: polling 100 daemons costs CPU they need.
+  std::this_thread::sleep_for(std::chrono::milliseconds(probe_ms));
+  // Then one poll a second, so the polling itself weighs little on formation.
+  bool formed = false;
+  while (!formed && meshd::wall_now_ms() - started < formation_timeout_ms) {
+    formed = true;
+    for (int i = 1; i <= mesh.size() && formed; ++i) {
+      json s = mesh.ctl_json(i, "status");
+      formed = !s.is_null() && s.value("peers", 0) >= target;
+    }
+    if (!formed) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  json formation;
+  {
+    std::vector<std::vector<json>> events;
+    for (int i = 1; i <= mesh.size(); ++i) events.push_back(mesh.events(i));
+    OverlayReplay replay(mesh, events);
+    auto rel = [&](std::int64_t at) { return at < 0 ? -1 : at - started; };
+    auto all_at_least = [](int k) {
+      return [k](const std::vector<std::set<int>>& p) {
+        for (int d : OverlayReplay::degrees(p))
+          if (d < k) return false;
+        return true;
+      };
+    };
+    // When each daemon was up (its "started" event): on a loaded machine the last ones
+    // start seconds after the first.
+    std::vector<double> up_ms;
+    for (const auto& node_events : events)
+      for (const auto& e : node_events)
+        if (e.value("event", "") == "started")
+          up_ms.push_back(static_cast<double>(e.value("at", std::int64_t{0}) - started));
+    const auto probe = replay.at(started + probe_ms);
+    const auto degrees = OverlayReplay::degrees(probe);
+    int largest = 0;
+    const int components = OverlayReplay::components(probe, &largest);
+    int below4 = 0, isolated = 0;
+    for (int d : degrees) {
+      below4 += d < 4;
+      isolated += d == 0;
+    }
+    int final_largest = 0;
+    const auto now_peers = replay.at(meshd::wall_now_ms());
+    formation = {{"probe_ms", probe_ms},
+                 {"peers_histogram_at_probe", histogram(degrees)},
+                 {"nodes_below_4_at_probe", below4},
+                 {"isolated_at_probe", isolated},
+                 {"components_at_probe", components},
+                 {"largest_component_at_probe", largest},
+                 {"ms_to_all_ge_1", rel(replay.first_when(started, all_at_least(1)))},
+                 {"ms_to_all_ge_4", rel(replay.first_when(started, all_at_least(4)))},
+                 {"ms_to_all_ge_target", rel(replay.first_when(started, all_at_least(target)))},
+                 {"ms_to_one_component",
+                  rel(replay.first_when(
+                      started, [](const auto& p) { return OverlayReplay::components(p) == 1; }))},
+                 {"target_peers", target},
+                 {"daemons_started", up_ms.size()},
+                 {"daemon_started_p50_ms", percentile(up_ms, 0.5)},
+                 {"daemon_started_max_ms", percentile(up_ms, 1.0)},
+                 {"all_ge_target_within_timeout", formed},
+                 {"peers_histogram_at_end", histogram(OverlayReplay::degrees(now_peers))},
+                 {"components_at_end", OverlayReplay::components(now_peers, &final_largest)},
+                 {"peer_events", replay.size()}};
+  }
+  if (!formed && !mesh.wait_ready(std::min(nodes - 1, 4), 30000 + 2000 * nodes)) {
+    std::fprintf(stderr, "mesh did not come up\n%s\n%s", formation.dump().c_str(),
+                 mesh.logs().c_str());
     return 1;
   }
   std::vector<std::unique_ptr<Follower>> followers;
@@ -209,6 +305,7 @@ int main(int argc, char** argv) {
               {"fleet_from_cmd_p99_ms", percentile(fleet_cmd, 0.99)},
               {"origin_local_from_cmd_p50_ms", percentile(local_cmd, 0.5)},
               {"origin_local_from_cmd_p99_ms", percentile(local_cmd, 0.99)},
+              {"formation", formation},
               {"per_node", per_node},
               {"timestamp_resolution_ms", 1},
               {"goal_fleet_p99_ms", 100}};

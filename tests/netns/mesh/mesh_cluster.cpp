@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -342,6 +343,85 @@ std::string MeshCluster::logs(int lines) const {
   for (int i = 1; i <= size(); ++i)
     out += "--- " + name(i) + " meshd.log ---\n" + log_tail(i, lines);
   return out;
+}
+
+OverlayReplay::OverlayReplay(const MeshCluster& mesh, const std::vector<std::vector<json>>& events)
+    : n_(mesh.size()) {
+  std::map<std::string, int> index;
+  for (int i = 1; i <= n_; ++i) index[mesh.name(i)] = i - 1;
+  for (std::size_t i = 0; i < events.size() && i < static_cast<std::size_t>(n_); ++i) {
+    for (const auto& e : events[i]) {
+      const std::string kind = e.value("event", "");
+      if (kind != "peer_up" && kind != "peer_down") continue;
+      auto peer = index.find(e.value("peer", ""));
+      if (peer == index.end()) continue;
+      changes_.push_back(
+          {e.value("at", std::int64_t{0}), static_cast<int>(i), peer->second, kind == "peer_up"});
+    }
+  }
+  std::stable_sort(changes_.begin(), changes_.end(),
+                   [](const Change& a, const Change& b) { return a.at < b.at; });
+}
+
+OverlayReplay OverlayReplay::of(const MeshCluster& mesh) {
+  std::vector<std::vector<json>> events;
+  for (int i = 1; i <= mesh.size(); ++i) events.push_back(mesh.events(i));
+  return OverlayReplay(mesh, events);
+}
+
+void OverlayReplay::apply(PeerSets& peers, const Change& c) {
+  if (c.up)
+    peers[static_cast<std::size_t>(c.node)].insert(c.peer);
+  else
+    peers[static_cast<std::size_t>(c.node)].erase(c.peer);
+}
+
+OverlayReplay::PeerSets OverlayReplay::at(std::int64_t t) const {
+  PeerSets peers(static_cast<std::size_t>(n_));
+  for (const auto& c : changes_) {
+    if (c.at > t) break;
+    apply(peers, c);
+  }
+  return peers;
+}
+
+int OverlayReplay::components(const PeerSets& peers, int* largest) {
+  const std::size_t n = peers.size();
+  std::vector<std::size_t> parent(n);
+  for (std::size_t i = 0; i < n; ++i) parent[i] = i;
+  auto find = [&](std::size_t x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  for (std::size_t i = 0; i < n; ++i)
+    for (int j : peers[i]) parent[find(i)] = find(static_cast<std::size_t>(j));
+  std::map<std::size_t, int> sizes;
+  for (std::size_t i = 0; i < n; ++i) sizes[find(i)]++;
+  if (largest != nullptr) {
+    *largest = 0;
+    for (const auto& [root, size] : sizes) *largest = std::max(*largest, size);
+  }
+  return static_cast<int>(sizes.size());
+}
+
+std::vector<int> OverlayReplay::degrees(const PeerSets& peers) {
+  PeerSets sym = peers;
+  for (std::size_t i = 0; i < peers.size(); ++i)
+    for (int j : peers[i]) sym[static_cast<std::size_t>(j)].insert(static_cast<int>(i));
+  std::vector<int> out;
+  for (const auto& s : sym) out.push_back(static_cast<int>(s.size()));
+  return out;
+}
+
+std::int64_t OverlayReplay::first_when(std::int64_t from,
+                                       const std::function<bool(const PeerSets&)>& pred) const {
+  PeerSets peers(static_cast<std::size_t>(n_));
+  for (std::size_t k = 0; k < changes_.size(); ++k) {
+    apply(peers, changes_[k]);
+    if (k + 1 < changes_.size() && changes_[k + 1].at == changes_[k].at) continue;
+    if (changes_[k].at >= from && pred(peers)) return changes_[k].at;
+  }
+  return -1;
 }
 
 }  // namespace meshd::test

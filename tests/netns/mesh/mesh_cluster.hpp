@@ -24,6 +24,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -139,6 +140,41 @@ class MeshCluster {
   std::unique_ptr<NetNs> hub_;
   std::vector<Node> nodes_;
   std::vector<std::unique_ptr<NetNs>> attached_;
+};
+
+// The overlay of a cluster at any past moment, rebuilt from every node's peer_up / peer_down
+// events (the daemons' own Unix-ms timestamps; all nodes share the host clock). Peers are
+// node indices 0..size-1 (node i+1).
+class OverlayReplay {
+ public:
+  using PeerSets = std::vector<std::set<int>>;
+  // events[i] = node i+1's events (any kinds; see MeshCluster::events).
+  OverlayReplay(const MeshCluster& mesh, const std::vector<std::vector<nlohmann::json>>& events);
+  // Fetches every node's events and builds the replay.
+  static OverlayReplay of(const MeshCluster& mesh);
+
+  // Peer sets of every node after every event with at <= t.
+  PeerSets at(std::int64_t t) const;
+  // Connected components of the undirected graph (an edge if either end lists the other);
+  // `largest` receives the size of the largest one.
+  static int components(const PeerSets& peers, int* largest = nullptr);
+  // Degree of each node in that undirected graph.
+  static std::vector<int> degrees(const PeerSets& peers);
+  // First event time >= from at which pred(peers) holds (checked after each group of events
+  // with one timestamp), or -1.
+  std::int64_t first_when(std::int64_t from,
+                          const std::function<bool(const PeerSets&)>& pred) const;
+  std::size_t size() const { return changes_.size(); }
+
+ private:
+  struct Change {
+    std::int64_t at;
+    int node, peer;
+    bool up;
+  };
+  static void apply(PeerSets& peers, const Change& c);
+  int n_;
+  std::vector<Change> changes_;
 };
 
 }  // namespace meshd::test

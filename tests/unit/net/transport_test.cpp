@@ -518,6 +518,54 @@ TEST(Transport, DisconnectWithBanRefusesTheNodeUntilItExpires) {
   EXPECT_EQ(a.ups.size(), 2u);
 }
 
+// A fleet started at once: a node that comes up first sees every address refuse until
+// that daemon listens. Below target_peers its retries stay at most below_target_cap apart
+// (not the exponential 30 s cap), so it meshes as soon as the others listen.
+TEST(Transport, RefusedAddressIsRetriedAtMostBelowTargetCapApartWhileBelowTarget) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.backoff = {.base = 50ms, .cap = 30000ms, .below_target_cap = 300ms};
+  Node a(io, make_node(ca, "node-a"), limits);
+  // A free port nobody listens on (yet).
+  tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto port = probe.local_endpoint().port();
+  probe.close();
+  ASSERT_TRUE(a.t->add_seed("127.0.0.1:" + std::to_string(port)));
+  run_for(io, 3000ms);
+  const auto at_3s = a.t->stats().connect_failures;
+  run_for(io, 2000ms);
+  const auto in_window = a.t->stats().connect_failures - at_3s;
+  // With the 30 s cap, 3 s of refusals (>= 5 failures) put the next retries >= 800 ms
+  // apart: at most 3 in these 2 s. Capped at 300 ms (150..300 ms apart): 6 or more.
+  EXPECT_GE(in_window, 5u) << "connect failures in [3 s, 5 s]: " << in_window;
+  // The peer starts listening on that address: a connects within the cap.
+  TransportLimits b_limits = fast_limits();
+  Node b(io, make_node(ca, "node-b"), b_limits);
+  auto bound = b.t->listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  ASSERT_TRUE(bound) << bound.error().message;
+  EXPECT_TRUE(run_until(
+      io, [&] { return a.up.size() == 1 && b.up.size() == 1; }, 1000ms));
+}
+
+TEST(Transport, HandshakeRefusalsKeepTheFullBackoffBelowTarget) {
+  // A node whose cert comes from another CA refuses us at every attempt: that is not a cold
+  // start, so the retries back off exponentially (no handshake every 300 ms forever).
+  asio::io_context io;
+  TestCa ca, other;
+  auto limits = fast_limits();
+  limits.backoff = {.base = 50ms, .cap = 30000ms, .below_target_cap = 300ms};
+  Node a(io, make_node(ca, "node-a"), limits);
+  Node f(io, make_node(other, "foreign"), fast_limits());
+  f.listen();
+  ASSERT_TRUE(a.t->add_seed(f.seed()));
+  run_for(io, 3000ms);
+  const auto at_3s = a.t->stats().connections_dialed;
+  run_for(io, 2000ms);
+  EXPECT_LE(a.t->stats().connections_dialed - at_3s, 3u);
+  EXPECT_GE(a.t->stats().handshakes_failed_total(), 3u);
+}
+
 TEST(Transport, ReceiveRateLimitDropsFramesOverBudget) {
   asio::io_context io;
   TestCa ca;
