@@ -20,6 +20,8 @@ constexpr std::size_t read_chunk = 64 * 1024;
 // A write gathers at most this much so one large backlog does not starve the reader.
 constexpr std::size_t max_write_batch_bytes = 1024 * 1024;
 constexpr std::size_t max_write_batch_frames = 4096;
+// Capacity of an idle connection's batch buffer kept for the next write.
+constexpr std::size_t keep_write_buffer_bytes = 64 * 1024;
 
 // First byte of a serialized Frame whose oneof field `field` (length-delimited) is set.
 constexpr std::uint8_t frame_tag(int field) {
@@ -415,6 +417,10 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> self) {
     }
     self->bytes_out_ += batch;
     stats.bytes_out += batch;
+    // A burst grew the batch buffer towards max_write_batch_bytes: give it back once the
+    // queue is drained rather than keep it for the life of the connection.
+    if (self->queue_.empty() && out.capacity() > keep_write_buffer_bytes)
+      std::vector<std::uint8_t>().swap(out);
   }
 }
 
