@@ -184,7 +184,7 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("sensor.fanout_destinations", sensor.fanout_destinations,
               "distinct destinations per cgroup per window that count as a scan"),
     MESHD_KEY("sensor.fanout_ports", sensor.fanout_ports,
-              "distinct ports on one destination per window that count as a scan"),
+              "distinct destination ports per cgroup per window that count as a scan"),
     MESHD_KEY("sensor.fanout_window_ms", sensor.fanout_window_ms, "window of the fan-out detector"),
     MESHD_KEY("sensor.bad_ports", sensor.bad_ports,
               "destination ports that are suspicious by themselves"),
@@ -257,6 +257,9 @@ Result<void> validate(const AppConfig& c) {
   if (!one_of(c.enforcement.backend, {"auto", "bpf", "nftables", "dryrun"}))
     return bad("enforcement.backend",
                "'" + c.enforcement.backend + "' is not auto, bpf, nftables or dryrun");
+  // The kernel's limit (NFT_NAME_MAXLEN 256, with the terminating NUL).
+  if (c.enforcement.nft_table.empty() || c.enforcement.nft_table.size() > 255)
+    return bad("enforcement.nft_table", "must be 1..255 characters");
   if (!one_of(c.log_format, {"text", "json"}))
     return bad("log.format", "'" + c.log_format + "' is not text or json");
   if (!one_of(c.log_level, {"trace", "debug", "info", "warn", "error"}))

@@ -67,7 +67,7 @@ struct SensorConfig {
   std::vector<std::string> feeds;  // threat-feed files (IP/CIDR lists, Spamhaus DROP style)
   double feed_confidence = 0.9;
   int fanout_destinations = 100;  // distinct destinations per cgroup per window
-  int fanout_ports = 50;          // distinct ports to one destination per window
+  int fanout_ports = 50;          // distinct destination ports per cgroup per window
   int fanout_window_ms = 60000;
   std::vector<int> bad_ports{4444, 6667, 1337, 31337};
   std::string falco_listen;       // empty: no Falco alert endpoint

@@ -524,8 +524,11 @@ std::deque<std::string> Daemon::recent_events(std::size_t limit) const {
 std::string Daemon::metrics_text() const {
   return impl_->metrics_text();
 }
-bool Daemon::healthy() const {
-  return !impl_->stopping && impl_->node != nullptr;
+std::string Daemon::unready_reason() const {
+  if (impl_->stopping) return "stopping";
+  if (impl_->node == nullptr) return "starting";
+  if (impl_->enforcement) return impl_->enforcement->not_enforcing();
+  return {};
 }
 
 }  // namespace meshd::app

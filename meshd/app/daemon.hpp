@@ -46,7 +46,9 @@ class Daemon {
   std::deque<std::string> recent_events(std::size_t limit) const;
 
   std::string metrics_text() const;
-  bool healthy() const;
+  // Empty when ready (/healthz 200); else why not: stopping, not started, or asked to
+  // enforce (`backend: auto`) with no backend that can.
+  std::string unready_reason() const;
 
   struct Impl;
 

@@ -107,6 +107,7 @@ Result<std::unique_ptr<Enforcement>> Enforcement::create(const AppConfig& config
     if (nft) {
       e->enforcer_ = std::move(*nft);
       e->description_ = "nftables: table inet " + ec.nft_table;
+      if (!why_not_bpf.empty()) e->description_ += " (auto: bpf unavailable: " + why_not_bpf + ")";
     } else {
       why_not_nft = nft.error().message;
       if (!want_auto) return fail("enforcement_unavailable", "nftables backend: " + why_not_nft);
@@ -116,6 +117,15 @@ Result<std::unique_ptr<Enforcement>> Enforcement::create(const AppConfig& config
   if (!e->enforcer_) {
     e->enforcer_ = std::make_unique<sensor::DryrunEnforcer>();
     e->description_ = "dryrun: blocks are logged, not enforced";
+    if (want_auto) {
+      e->not_enforcing_ =
+          "enforcement.backend auto found no backend that enforces (bpf: " + why_not_bpf +
+          "; nftables: " + why_not_nft +
+          "); blocks are logged, not enforced. Set backend: dryrun to run "
+          "like this on purpose";
+      e->description_ += " (" + e->not_enforcing_ + ")";
+      spdlog::error("{}", e->not_enforcing_);
+    }
   }
   e->enforcer_->set_protected(plain(node_protected_prefixes(config)));
   spdlog::info("enforcement {}", e->description_);

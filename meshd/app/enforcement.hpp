@@ -48,6 +48,10 @@ class Enforcement {
   const std::string& description() const { return description_; }
   // The cgroup v2 directory the connect hooks are attached to ("" if none).
   const std::string& cgroup_path() const { return cgroup_path_; }
+  // Non-empty when `backend: auto` found no backend that enforces (bpf and nftables both
+  // failed) and fell back to dryrun: why, for /healthz and the log. A node that was asked to
+  // enforce and cannot must not look ready. An explicit `backend: dryrun` leaves it empty.
+  const std::string& not_enforcing() const { return not_enforcing_; }
 
   // Applies the engine's changes in order: enforce/retime are installed, lift removed.
   EnforcementResult apply(const std::vector<trust::BlockChange>& changes, TimeMs now);
@@ -66,6 +70,7 @@ class Enforcement {
   std::unique_ptr<sensor::Enforcer> enforcer_;
   std::string description_;
   std::string cgroup_path_;
+  std::string not_enforcing_;
 };
 
 // Stable rule id of a prefix (shown in kernel counters and explain): FNV-1a of its text.

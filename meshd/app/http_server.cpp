@@ -184,8 +184,10 @@ HttpResponse route_request(const HttpRoutes& routes, const std::string& buf, std
     r.body = routes.metrics();
     return r;
   }
-  if (req.path == "/healthz")
-    return routes.healthy() ? text(200, "ok\n") : text(503, "not ready\n");
+  if (req.path == "/healthz") {
+    const auto why = routes.unready_reason();
+    return why.empty() ? text(200, "ok\n") : text(503, "not ready: " + why + "\n");
+  }
   if (routes.ui && (req.path == "/ui" || req.path.starts_with("/ui/"))) {
     if (!loopback) {
       std::string_view block(buf.data() + line_end, header_end - line_end + 2);

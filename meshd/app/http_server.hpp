@@ -38,7 +38,8 @@ struct HttpResponse {
 
 struct HttpRoutes {
   std::function<std::string()> metrics;
-  std::function<bool()> healthy;
+  // Empty when ready; else why not (the 503 body of /healthz).
+  std::function<std::string()> unready_reason;
   // GET /ui and /ui/...: called only for authorized requests. Null: 404.
   std::function<HttpResponse(const HttpRequest&)> ui;
   // The token /ui requires on non-loopback addresses; empty: /ui is loopback-only.

@@ -282,7 +282,7 @@ Result<std::string> load_token_file(std::string_view key, const std::string& pat
 Result<HttpRoutes> make_http_routes(Daemon::Impl& d) {
   HttpRoutes routes;
   routes.metrics = [&d] { return d.metrics_text(); };
-  routes.healthy = [&d] { return d.self->healthy(); };
+  routes.unready_reason = [&d] { return d.self->unready_reason(); };
   routes.ui = [&d](const HttpRequest& r) { return ui(d, r); };
   if (!d.config.metrics_ui_token_file.empty()) {
     auto t = load_ui_token(d.config.metrics_ui_token_file);

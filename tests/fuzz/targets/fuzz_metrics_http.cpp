@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bool ui_called = false;
   HttpRoutes routes;
   routes.metrics = [] { return std::string("meshd_up 1\n"); };
-  routes.healthy = [] { return true; };
+  routes.unready_reason = [] { return std::string(); };
   routes.ui = [&](const HttpRequest& r) {
     ui_called = true;
     FUZZ_CHECK(r.path == "/ui" || r.path.starts_with("/ui/"));

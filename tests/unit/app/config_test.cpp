@@ -151,6 +151,9 @@ TEST(Config, ErrorsNameTheKeyAndTheReason) {
   EXPECT_NE(error_of("mesh: {listn: x}").find("mesh.listn: unknown key"), std::string::npos);
   EXPECT_NE(error_of("enforcement: {backend: ebpf}").find("enforcement.backend"),
             std::string::npos);
+  EXPECT_NE(error_of("enforcement: {nft_table: \"" + std::string(256, 't') + "\"}")
+                .find("enforcement.nft_table: must be 1..255 characters"),
+            std::string::npos);
   EXPECT_NE(error_of("protected: [10.0.0.1/8]").find("protected: item 1"), std::string::npos);
   EXPECT_NE(error_of("mesh: {target_peers: many}").find("mesh.target_peers: expected an integer"),
             std::string::npos);

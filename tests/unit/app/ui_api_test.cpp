@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <functional>
 #include <regex>
 
 #include "meshd/app/http_server.hpp"
@@ -66,7 +67,9 @@ HttpReply get(std::uint16_t port, const std::string& path, const std::string& ex
 // A daemon with the metrics listener on a loopback port and a /ui token file.
 class UiDaemon {
  public:
-  UiDaemon(const TempDir& dir, const Identities& ids, const std::string& token_file)
+  UiDaemon(const TempDir& dir, const Identities& ids, const std::string& token_file,
+           const std::string& enforcement = "  backend: dryrun\n",
+           const std::function<void(app::AppConfig&)>& tweak = {})
       : port_(free_port()), socket_(dir / "ctl.sock") {
     const std::string config_path = dir / "meshd.yaml";
     std::ofstream(config_path) << "node:\n"
@@ -79,10 +82,11 @@ class UiDaemon {
                                << "control:\n  socket: " << socket_ << "\n"
                                << "metrics:\n  listen: \"127.0.0.1:" << port_ << "\"\n"
                                << "  ui_token_file: \"" << token_file << "\"\n"
-                               << "enforcement:\n  backend: dryrun\n"
-                               << "sensor:\n  enabled: false\n";
+                               << "enforcement:\n"
+                               << enforcement << "sensor:\n  enabled: false\n";
     auto config = app::load_config_file(config_path);
     if (!config) throw std::runtime_error(config.error().message);
+    if (tweak) tweak(*config);
     auto d = app::Daemon::create(std::move(*config), config_path);
     if (!d) {
       error_ = d.error();
@@ -325,6 +329,44 @@ TEST(UiToken, DaemonRefusesToStartWithABadTokenFile) {
   ASSERT_TRUE(d.error());
   EXPECT_EQ(d.error()->code, "bad_config");
   EXPECT_NE(d.error()->message.find("metrics.ui_token_file"), std::string::npos);
+}
+
+TEST_F(UiApi, HealthzIsReadyWithAnExplicitDryrunBackend) {
+  auto r = get(daemon_.port(), "/healthz");
+  EXPECT_EQ(r.code, 200) << r.body;
+  EXPECT_EQ(r.body, "ok\n");
+}
+
+// `backend: auto` that finds no backend able to enforce runs (blocks are logged), but the node
+// must not look ready: the kubelet and the operator see why on /healthz and in `meshctl status`.
+TEST(Healthz, AutoBackendThatCannotEnforceIsNotReady) {
+  TempDir dir;
+  Identities ids(dir);
+  std::ofstream(dir / "ui.token") << "s3cret-token-0123456789"
+                                  << "\n";
+  // bpf fails: the pin path is not on bpffs. nftables fails: a table name the kernel refuses
+  // (set after validation, which would reject it), so no table is made even as root.
+  UiDaemon d(dir, ids, dir / "ui.token",
+             "  backend: auto\n  pin_path: " + dir.file("not-bpffs") + "\n",
+             [](app::AppConfig& c) { c.enforcement.nft_table = std::string(300, 't'); });
+  ASSERT_FALSE(d.error()) << d.error()->message;
+  HttpReply r;
+  for (int i = 0; i < 100 && r.code == 0; ++i) {  // the listener runs once run() has begun
+    r = get(d.port(), "/healthz");
+    if (r.code == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(r.code, 503) << r.body;
+  EXPECT_NE(r.body.find("not ready: enforcement.backend auto found no backend that enforces"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("bpf: "), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("nftables: nftables table name must be 1..255"), std::string::npos)
+      << r.body;
+  auto status = d.ctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(status.parsed()["backend"], "dryrun");
+  EXPECT_NE(status.parsed()["enforcement"].get<std::string>().find("auto found no backend"),
+            std::string::npos);
 }
 
 TEST(HttpHelpers, AuthorizationMatches) {
