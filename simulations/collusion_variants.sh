@@ -30,11 +30,22 @@ VARIANTS=(
   "k5_s202  colluders_k5_domains seed=202"
   "k5_r30   colluders_k5_domains adv.rate_per_min=30"
   "k5_n600  colluders_k5_domains nodes=600 domains=12"
+  "k3_n600_s101 colluders_k3_domains nodes=600 domains=12 seed=101"
+  "k3_n600_s202 colluders_k3_domains nodes=600 domains=12 seed=202"
+  "k3_n600_r30  colluders_k3_domains nodes=600 domains=12 adv.rate_per_min=30"
+  "k5_n600_s101 colluders_k5_domains nodes=600 domains=12 seed=101"
+  "k5_n600_s202 colluders_k5_domains nodes=600 domains=12 seed=202"
+  "k5_n600_r30  colluders_k5_domains nodes=600 domains=12 adv.rate_per_min=30"
   "c3d_s7   colluders_three_domains"
   "c1d_s7   colluders_one_domain"
   "r4_s14   random_four_domains"
   "r4_s101  random_four_domains seed=101"
   "r4_s202  random_four_domains seed=202"
+  "c3d_n600 colluders_three_domains nodes=600 domains=12"
+  "c1d_n600 colluders_one_domain nodes=600 domains=12"
+  "r4_n600_s14  random_four_domains nodes=600 domains=12"
+  "r4_n600_s101 random_four_domains nodes=600 domains=12 seed=101"
+  "r4_n600_s202 random_four_domains nodes=600 domains=12 seed=202"
 )
 want=("$@")
 for v in "${VARIANTS[@]}"; do
