@@ -46,6 +46,8 @@ VARIANTS=(
   "r4_n600_s14  random_four_domains nodes=600 domains=12"
   "r4_n600_s101 random_four_domains nodes=600 domains=12 seed=101"
   "r4_n600_s202 random_four_domains nodes=600 domains=12 seed=202"
+  "m3_n600      milking_three_domains nodes=600 domains=12"
+  "m3_n600_s101 milking_three_domains nodes=600 domains=12 seed=101"
 )
 want=("$@")
 for v in "${VARIANTS[@]}"; do
