@@ -10,6 +10,7 @@
 #include "meshd/app/config.hpp"
 #include "meshd/app/daemon.hpp"
 #include "meshd/app/enforcement.hpp"
+#include "meshd/app/protobuf_log.hpp"
 
 namespace {
 
@@ -70,6 +71,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   setup_logging(*config);
+  // libprotobuf would print one ERROR line per hostile frame (e.g. invalid UTF-8 in a string
+  // field): counted and rate-limited into our log instead.
+  meshd::app::install_protobuf_log_handler();
   if (detach) {
     auto done = meshd::app::detach_enforcement(*config);
     if (!done) {

@@ -8,6 +8,7 @@
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/metrics.hpp"
+#include "meshd/app/protobuf_log.hpp"
 
 namespace meshd::app {
 
@@ -185,6 +186,14 @@ std::string Daemon::Impl::metrics_text() const {
   w.counter("meshd_config_reloads_total", "Successful SIGHUP reloads.", counters.reloads);
   w.counter("meshd_config_reload_failures_total", "Rejected SIGHUP reloads.",
             counters.reload_failures);
+  const ProtobufLogStats pb = protobuf_log_stats();
+  w.family("meshd_protobuf_log_messages_total", "counter",
+           "libprotobuf's own log messages (e.g. invalid UTF-8 in a peer's string field), by "
+           "whether they were logged or held back by the rate limit.");
+  w.sample("meshd_protobuf_log_messages_total", static_cast<double>(pb.logged),
+           {{"result", "logged"}});
+  w.sample("meshd_protobuf_log_messages_total", static_cast<double>(pb.suppressed),
+           {{"result", "suppressed"}});
   append_observability_metrics(*this, w);  // observability.cpp
   crowdsec_metrics(w);
   return w.text();
