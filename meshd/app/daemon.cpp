@@ -374,14 +374,23 @@ void Daemon::Impl::housekeeping() {
   drain_sensor();  // backstop only: the ring buffer's fd wakes the loop for new events
   if (now - last_prune >= 60'000) {
     last_prune = now;
-    enforcement->prune();
-    if (auto r = store->forget_expired(now); !r) ++counters.store_errors;
+    if (auto r = enforcement->prune(); !r) {
+      ++counters.enforcer_errors;
+      spdlog::warn("pruning expired blocks: {}", r.error().message);
+    }
+    if (auto r = store->forget_expired(now); !r) {
+      ++counters.store_errors;
+      spdlog::warn("forgetting expired envelopes: {}", r.error().message);
+    }
   }
   save_blocks();
   observe_second(*this, now);
   if (now - ledger_saved_at >= 10'000) {
     ledger_saved_at = now;
-    if (auto r = store->put_blob("ledger", node->ledger().serialize()); !r) ++counters.store_errors;
+    if (auto r = store->put_blob("ledger", node->ledger().serialize()); !r) {
+      ++counters.store_errors;
+      spdlog::warn("saving the trust ledger: {}", r.error().message);
+    }
     // A burst leaves freed send-queue frames and decode buffers scattered between long-lived
     // envelopes; glibc keeps those pages unless asked. Returning them costs a heap walk
     // (milliseconds) every 10 s, and keeps RSS close to what the node actually holds.
@@ -454,7 +463,11 @@ void Daemon::Impl::shutdown() {
   if (stopping) return;
   stopping = true;
   const TimeMs now = wall_now_ms();
-  (void)store->put_blob("ledger", node->ledger().serialize());
+  if (auto r = store->put_blob("ledger", node->ledger().serialize()); !r) {
+    ++counters.store_errors;
+    spdlog::error("saving the trust ledger at shutdown: {} (restart starts from the last save)",
+                  r.error().message);
+  }
   save_blocks();
   tick_timer.cancel();
   housekeeping_timer.cancel();

@@ -210,8 +210,9 @@ EnforcementResult Enforcement::reconcile(const std::vector<trust::EnforcedBlock>
   return result;
 }
 
-void Enforcement::prune() {
-  if (auto* bpf = dynamic_cast<sensor::BpfEnforcer*>(enforcer_.get())) (void)bpf->prune_expired();
+Result<std::size_t> Enforcement::prune() {
+  if (auto* bpf = dynamic_cast<sensor::BpfEnforcer*>(enforcer_.get())) return bpf->prune_expired();
+  return 0;  // the other backends expire their entries themselves
 }
 
 std::vector<trust::ProtectedPrefix> node_protected_prefixes(const AppConfig& config) {

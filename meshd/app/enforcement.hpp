@@ -58,8 +58,8 @@ class Enforcement {
   // Makes the kernel state equal to `blocks` (start-up reconciliation): installs what is
   // missing or re-timed, removes rules this backend created that the engine no longer holds.
   EnforcementResult reconcile(const std::vector<trust::EnforcedBlock>& blocks, TimeMs now);
-  // Drops expired entries where the backend keeps them (bpf).
-  void prune();
+  // Drops expired entries where the backend keeps them (bpf); the number dropped.
+  Result<std::size_t> prune();
   // The enforcer's own refusal list (defence in depth): `list` plus trust's built-ins.
   void set_protected(const std::vector<trust::ProtectedPrefix>& list);
 

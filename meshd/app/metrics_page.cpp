@@ -177,6 +177,9 @@ std::string Daemon::Impl::metrics_text() const {
             fs.warnings);
   w.counter("meshd_store_errors_total", "Store reads and writes that failed.",
             counters.store_errors);
+  w.counter("meshd_enforcer_errors_total",
+            "Enforcement backend operations that failed (e.g. pruning expired map entries).",
+            counters.enforcer_errors);
   w.counter("meshd_control_requests_total", "Control API requests.", counters.control_requests);
   w.counter("meshd_control_errors_total", "Control API requests answered with an error.",
             counters.control_errors);

@@ -132,6 +132,12 @@ Result<void> Store::exec(const char* sql) const {
   return {};
 }
 
+std::unexpected<Error> Store::rolled_back(std::unexpected<Error> failure) const {
+  if (auto r = exec("ROLLBACK"); !r)
+    failure.error().message += "; the rollback failed too: " + r.error().message;
+  return failure;
+}
+
 Result<std::uint64_t> Store::next_sequence() {
   Stmt s(db_, "UPDATE meta SET value = value + 1 WHERE key = 'own_seq' RETURNING value");
   if (!s.ok() || s.step() != SQLITE_ROW) return db_error(db_, path_, "advancing the sequence");
@@ -166,9 +172,7 @@ Result<void> Store::put_envelopes(std::span<const StoredEnvelope> envelopes) {
     s.reset();
   }
   if (!ok) {
-    auto e = db_error(db_, path_, "storing envelopes");
-    (void)exec("ROLLBACK");
-    return e;
+    return rolled_back(db_error(db_, path_, "storing envelopes"));
   }
   return exec("COMMIT");
 }
@@ -325,9 +329,7 @@ Result<void> Store::write_blocks(std::span<const StoredBlock> changed,
     }
   }
   if (!ok) {
-    auto e = db_error(db_, path_, "storing blocks");
-    (void)exec("ROLLBACK");
-    return e;
+    return rolled_back(db_error(db_, path_, "storing blocks"));
   }
   return exec("COMMIT");
 }

@@ -92,6 +92,9 @@ class Store {
  private:
   Store(sqlite3* db, std::string path);
   Result<void> exec(const char* sql) const;
+  // Rolls back the open transaction after `failure`. A failed rollback is added to the
+  // returned error (which the caller reports), not dropped.
+  std::unexpected<Error> rolled_back(std::unexpected<Error> failure) const;
   Result<void> write_blocks(std::span<const StoredBlock> changed,
                             std::span<const std::string> lifted);
   sqlite3* db_ = nullptr;

@@ -65,8 +65,9 @@ Result<std::unique_ptr<ProductionOpener>> make_opener(const AppConfig& config,
   if (!revoked) return std::unexpected(revoked.error());
   auto opener = std::make_unique<ProductionOpener>(ca, params);
   opener->set_revoked_serials(std::move(*revoked));
-  // load_identity() has verified the cert: learning it cannot fail.
-  (void)opener->learn_cert(own_cert, now);
+  // load_identity() has verified the cert; it could only fail here if it expired since.
+  if (auto learned = opener->learn_cert(own_cert, now); !learned)
+    return fail("bad_identity", "node.cert: " + learned.error().message);
   return opener;
 }
 
