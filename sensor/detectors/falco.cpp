@@ -8,6 +8,30 @@
 namespace meshd::sensor {
 namespace {
 
+// An untrusted value quoted for an error message: one line (control characters, quotes and
+// backslashes escaped as \xNN / \' / \\) and at most 64 bytes of it, so an alert cannot
+// inject lines into the log or flood it through its error.
+std::string quote_untrusted(std::string_view value) {
+  static constexpr std::size_t kMax = 64;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (std::size_t i = 0; i < value.size() && i < kMax; ++i) {
+    const auto ch = static_cast<unsigned char>(value[i]);
+    if (ch == '\\' || ch == '\'') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch == 0x7f) {
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  if (value.size() > kMax) out += "...";
+  return out + "'";
+}
+
 using json = nlohmann::json;
 
 std::string lower(std::string_view s) {
@@ -176,7 +200,7 @@ std::optional<Severity> falco_priority_to_severity(std::string_view priority) {
 
 Result<TimeMs> parse_rfc3339_ms(std::string_view t) {
   auto bad = [&](const char* why) {
-    return fail("bad_time", "'" + std::string(t) + "' is not an RFC 3339 time: " + why);
+    return fail("bad_time", quote_untrusted(t) + " is not an RFC 3339 time: " + why);
   };
   auto num = [&](std::size_t pos, std::size_t len, int& out) {
     if (pos + len > t.size()) return false;
@@ -248,7 +272,8 @@ Result<FalcoAlert> parse_falco_alert(std::string_view body) {
     if (auto r = required(key, *out); !r) return std::unexpected(r.error());
   auto sev = falco_priority_to_severity(a.priority);
   if (!sev)
-    return fail("bad_field", "field 'priority': '" + a.priority + "' is not a Falco priority");
+    return fail("bad_field",
+                "field 'priority': " + quote_untrusted(a.priority) + " is not a Falco priority");
   a.severity = *sev;
   auto opt_string = [&](const char* key, std::string& out) {
     if (auto it = j.find(key); it != j.end() && it->is_string()) out = it->get<std::string>();

@@ -212,6 +212,25 @@ TEST(FalcoParse, BadInputNamesTheFieldAndReason) {
                "bad_field", "'output_fields' must be an object");
 }
 
+// Found by fuzz_falco_alert (corpus file crash-priority-newline): an error echoed the alert's
+// priority verbatim, so a JSON "\n" in it put a second line into the daemon's log.
+TEST(FalcoParse, ErrorsQuoteUntrustedValuesOnOneLine) {
+  for (const char* body :
+       {R"({"rule":"r","priority":"No\ntice\r\u0000x","output":"x"})",
+        R"({"rule":"r","priority":"Critical","output":"x","time":"2019-05-17\nT15:31:56Z"})"}) {
+    auto r = parse_falco_alert(body);
+    ASSERT_FALSE(r) << body;
+    EXPECT_EQ(r.error().code, "bad_field");
+    EXPECT_EQ(r.error().message.find_first_of(std::string("\n\r\0", 3)), std::string::npos)
+        << r.error().message;
+    EXPECT_NE(r.error().message.find("\\x0a"), std::string::npos) << r.error().message;
+  }
+  auto r = parse_falco_alert(R"({"rule":"r","priority":")" + std::string(5000, 'A') +
+                             R"(","output":"x"})");
+  ASSERT_FALSE(r);
+  EXPECT_LT(r.error().message.size(), 200u) << "a long value is cut, not echoed whole";
+}
+
 TEST(FalcoParse, Rfc3339Times) {
   EXPECT_EQ(parse_rfc3339_ms("2019-05-17T15:31:56.746609046Z").value(), 1558107116746);
   EXPECT_EQ(parse_rfc3339_ms("2024-02-29T23:59:59Z").value(), 1709251199000);
