@@ -17,6 +17,14 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "PRNG seed (overrides the scenario's seed)");
   app.add_option("--out", out_dir, "directory for CSV time series and SVG plots");
   app.add_option("--policy", policy, "trust | naive | quorum:K (overrides the scenario)");
+  bool progress = false;
+  double progress_every_s = 2;
+  app.add_flag("--progress", progress,
+               "print a progress line on stderr (simulated time, events/s, RSS) every "
+               "--progress-every seconds and when each run ends");
+  app.add_option("--progress-every", progress_every_s,
+                 "seconds between progress lines (implies --progress; default 2)")
+      ->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -34,6 +42,7 @@ int main(int argc, char** argv) {
 #else
   opts.skip_teardown = true;
 #endif
+  if (progress || app.count("--progress-every") > 0) opts.progress_every_s = progress_every_s;
   if (!policy.empty()) opts.policy = policy;
   auto setup = meshd::sim::prepare(scenario_path, opts);
   if (!setup) {

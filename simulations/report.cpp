@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "simulations/svg.hpp"
 
@@ -213,17 +214,29 @@ Result<void> write_outputs(const std::string& dir, const Model& m, const RunResu
   return {};
 }
 
-double peak_rss_mb() {
+namespace {
+
+double status_mb(std::string_view key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream is(line.substr(6));
+    if (line.starts_with(key)) {
+      std::istringstream is(line.substr(key.size()));
       double kb = 0;
       is >> kb;
       return kb / 1024.0;
     }
   return 0;
+}
+
+}  // namespace
+
+double peak_rss_mb() {
+  return status_mb("VmHWM:");
+}
+
+double rss_mb() {
+  return status_mb("VmRSS:");
 }
 
 }  // namespace meshd::sim

@@ -25,5 +25,7 @@ Result<void> write_outputs(const std::string& dir, const Model& model, const Run
 
 // Process peak RSS in MiB (VmHWM from /proc/self/status; 0 if unavailable).
 double peak_rss_mb();
+// The process's current resident set (VmRSS), MB; 0 if unknown.
+double rss_mb();
 
 }  // namespace meshd::sim

@@ -19,6 +19,7 @@ Result<Setup> prepare_scenario(Scenario sc, const Options& opts) {
   s.policy = sc.policy;
   s.run_naive = opts.run_naive && sc.policy.kind != PolicyKind::naive;
   s.skip_teardown = opts.skip_teardown;
+  s.progress_every_s = opts.progress_every_s;
   s.config = core::Config::defaults();
   s.config.target_degree = std::size_t(sc.degree);
   for (const auto& [k, v] : sc.policy_params) {
@@ -59,6 +60,7 @@ RunResult run_policy(const Setup& s, PolicySpec policy) {
                                               : trust::PolicyMode::quorum;
   p.quorum_k = std::uint32_t(policy.quorum_k);
   auto w = std::make_unique<World>(s.model, p, s.config);
+  w->set_progress(s.progress_every_s);
   RunResult r = w->run();
   if (s.skip_teardown) (void)w.release();  // intentionally not freed: see Options
   return r;

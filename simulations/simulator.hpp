@@ -24,6 +24,9 @@ struct Options {
   // Do not free the simulated nodes after a run (the CLI exits right after: freeing ~10^8
   // small allocations of a 10,000-node run costs seconds and changes nothing).
   bool skip_teardown = false;
+  // > 0: each run prints a progress line on stderr about every this many wall seconds (simulated
+  // time, events/s, the process's RSS) and one when it ends. Changes nothing in the results.
+  double progress_every_s = 0;
 };
 
 struct Setup {
@@ -32,7 +35,8 @@ struct Setup {
   trust::Params params;  // trust parameters after policy_params (mode set per run)
   core::Config config;   // core parameters after policy_params ("core.<name>")
   bool run_naive = true;
-  bool skip_teardown = false;  // see Options
+  bool skip_teardown = false;   // see Options
+  double progress_every_s = 0;  // see Options
 };
 
 // Errors (code bad_scenario / bad_value / unknown_key / bad_param ...) name the file and key.

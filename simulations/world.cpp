@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+
+#include "simulations/report.hpp"
 
 namespace meshd::sim {
 
@@ -148,13 +151,16 @@ RunResult World::run() {
   for (std::uint32_t c = 0; c < edges_.size(); ++c)
     if (canonical_[c] == c) refresh_edge(c, 0);
   schedule_static_events();
+  progress_start_ = progress_last_ = wall_start;
   while (!queue_.empty() && queue_.top().at <= end) {
     const Event e = queue_.pop();
     ++r_.events;
     prefetch_ahead();
     handle(e);
+    if (progress_every_s_ > 0 && (r_.events & 0xfff) == 0) report_progress(e.at, end, false);
   }
   finish(end);
+  if (progress_every_s_ > 0) report_progress(end, end, true);
   r_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return std::move(r_);
 }
@@ -178,6 +184,26 @@ void World::prefetch_ahead() {
   if (n.kind != kDeliver) return;
   const SimNode& sn = nodes_[n.node];
   if (sn.node) sn.node->prefetch(slots_[n.a].message);
+}
+
+// One line per interval (and one at the end): simulated time, the event rate since the last
+// line and the process's RSS (both policy runs share the process).
+void World::report_progress(SimTimeUs now, SimTimeUs end, bool last) {
+  const auto t = std::chrono::steady_clock::now();
+  const double since_last = std::chrono::duration<double>(t - progress_last_).count();
+  if (!last && since_last < progress_every_s_) return;
+  const double total = std::chrono::duration<double>(t - progress_start_).count();
+  const std::uint64_t events = r_.events - progress_events_;
+  const double rate = last ? (total > 0 ? double(r_.events) / total : 0)
+                           : (since_last > 0 ? double(events) / since_last : 0);
+  std::fprintf(
+      stderr,
+      "meshsim: progress %s %s sim %.1f/%.1f s, %llu events, %.0f events/s%s, RSS %.0f MB, "
+      "wall %.1f s\n",
+      r_.policy.c_str(), last ? "done" : "at", double(now) / 1e6, double(end) / 1e6,
+      static_cast<unsigned long long>(r_.events), rate, last ? " (mean)" : "", rss_mb(), total);
+  progress_last_ = t;
+  progress_events_ = r_.events;
 }
 
 void World::schedule_static_events() {

@@ -4,6 +4,7 @@
 // the event queue are broken by insertion order, and nothing reads a clock except wall_s.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -31,6 +32,8 @@ class World {
   World& operator=(const World&) = delete;
 
   RunResult run();
+  // > 0: print a progress line on stderr about every `every_s` wall seconds and at the end.
+  void set_progress(double every_s) { progress_every_s_ = every_s; }
 
  private:
   enum Kind : std::uint8_t {
@@ -105,6 +108,7 @@ class World {
   void schedule_static_events();
   void handle(const Event& e);
   void prefetch_ahead();
+  void report_progress(SimTimeUs now, SimTimeUs end, bool last);
   void apply(SimNode& sn, core::Actions& acts, SimTimeUs now, bool from_tick);
   core::Actions take_actions();
   void give_back(core::Actions&& a);
@@ -170,6 +174,11 @@ class World {
   std::vector<SimTimeUs> heal_at_;
   std::vector<std::pair<std::string, std::uint64_t>> counters_;
   std::uint64_t links_up_ = 0;
+
+  // Progress lines (host measurements only, never part of the results).
+  double progress_every_s_ = 0;
+  std::chrono::steady_clock::time_point progress_start_{}, progress_last_{};
+  std::uint64_t progress_events_ = 0;  // r_.events at the last line
 };
 
 }  // namespace meshd::sim

@@ -105,6 +105,27 @@ TEST_F(MeshsimCli, SameSeedSameJsonApartFromHostMeasurements) {
   EXPECT_NE(strip_host(nlohmann::json::parse(a.out)), strip_host(jc));
 }
 
+// --progress only adds lines on stderr: one per interval and one per run at its end (simulated
+// time, events/s, RSS); the JSON is the same as without it.
+TEST_F(MeshsimCli, ProgressPrintsLinesOnStderrAndChangesNoResult) {
+  const auto f = write("s.yaml", kSmall);
+  auto plain = run("--scenario " + f + " --seed 5");
+  auto prog = run("--scenario " + f + " --seed 5 --progress --progress-every 0.001");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  ASSERT_EQ(prog.code, 0) << prog.err;
+  EXPECT_EQ(strip_host(nlohmann::json::parse(plain.out)),
+            strip_host(nlohmann::json::parse(prog.out)));
+  EXPECT_EQ(plain.err.find("meshsim: progress"), std::string::npos) << plain.err;
+  for (const char* policy : {"trust", "naive"}) {
+    const std::string done = std::string("meshsim: progress ") + policy + " done sim 200.0/200.0 s";
+    EXPECT_NE(prog.err.find(done), std::string::npos) << prog.err;
+  }
+  for (const char* part : {" events/s", ", RSS ", " MB, wall "})
+    EXPECT_NE(prog.err.find(part), std::string::npos) << part << "\n" << prog.err;
+  auto bad = run("--scenario " + f + " --progress-every 0");
+  EXPECT_EQ(bad.code, 2);
+}
+
 TEST_F(MeshsimCli, BadScenarioFilesExitTwoNamingTheKey) {
   struct Case {
     const char* yaml;
