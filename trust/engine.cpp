@@ -45,18 +45,19 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
     ++counter;
     return out;
   };
-  const std::string who = "claim " + f.origin.node + "/" + std::to_string(f.seq);
+  // Only error paths name the claim: built on demand, not for every accepted claim.
+  auto who = [&f] { return "claim " + f.origin.node + "/" + std::to_string(f.seq); };
   if (auto v = validate(f); !v)
     return reject(v.error().code, v.error().message, m.stats.rejected_bad_input);
   if (f.issued_at > now + m.params.max_future_ms)
     return reject("from_future",
-                  who + ": issued " + std::to_string(f.issued_at - now) +
+                  who() + ": issued " + std::to_string(f.issued_at - now) +
                       " ms in the future (limit " + std::to_string(m.params.max_future_ms) + ")",
                   m.stats.rejected_future);
   TimeMs exp = std::min(f.issued_at + std::min(f.requested_ttl, m.params.ttl_max_ms),
                         now + m.params.ttl_max_ms);
   if (exp <= now)
-    return reject("expired", who + ": expired " + std::to_string(now - exp) + " ms ago",
+    return reject("expired", who() + ": expired " + std::to_string(now - exp) + " ms ago",
                   m.stats.rejected_expired);
 
   const bool trust_mode = m.params.mode == PolicyMode::trust;
@@ -64,7 +65,7 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
   m.requorum(now, out.changes);
   const bool self = m.origins[oi].self;
   if (trust_mode && !self && m.origins[oi].quarantine_until > now)
-    return reject("quarantined", who + ": origin is quarantined for misbehaviour",
+    return reject("quarantined", who() + ": origin is quarantined for misbehaviour",
                   m.stats.rejected_quarantined);
 
   auto misbehave = [&](MisbehaviourRecord rec) {
@@ -82,7 +83,7 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
       return out;
     }
     if (!trust_mode || self)
-      return reject("equivocation", who + ": a different body with this sequence is known",
+      return reject("equivocation", who() + ": a different body with this sequence is known",
                     m.stats.rejected_bad_input);
     MisbehaviourRecord rec;
     rec.kind = MisbehaviourKind::equivocation;
@@ -90,7 +91,7 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
     rec.detected_at = now;
     rec.claims.push_back(OffendingClaim{m.facts_of(c), m.claims[c].digest});
     rec.claims.push_back(OffendingClaim{f, digest});
-    rec.reason = who + ": two different bodies signed with the same sequence number";
+    rec.reason = who() + ": two different bodies signed with the same sequence number";
     return misbehave(std::move(rec));
   }
   if (m.tombstoned(oi, f.seq)) {
@@ -100,7 +101,7 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
   }
   if (trust_mode) {
     if (const ProtectedPrefix* pp = m.protected_container(f.prefix)) {
-      std::string why = who + ": targets " + f.prefix.to_string() + ", inside protected " +
+      std::string why = who() + ": targets " + f.prefix.to_string() + ", inside protected " +
                         pp->prefix.to_string() + " (" + pp->reason + ")";
       if (!pp->fleet_wide || self) return reject("protected", why, m.stats.rejected_protected);
       ++m.stats.rejected_protected;

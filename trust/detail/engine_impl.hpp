@@ -69,22 +69,24 @@ struct TargetRec {
   std::uint8_t flags = 0;
 };
 
+// Fields ordered by size (no padding holes): a node keeps one per origin of the fleet.
 struct OriginRec {
   NodeId node;
-  std::uint32_t domain = 0;
+  // issued_at of recent accepted claims (sorted), for the gross-overrun check.
+  std::vector<TimeMs> recent;
   double trust = 0;   // cache of ledger trust (updated with every ledger change)
   double tokens = 0;  // budget bucket content at tokens_at
   TimeMs tokens_at = 0;
+  double pending_gain = 0;  // batched corroboration gains (applied at flush)
+  TimeMs quarantine_until = 0;
+  std::uint32_t domain = 0;
   std::uint32_t head = kNone;  // claims (incl. superseded)
   std::uint32_t nclaims = 0;
-  double pending_gain = 0;  // batched corroboration gains (applied at flush)
   bool self = false;
-  TimeMs quarantine_until = 0;
   bool dirty = false;        // queued for re-evaluation of its targets
   bool gain_queued = false;  // in Impl::gain_origins
-  // issued_at of recent accepted claims (sorted), for the gross-overrun check.
-  std::vector<TimeMs> recent;
 };
+static_assert(sizeof(OriginRec) <= sizeof(NodeId) + 80, "OriginRec grew padding");
 
 struct OpBlock {
   Direction direction = Direction::both;
