@@ -48,6 +48,8 @@ VARIANTS=(
   "r4_n600_s202 random_four_domains nodes=600 domains=12 seed=202"
   "m3_n600      milking_three_domains nodes=600 domains=12"
   "m3_n600_s101 milking_three_domains nodes=600 domains=12 seed=101"
+  "k5_n600_r300 colluders_k5_domains nodes=600 domains=12 adv.rate_per_min=300"
+  "r4_n600_r20  random_four_domains nodes=600 domains=12 adv.rate_per_min=20"
 )
 want=("$@")
 for v in "${VARIANTS[@]}"; do
