@@ -8,7 +8,7 @@ build=(build-essential cmake ninja-build pkg-config clang llvm libbpf-dev bpftoo
        protobuf-compiler libprotobuf-dev libspdlog-dev libfmt-dev libsqlite3-dev
        libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
 test=(libgtest-dev libgmock-dev libbenchmark-dev nftables iproute2 iputils-ping sqlite3
-      clang-format prometheus systemd buildah python3 jq curl chromium chromium-driver)
+      clang-format clang-tidy-16 prometheus systemd buildah python3 jq curl chromium chromium-driver)
 # Coverage-guided fuzzing (preset fuzz): clang 16 compiles the project's std::expected with
 # libstdc++ 12 (clang 14 cannot); libFuzzer and the sanitizer runtimes.
 fuzz=(clang-16 libclang-rt-16-dev libfuzzer-16-dev)

@@ -296,7 +296,7 @@ Result<void> NftEnforcer::resync(TimeMs now) {
       else
         p.expires_at = start.expiration_ms ? now + static_cast<TimeMs>(*start.expiration_ms)
                                            : std::numeric_limits<TimeMs>::max();
-      pieces.emplace(p.lo, std::move(p));
+      pieces.emplace(p.lo, p);  // trivially copyable
       open = kNone;
     };
     for (std::size_t i = 0; i < elems->size(); ++i) {
