@@ -137,6 +137,8 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("node.ca", node.ca, "fleet CA public key; only certs it signed count"),
     MESHD_KEY("node.data_dir", node.data_dir,
               "state directory: SQLite store (sequence, claims, trust)"),
+    MESHD_KEY("node.test_clock_offset_ms", node.test_clock_offset_ms,
+              "TEST ONLY: shift this daemon's clock by this many ms (fault tests); keep 0"),
     MESHD_KEY("mesh.listen", mesh.listen,
               "address:port for peer connections; empty = no inbound peers"),
     MESHD_KEY("mesh.peers", mesh.peers, "seeds: \"host:port\" or \"dns:NAME:PORT\" (re-resolved)"),
@@ -303,6 +305,7 @@ Result<void> validate(const AppConfig& c) {
   constexpr double kDayMs = 86'400'000;
   for (auto [key, v, lo, hi] :
        {std::tuple{"mesh.max_peers", double(c.mesh.max_peers), 1.0, 100'000.0},
+        {"node.test_clock_offset_ms", double(c.node.test_clock_offset_ms), -kDayMs, kDayMs},
         {"mesh.handshake_timeout_ms", double(c.mesh.handshake_timeout_ms), 1.0, kDayMs},
         {"mesh.idle_timeout_ms", double(c.mesh.idle_timeout_ms), 1.0, kDayMs},
         {"mesh.dns_refresh_ms", double(c.mesh.dns_refresh_ms), 1.0, kDayMs},

@@ -24,6 +24,10 @@ struct NodeConfig {
   std::string cert = "/var/lib/meshd/node.cert";
   std::string ca = "/etc/meshd/ca.pub";
   std::string data_dir = "/var/lib/meshd";
+  // TEST ONLY: shifts this daemon's wall clock (claims' issued_at, freshness checks, cert
+  // validity) by this many ms, so netns fault tests can run a node whose clock is wrong.
+  // Never set it in production; 0 = the host's clock.
+  int test_clock_offset_ms = 0;
 };
 
 struct MeshConfig {

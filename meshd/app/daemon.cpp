@@ -88,6 +88,7 @@ Result<void> Daemon::Impl::start() {
   if (auto r = assign(node, make_node(config, *engine, *opener, *rng, archive.get())); !r) return r;
   if (auto r = assign(enforcement, Enforcement::create(config)); !r) return r;
   if (auto r = restore_state(now); !r) return r;
+  watch_store();
   if (auto r = assign(transport, make_transport(io, config, cert, ca, peer_callbacks(), now)); !r)
     return r;
   if (auto r = assign(control, ControlServer::create(io, config.control_socket, control_hooks()));
@@ -144,7 +145,12 @@ Result<void> Daemon::Impl::restore_state(TimeMs now) {
   actions.blocks.clear();  // reconcile covered what the ledger and restore() enforced
   std::vector<StoredBlock> rows;
   for (const auto& b : node->enforced()) rows.push_back(stored_block(b));
-  if (auto r = store->replace_blocks(rows); !r) return std::unexpected(r.error());
+  if (auto r = store->replace_blocks(rows); !r) {
+    // A read-only or full store must not keep the node from enforcing and gossiping;
+    // watch_store() logs it once.
+    ++counters.store_errors;
+    spdlog::debug("{}", r.error().message);
+  }
   // No transport yet: sends wait for peers, which get our version vector on peer-up.
   apply_actions(now);
   return {};
@@ -282,8 +288,9 @@ void Daemon::Impl::apply_actions(TimeMs now) {
           {p.id, p.origin, p.seq, static_cast<int>(p.kind), *p.envelope, now, p.expires_at});
     if (auto r = store->put_envelopes(rows); !r) {
       ++counters.store_errors;
-      spdlog::error("{}", r.error().message);
+      spdlog::debug("{}", r.error().message);
     }
+    watch_store();  // one log line when the store stops (or resumes) taking writes
   }
   for (const auto& d : actions.disconnects) {
     const auto conn = peer_directory.connection_of(d.peer);
@@ -338,8 +345,28 @@ void Daemon::Impl::save_blocks() {
   unsaved_blocks.clear();
   if (auto r = store->update_blocks(changed, lifted); !r) {
     ++counters.store_errors;
-    spdlog::error("{}", r.error().message);
+    spdlog::debug("{}", r.error().message);
   }
+}
+
+// One log line when the store stops taking writes and one when it takes them again; the
+// gauge meshd_store_writable and the counter meshd_store_errors_total follow every write.
+void Daemon::Impl::watch_store() {
+  const bool writable = store->writable();
+  if (writable == store_writable) return;
+  store_writable = writable;
+  if (writable)
+    spdlog::info("store {} takes writes again", store->path());
+  else
+    spdlog::error(
+        "store {} does not take writes ({}): no claim is signed until it does; received "
+        "claims are still enforced, but not recorded",
+        store->path(), store->last_write_error());
+  record_event(json{{"event", writable ? "store_writable" : "store_unwritable"},
+                    {"path", store->path()},
+                    {"error", store->last_write_error()},
+                    {"at", wall_now_ms()}}
+                   .dump());
 }
 
 void Daemon::Impl::schedule_tick(TimeMs deadline) {
@@ -384,6 +411,7 @@ void Daemon::Impl::housekeeping() {
     }
   }
   save_blocks();
+  watch_store();
   observe_second(*this, now);
   if (now - ledger_saved_at >= 10'000) {
     ledger_saved_at = now;

@@ -96,7 +96,8 @@ struct Daemon::Impl {
   std::optional<Store> store;
   // The core's envelopes live in `store` (declared before `node`, which uses it).
   std::unique_ptr<StoreArchive> archive;
-  trust::Params params;  // the opener reads TTL caps from here
+  bool store_writable = true;  // as last logged by watch_store()
+  trust::Params params;        // the opener reads TTL caps from here
   sensor::UsageStats usage_stats;
   std::unique_ptr<UsageAdapter> usage;
   // Storage only: the engine is driven and read through `node` (core::Node's interface).
@@ -144,6 +145,7 @@ struct Daemon::Impl {
   // daemon.cpp
   Result<void> start();
   Result<void> restore_state(TimeMs now);
+  void watch_store();
   net::TransportCallbacks peer_callbacks();
   ControlHooks control_hooks();
   Result<void> start_http();

@@ -36,7 +36,11 @@ Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d, Dur
                                  x.protected_by->to_string() + " (" + x.protected_reason +
                                  "): no claim is signed for it");
   auto seq = store->next_sequence();  // durable before signing: a crash never reuses it
-  if (!seq) return std::unexpected(seq.error());
+  if (!seq) {
+    ++counters.store_errors;
+    watch_store();
+    return fail(seq.error().code, "no claim signed: " + seq.error().message);
+  }
   v1::Claim c;
   c.set_origin(node_id);
   c.set_seq(*seq);
@@ -78,7 +82,11 @@ Result<std::size_t> Daemon::Impl::retract_own(const Prefix& prefix, const std::s
     return fail("not_claimed",
                 "this node holds no claim of its own on " + prefix.to_string() + " to retract");
   auto seq = store->next_sequence();
-  if (!seq) return std::unexpected(seq.error());
+  if (!seq) {
+    ++counters.store_errors;
+    watch_store();
+    return fail(seq.error().code, "no retraction signed: " + seq.error().message);
+  }
   v1::Retraction r;
   r.set_origin(node_id);
   r.set_seq(*seq);

@@ -11,6 +11,7 @@
 #include "meshd/app/daemon.hpp"
 #include "meshd/app/enforcement.hpp"
 #include "meshd/app/protobuf_log.hpp"
+#include "meshd/common/clock.hpp"
 
 namespace {
 
@@ -82,6 +83,12 @@ int main(int argc, char** argv) {
     }
     std::printf("meshd: detached: %s\n", done->c_str());
     return 0;
+  }
+  if (config->node.test_clock_offset_ms != 0) {
+    // Test-only (netns fault tests): this daemon's clock runs ahead of or behind the host's.
+    meshd::set_wall_clock_offset_ms(config->node.test_clock_offset_ms);
+    spdlog::warn("node.test_clock_offset_ms = {}: this daemon's clock is shifted (tests only)",
+                 config->node.test_clock_offset_ms);
   }
   auto daemon = meshd::app::Daemon::create(std::move(*config), config_path);
   if (!daemon) {

@@ -180,6 +180,10 @@ std::string Daemon::Impl::metrics_text() const {
   w.counter("meshd_enforcer_errors_total",
             "Enforcement backend operations that failed (e.g. pruning expired map entries).",
             counters.enforcer_errors);
+  w.gauge("meshd_store_writable",
+          "1 while the store takes writes; 0 while it is read-only or its last write failed "
+          "(no claim is signed then; received claims are enforced but not recorded).",
+          store->writable() ? 1 : 0);
   w.counter("meshd_control_requests_total", "Control API requests.", counters.control_requests);
   w.counter("meshd_control_errors_total", "Control API requests answered with an error.",
             counters.control_errors);

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -70,21 +71,48 @@ CREATE TABLE IF NOT EXISTS blocks (
 
 }  // namespace
 
+namespace {
+
+bool read_only_fs(const std::string& dir) {
+  struct statvfs st {};
+  return ::statvfs(dir.c_str(), &st) == 0 && (st.f_flag & ST_RDONLY) != 0;
+}
+
+}  // namespace
+
 Result<Store> Store::open(const std::string& data_dir) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return fail("store_error", "cannot create data dir " + data_dir + ": " + errno_text(errno));
   std::string path = data_dir + "/meshd.db";
+  const bool ro_fs = read_only_fs(data_dir);
+  struct stat st {};
+  const bool exists = ::stat(path.c_str(), &st) == 0;
+  if (ro_fs && !exists)
+    return fail("store_read_only", "data dir " + data_dir +
+                                       " is on a read-only file system and holds no store yet: "
+                                       "cannot create " +
+                                       path);
+  // On a read-only file system a WAL database is readable only while its -wal and -shm files
+  // exist (after a crash). After a clean stop they are gone, everything is in the main file,
+  // and SQLite reads it as immutable.
+  struct stat wal {};
+  const bool immutable = ro_fs && ::stat((path + "-wal").c_str(), &wal) != 0;
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  int rc = immutable ? sqlite3_open_v2(("file:" + path + "?immutable=1").c_str(), &db,
+                                       SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr)
+                     : sqlite3_open_v2(path.c_str(), &db,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return fail("store_error", "cannot open store " + path + ": " + msg);
   }
   Store store(db, path);
+  store.read_only_ = ro_fs || sqlite3_db_readonly(db, "main") == 1;
   sqlite3_busy_timeout(db, 2000);
   // The first statement reads the header: a non-database file fails here with NOTADB.
-  if (auto r = store.exec("PRAGMA journal_mode=WAL"); !r) return std::unexpected(r.error());
+  if (!store.read_only_)
+    if (auto r = store.exec("PRAGMA journal_mode=WAL"); !r) return std::unexpected(r.error());
   {
     Stmt check(db, "PRAGMA quick_check");
     if (!check.ok() || check.step() != SQLITE_ROW)
@@ -94,6 +122,13 @@ Result<Store> Store::open(const std::string& data_dir) {
       return fail("store_corrupt", "store " + path + " failed its integrity check (" + verdict +
                                        "); move it aside to start with an empty store");
   }
+  if (store.read_only_) {
+    // Nothing can be created: the schema must be there already.
+    Stmt s(db, "SELECT value FROM meta WHERE key = 'own_seq'");
+    if (!s.ok() || s.step() != SQLITE_ROW)
+      return db_error(db, path, "read-only store without its schema");
+    return store;
+  }
   if (auto r = store.exec("PRAGMA synchronous=NORMAL"); !r) return std::unexpected(r.error());
   // 1 MiB of page cache instead of SQLite's 2 MiB: reads are few (restart, anti-entropy
   // ranges, which are sequential in the (origin, seq) index) and the OS caches the file.
@@ -102,11 +137,27 @@ Result<Store> Store::open(const std::string& data_dir) {
   return store;
 }
 
+template <class T, class F>
+Result<T> Store::write(F&& body) {
+  Result<T> r =
+      read_only_
+          ? Result<T>(fail("store_read_only", "store " + path_ +
+                                                  " is read-only (its file system is mounted "
+                                                  "read-only): nothing can be recorded"))
+          : body();
+  last_write_failed_ = !r;
+  last_write_error_ = r ? std::string() : r.error().message;
+  return r;
+}
+
 Store::Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 Store::Store(Store&& o) noexcept
     : db_(std::exchange(o.db_, nullptr)),
       path_(std::move(o.path_)),
-      range_stmt_(std::exchange(o.range_stmt_, nullptr)) {}
+      range_stmt_(std::exchange(o.range_stmt_, nullptr)),
+      read_only_(o.read_only_),
+      last_write_failed_(o.last_write_failed_),
+      last_write_error_(std::move(o.last_write_error_)) {}
 Store& Store::operator=(Store&& o) noexcept {
   if (this != &o) {
     sqlite3_finalize(range_stmt_);
@@ -114,6 +165,9 @@ Store& Store::operator=(Store&& o) noexcept {
     db_ = std::exchange(o.db_, nullptr);
     path_ = std::move(o.path_);
     range_stmt_ = std::exchange(o.range_stmt_, nullptr);
+    read_only_ = o.read_only_;
+    last_write_failed_ = o.last_write_failed_;
+    last_write_error_ = std::move(o.last_write_error_);
   }
   return *this;
 }
@@ -139,11 +193,13 @@ std::unexpected<Error> Store::rolled_back(std::unexpected<Error> failure) const 
 }
 
 Result<std::uint64_t> Store::next_sequence() {
-  Stmt s(db_, "UPDATE meta SET value = value + 1 WHERE key = 'own_seq' RETURNING value");
-  if (!s.ok() || s.step() != SQLITE_ROW) return db_error(db_, path_, "advancing the sequence");
-  auto v = static_cast<std::uint64_t>(s.col_int(0));
-  if (s.step() != SQLITE_DONE) return db_error(db_, path_, "committing the sequence");
-  return v;
+  return write<std::uint64_t>([&]() -> Result<std::uint64_t> {
+    Stmt s(db_, "UPDATE meta SET value = value + 1 WHERE key = 'own_seq' RETURNING value");
+    if (!s.ok() || s.step() != SQLITE_ROW) return db_error(db_, path_, "advancing the sequence");
+    auto v = static_cast<std::uint64_t>(s.col_int(0));
+    if (s.step() != SQLITE_DONE) return db_error(db_, path_, "committing the sequence");
+    return v;
+  });
 }
 
 Result<std::uint64_t> Store::last_sequence() const {
@@ -153,28 +209,28 @@ Result<std::uint64_t> Store::last_sequence() const {
 }
 
 Result<void> Store::put_envelopes(std::span<const StoredEnvelope> envelopes) {
-  if (envelopes.empty()) return {};
-  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
-  Stmt s(db_,
-         "INSERT OR IGNORE INTO envelopes(event_id, origin, seq, kind, bytes, received_at, "
-         "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  bool ok = s.ok();
-  for (const auto& e : envelopes) {
-    if (!ok) break;
-    s.bind_blob(1, e.event_id.data(), e.event_id.size());
-    s.bind_text(2, e.origin);
-    s.bind(3, static_cast<std::int64_t>(e.seq));
-    s.bind(4, static_cast<std::int64_t>(e.kind));
-    s.bind_blob(5, e.bytes.data(), e.bytes.size());
-    s.bind(6, e.received_at);
-    s.bind(7, e.expires_at);
-    ok = s.step() == SQLITE_DONE;
-    s.reset();
-  }
-  if (!ok) {
-    return rolled_back(db_error(db_, path_, "storing envelopes"));
-  }
-  return exec("COMMIT");
+  return write<void>([&]() -> Result<void> {
+    if (envelopes.empty()) return {};
+    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+    Stmt s(db_,
+           "INSERT OR IGNORE INTO envelopes(event_id, origin, seq, kind, bytes, received_at, "
+           "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    bool ok = s.ok();
+    for (const auto& e : envelopes) {
+      if (!ok) break;
+      s.bind_blob(1, e.event_id.data(), e.event_id.size());
+      s.bind_text(2, e.origin);
+      s.bind(3, static_cast<std::int64_t>(e.seq));
+      s.bind(4, static_cast<std::int64_t>(e.kind));
+      s.bind_blob(5, e.bytes.data(), e.bytes.size());
+      s.bind(6, e.received_at);
+      s.bind(7, e.expires_at);
+      ok = s.step() == SQLITE_DONE;
+      s.reset();
+    }
+    if (!ok) return rolled_back(db_error(db_, path_, "storing envelopes"));
+    return exec("COMMIT");
+  });
 }
 
 Result<std::vector<StoredEnvelope>> Store::load_envelopes() const {
@@ -255,11 +311,13 @@ Result<void> Store::load_range(const std::string& origin, std::uint64_t from_seq
 }
 
 Result<std::size_t> Store::forget_expired(TimeMs now) {
-  Stmt s(db_, "DELETE FROM envelopes WHERE expires_at < ?1");
-  if (!s.ok()) return db_error(db_, path_, "forgetting expired envelopes");
-  s.bind(1, now);
-  if (s.step() != SQLITE_DONE) return db_error(db_, path_, "forgetting expired envelopes");
-  return static_cast<std::size_t>(sqlite3_changes(db_));
+  return write<std::size_t>([&]() -> Result<std::size_t> {
+    Stmt s(db_, "DELETE FROM envelopes WHERE expires_at < ?1");
+    if (!s.ok()) return db_error(db_, path_, "forgetting expired envelopes");
+    s.bind(1, now);
+    if (s.step() != SQLITE_DONE) return db_error(db_, path_, "forgetting expired envelopes");
+    return static_cast<std::size_t>(sqlite3_changes(db_));
+  });
 }
 
 Result<std::size_t> Store::envelope_count() const {
@@ -269,14 +327,16 @@ Result<std::size_t> Store::envelope_count() const {
 }
 
 Result<void> Store::put_blob(const std::string& key, const std::string& value) {
-  Stmt s(db_,
-         "INSERT INTO blobs(key, value) VALUES (?1, ?2) "
-         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-  if (!s.ok()) return db_error(db_, path_, "storing " + key);
-  s.bind_text(1, key);
-  s.bind_blob(2, value.data(), value.size());
-  if (s.step() != SQLITE_DONE) return db_error(db_, path_, "storing " + key);
-  return {};
+  return write<void>([&]() -> Result<void> {
+    Stmt s(db_,
+           "INSERT INTO blobs(key, value) VALUES (?1, ?2) "
+           "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!s.ok()) return db_error(db_, path_, "storing " + key);
+    s.bind_text(1, key);
+    s.bind_blob(2, value.data(), value.size());
+    if (s.step() != SQLITE_DONE) return db_error(db_, path_, "storing " + key);
+    return {};
+  });
 }
 
 Result<std::optional<std::string>> Store::get_blob(const std::string& key) const {
@@ -290,15 +350,19 @@ Result<std::optional<std::string>> Store::get_blob(const std::string& key) const
 }
 
 Result<void> Store::replace_blocks(std::span<const StoredBlock> blocks) {
-  if (auto r = exec("BEGIN IMMEDIATE; DELETE FROM blocks;"); !r) return r;
-  return write_blocks(blocks, {});
+  return write<void>([&]() -> Result<void> {
+    if (auto r = exec("BEGIN IMMEDIATE; DELETE FROM blocks;"); !r) return r;
+    return write_blocks(blocks, {});
+  });
 }
 
 Result<void> Store::update_blocks(std::span<const StoredBlock> changed,
                                   std::span<const std::string> lifted) {
-  if (changed.empty() && lifted.empty()) return {};
-  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
-  return write_blocks(changed, lifted);
+  return write<void>([&]() -> Result<void> {
+    if (changed.empty() && lifted.empty()) return {};
+    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+    return write_blocks(changed, lifted);
+  });
 }
 
 // Inside an open transaction: upserts and deletes, then COMMIT (or ROLLBACK on error).

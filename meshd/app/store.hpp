@@ -49,7 +49,8 @@ class Store {
  public:
   // Opens (creating if absent) `<data_dir>/meshd.db`; creates data_dir with mode 0700.
   // A file that is not a healthy SQLite database is an error ("store_corrupt"), never
-  // silently replaced.
+  // silently replaced. An existing store on a read-only file system opens read-only
+  // (read_only()): everything stored can be read, every write fails with "store_read_only".
   static Result<Store> open(const std::string& data_dir);
 
   Store(Store&&) noexcept;
@@ -57,6 +58,13 @@ class Store {
   ~Store();
 
   const std::string& path() const { return path_; }
+  // Opened read-only (its file or file system is): no write can succeed.
+  bool read_only() const { return read_only_; }
+  // False while the last write failed (disk full, read-only, I/O error) or the store is
+  // read-only; true again after a write succeeds.
+  bool writable() const { return !read_only_ && !last_write_failed_; }
+  // Message of the last failed write ("" when none failed since the last success).
+  const std::string& last_write_error() const { return last_write_error_; }
 
   // Reserves and durably records the next own sequence number (first is 1).
   Result<std::uint64_t> next_sequence();
@@ -95,11 +103,17 @@ class Store {
   // Rolls back the open transaction after `failure`. A failed rollback is added to the
   // returned error (which the caller reports), not dropped.
   std::unexpected<Error> rolled_back(std::unexpected<Error> failure) const;
+  // Every write goes through here: fails fast when read-only, records the outcome.
+  template <class T, class F>
+  Result<T> write(F&& body);
   Result<void> write_blocks(std::span<const StoredBlock> changed,
                             std::span<const std::string> lifted);
   sqlite3* db_ = nullptr;
   std::string path_;
   mutable sqlite3_stmt* range_stmt_ = nullptr;  // load_range's, prepared on first use
+  bool read_only_ = false;
+  bool last_write_failed_ = false;
+  std::string last_write_error_;
 };
 
 }  // namespace meshd::app

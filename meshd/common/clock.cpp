@@ -7,6 +7,8 @@
 namespace meshd {
 namespace {
 
+TimeMs g_offset_ms = 0;
+
 std::int64_t clock_ns(clockid_t id) {
   timespec ts{};
   ::clock_gettime(id, &ts);
@@ -17,7 +19,15 @@ std::int64_t clock_ns(clockid_t id) {
 
 TimeMs wall_now_ms() {
   using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count() + g_offset_ms;
+}
+
+void set_wall_clock_offset_ms(TimeMs offset_ms) {
+  g_offset_ms = offset_ms;
+}
+
+TimeMs wall_clock_offset_ms() {
+  return g_offset_ms;
 }
 
 std::int64_t boot_time_ns() {
@@ -25,7 +35,7 @@ std::int64_t boot_time_ns() {
 }
 
 std::int64_t realtime_ns() {
-  return clock_ns(CLOCK_REALTIME);
+  return clock_ns(CLOCK_REALTIME) + g_offset_ms * 1'000'000;
 }
 
 }  // namespace meshd

@@ -26,6 +26,7 @@ struct CaSignOptions {
   std::string domain;
   std::string role = "node";
   int days = 365;
+  int backdate_minutes = 0;
   std::string out;
   bool force = false;
 };
@@ -97,7 +98,7 @@ Result<void> ca_sign(const CaSignOptions& o) {
   cert.set_public_key(std::string(node_pub->view()));
   cert.set_failure_domain(o.domain);
   cert.set_role(*role);
-  cert.set_not_before_ms(now);
+  cert.set_not_before_ms(now - static_cast<TimeMs>(o.backdate_minutes) * 60'000);
   cert.set_not_after_ms(now + static_cast<TimeMs>(o.days) * 86'400'000);
   std::uint64_t serial = 0;
   while (serial == 0) {
@@ -141,6 +142,10 @@ void register_ca_commands(CLI::App& app, Context& ctx) {
       ->check(CLI::IsMember({"node", "operator"}));
   sign->add_option("--days", o->days, "validity in days from now (0: expires at once)")
       ->check(CLI::Range(0, 36500));
+  sign->add_option("--backdate-minutes", o->backdate_minutes,
+                   "start the validity this many minutes before now, for nodes whose clocks "
+                   "run behind the CA's (default 0)")
+      ->check(CLI::Range(0, 1440));
   sign->add_option("--out", o->out, "certificate file to write")->required();
   sign->add_flag("--force", o->force, "overwrite an existing certificate file");
   sign->callback([&ctx, o] { ctx.result = ca_sign(*o); });

@@ -83,6 +83,7 @@ struct TransportStats {
   std::uint64_t connections_accepted = 0;  // inbound TCP connections accepted
   std::uint64_t connections_dialed = 0;    // outbound dial attempts
   std::uint64_t connect_failures = 0;      // outbound TCP connect failed or timed out
+  std::uint64_t rto_cap_unsupported = 0;   // kernel refused TCP_RTO_MAX_MS (< 6.15)
   std::uint64_t refused_max_peers = 0;     // inbound closed at once: max_peers reached
   std::uint64_t handshakes_ok = 0;
   // By HandshakeFailure (to_string() gives the label). The cert_* entries are the refused

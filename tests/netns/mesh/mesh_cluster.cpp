@@ -132,7 +132,8 @@ void MeshCluster::make_identity(const std::string& d, const std::string& id, con
   }
   run_checked(bin("meshctl") + " keys gen --out " + d);
   run_checked(bin("meshctl") + " ca sign --ca " + ca + " --pub " + d + "/node.pub --name " + id +
-              " --domain " + dom + " --days 1 --out " + d + "/node.cert");
+              " --domain " + dom + " --days 1 --backdate-minutes " +
+              std::to_string(options_.cert_backdate_minutes) + " --out " + d + "/node.cert");
 }
 
 void MeshCluster::write_config(int i, const std::string& extra_yaml) {
@@ -144,6 +145,8 @@ void MeshCluster::write_config(int i, const std::string& extra_yaml) {
   const std::string ca = foreign ? d + "/foreign-ca" : ca_dir();
   y << "node:\n  name: " << name(i) << "\n  key: " << d << "/node.key\n  cert: " << d
     << "/node.cert\n  ca: " << ca << "/ca.pub\n  data_dir: " << d << "/data\n";
+  if (auto n = options_.node_yaml.find(i); n != options_.node_yaml.end())
+    y << "  " << n->second << "\n";
   y << "mesh:\n  listen: \"" << ip(i) << ":" << kMeshPort << "\"\n  peers: [";
   bool first = true;
   for (int j = 1; j <= size(); ++j) {
@@ -332,6 +335,35 @@ const NetNs& MeshCluster::attach(std::string_view base, const std::vector<std::s
   run_checked("ip -n " + ns->name() + " link set eth0 up");
   attached_.push_back(std::move(ns));
   return *attached_.back();
+}
+
+void MeshCluster::partition(const std::vector<int>& side) {
+  const std::string hub = "ip -n " + hub_->name() + " ";
+  if (run(hub + "link show br1").exit_code != 0)
+    run_checked(hub + "link add br1 type bridge && " + hub + "link set br1 up");
+  for (int i : side) run_checked(hub + "link set v" + std::to_string(i) + " master br1");
+}
+
+void MeshCluster::heal() {
+  const std::string hub = "ip -n " + hub_->name() + " ";
+  for (int i = 1; i <= size(); ++i)
+    run_checked(hub + "link set v" + std::to_string(i) + " master br0");
+}
+
+void MeshCluster::set_link(int i, bool up) {
+  run_checked("ip -n " + hub_->name() + " link set v" + std::to_string(i) + (up ? " up" : " down"));
+}
+
+void MeshCluster::set_loss(int percent) {
+  for (int i = 1; i <= size(); ++i) {
+    const std::string nft = "ip netns exec " + ns(i).name() + " nft ";
+    run(nft + "delete table inet meshd_loss 2>/dev/null");
+    if (percent <= 0) continue;
+    run_checked(nft + "add table inet meshd_loss");
+    run_checked(nft + "'add chain inet meshd_loss input { type filter hook input priority -10; }'");
+    run_checked(nft + "add rule inet meshd_loss input iifname eth0 numgen random mod 100 '<' " +
+                std::to_string(percent) + " drop");
+  }
 }
 
 std::string MeshCluster::log_tail(int i, int lines) const {

@@ -52,6 +52,12 @@ struct MeshOptions {
   // Nodes that are not started by start_all() (start them yourself).
   std::vector<int> not_started;
   std::string log_level = "info";
+  // Certs start this many minutes before now (meshctl ca sign --backdate-minutes), for nodes
+  // whose clocks run behind (node.test_clock_offset_ms).
+  int cert_backdate_minutes = 0;
+  // Extra "key: value" line of node i's `node` section (1-based), e.g.
+  // node_yaml[5] = "test_clock_offset_ms: -600000".
+  std::map<int, std::string> node_yaml;
 };
 
 class MeshCluster {
@@ -114,6 +120,18 @@ class MeshCluster {
   // Attaches a new namespace (owned by the cluster) to the bridge with the given addresses
   // (10.213.0.x, without prefix length), e.g. an "outside" network or an attacker.
   const NetNs& attach(std::string_view base, const std::vector<std::string>& addresses);
+
+  // Faults. partition() moves the hub ends of `side`'s veths onto a second bridge: the nodes
+  // of `side` still reach each other, the rest still reach each other, nothing crosses. heal()
+  // puts every veth back on the first bridge.
+  void partition(const std::vector<int>& side);
+  void heal();
+  // Takes node's link to the bridge down or up again (the hub end of its veth).
+  void set_link(int node, bool up);
+  // Drops `percent` % of the packets arriving on eth0 in every node's namespace (nft table
+  // inet meshd_loss, `numgen random mod 100 < percent drop`); 0 removes the tables. The
+  // tables live in the node namespaces, so they go with the cluster.
+  void set_loss(int percent);
 
   // Makes a key + cert for `id` in `domain` signed by this cluster's CA (or, when
   // foreign, by a CA of its own) under `dir`: dir/node.key, dir/node.pub, dir/node.cert.

@@ -21,7 +21,7 @@ TEST(Config, EmptyFileIsTheStandaloneDefault) {
 
 TEST(Config, ReadsEveryDocumentedKey) {
   auto c = parse_config(R"(
-node: {name: n1, key: /k, cert: /c, ca: /ca, data_dir: /d}
+node: {name: n1, key: /k, cert: /c, ca: /ca, data_dir: /d, test_clock_offset_ms: -600000}
 mesh:
   listen: 10.0.0.1:7000
   peers: ["10.0.0.2:7000", "dns:meshd-peers.meshd-system.svc:7946"]
