@@ -2,6 +2,7 @@
 // prints it verbatim and the human view is rendered from the same data.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "meshd/app/daemon_impl.hpp"
@@ -213,8 +214,34 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
       json arr = json::array();
       for (const auto& e : node->explain_overlapping(*prefix, now))
         arr.push_back(explanation_json(e));
+      // CrowdSec decisions (sensor.crowdsec) are enforced here without the engine for those
+      // of shared lists (CAPI, lists): each gets its target, with where it came from.
+      const json local = crowdsec_explain(*prefix, now);
+      for (const auto& d : local) {
+        const std::string p = d["prefix"];
+        if (std::none_of(arr.begin(), arr.end(), [&](const json& t) { return t["prefix"] == p; }))
+          arr.push_back(explanation_json(node->explain(*Prefix::parse(p), now)));
+      }
       if (arr.empty()) arr.push_back(explanation_json(node->explain(*prefix, now)));
-      return ok({{"query", prefix->to_string()}, {"targets", arr}});
+      for (auto& t : arr) {
+        json mine = json::array();
+        std::string text = t["text"];
+        if (!text.empty() && !text.ends_with("\n")) text += "\n";
+        for (const auto& d : local) {
+          if (d["prefix"] != t["prefix"]) continue;
+          mine.push_back(d);
+          text += "CrowdSec decision " + std::to_string(d["decision_id"].get<std::uint64_t>()) +
+                  " (source " + d["source"].get<std::string>() + ", scenario '" +
+                  d["scenario"].get<std::string>() + "'): " +
+                  (d["gossiped"].get<bool>() ? "claimed by this node and gossiped"
+                                             : "enforced on this node only, not gossiped") +
+                  ", expires at " + std::to_string(d["expires_at"].get<TimeMs>()) + " (in " +
+                  std::to_string(d["remaining_ms"].get<TimeMs>() / 1000) + " s)\n";
+        }
+        t["crowdsec"] = mine;
+        t["text"] = text;
+      }
+      return ok({{"query", prefix->to_string()}, {"targets", arr}, {"crowdsec", local}});
     }
     case v1::ControlRequest::kTrust: {
       json arr = json::array();

@@ -29,13 +29,22 @@ constexpr DurationMs kMaxBackoffMs = 60'000;
 constexpr DurationMs kSweepMs = 30'000;
 constexpr DurationMs kRequeueMs = 60'000;
 constexpr const char* kDetector = "crowdsec";
+// The LAPI's delta answers hold the decisions created since this bouncer's previous pull. A
+// bulk insert (`cscli decisions import`, a list pull) commits in chunks whose creation time
+// can precede a pull that runs before they are committed: that chunk is in no delta, ever
+// (seen here: 50 of a 10,000-decision import, on meshd and on crowdsec-firewall-bouncer
+// alike). So a delta with at least kBulkNew new decisions schedules a full pull
+// kBulkSettleMs after the last such delta, and a full pull runs every kFullResyncMs anyway.
+constexpr std::size_t kBulkNew = 50;
+constexpr DurationMs kBulkSettleMs = 5'000;
+constexpr DurationMs kFullResyncMs = 600'000;
 
 const char* const kPollResults[] = {"ok",           "no_key",     "unreachable", "timeout",
                                     "unauthorized", "http_error", "too_large",   "io_error",
                                     "bad_json",     "bad_shape"};
 const char* const kDecisionResults[] = {
-    "enforced", "lifted",       "claimed",       "retracted", "claim_refused",
-    "refused",  "skipped_type", "skipped_scope", "bad_value", "malformed"};
+    "enforced",     "lifted",        "claimed",   "retracted", "claim_refused", "refused",
+    "skipped_type", "skipped_scope", "bad_value", "malformed", "store_failed"};
 
 Result<std::string> read_key(const std::string& path) {
   std::ifstream in(path);
@@ -69,6 +78,15 @@ Result<void> Daemon::Impl::start_crowdsec() {
   for (const char* r : kDecisionResults) crowdsec->decisions[r] = 0;
   spdlog::info("CrowdSec bouncer: polling {} every {} ms (key from {})", cc.url, cc.poll_ms,
                cc.api_key_file);
+  // Local-only decisions of the last run (restore_state() kept them in the kernel): held
+  // until the LAPI's first full answer says which still exist.
+  const TimeMs now = wall_now_ms();
+  if (auto held = crowdsec_stored(now); !held.empty()) {
+    auto changes = crowdsec->table.restore(held, now);
+    crowdsec_apply(changes, now);
+    spdlog::info("CrowdSec: {} local-only decision(s) restored from {} ({} prefixes)", held.size(),
+                 store->path(), changes.local_enforce.size());
+  }
   crowdsec_poll();
   return {};
 }
@@ -88,7 +106,10 @@ void Daemon::Impl::crowdsec_poll() {
     crowdsec_failure(key.error());
     return;
   }
-  const bool full = crowdsec->need_full;
+  auto& cs = *crowdsec;
+  const TimeMs now = wall_now_ms();
+  const bool full =
+      cs.need_full || (cs.full_at != 0 && now >= cs.full_at) || now - cs.last_full >= kFullResyncMs;
   crowdsec->client.get_stream(full, *key, [this, full](Result<std::string> body) {
     if (stopping) return;
     if (!body) {
@@ -129,6 +150,13 @@ void Daemon::Impl::on_crowdsec_answer(const std::string& body, bool full) {
   cs.failures = 0;
   cs.last_error.clear();
   cs.need_full = false;
+  if (full) {
+    cs.last_full = wall_now_ms();
+    cs.full_at = 0;
+  } else if (stream->added.size() >= kBulkNew) {  // re-armed while the bulk goes on
+    cs.full_at =
+        wall_now_ms() + std::max<DurationMs>(kBulkSettleMs, config.sensor.crowdsec.poll_ms);
+  }
   if (stream->malformed > 0) {
     cs.decisions["malformed"] += stream->malformed;
     spdlog::warn("CrowdSec: {} malformed decision(s) skipped, e.g. {}", stream->malformed,
@@ -177,9 +205,54 @@ void Daemon::Impl::on_crowdsec_answer(const std::string& body, bool full) {
   crowdsec_schedule(config.sensor.crowdsec.poll_ms);
 }
 
+std::vector<sensor::CrowdsecHeld> Daemon::Impl::crowdsec_stored(TimeMs now) const {
+  std::vector<sensor::CrowdsecHeld> out;
+  auto rows = store->load_crowdsec_local();
+  if (!rows) {
+    spdlog::warn("CrowdSec: stored local-only decisions not loaded: {}", rows.error().message);
+    return out;
+  }
+  for (auto& r : *rows) {
+    if (r.expires_at <= now) continue;
+    auto p = Prefix::parse(r.prefix);
+    if (!p) {
+      spdlog::warn("CrowdSec: stored decision {} skipped: {}", r.id, p.error().message);
+      continue;
+    }
+    out.push_back({r.id, *p, std::move(r.origin), std::move(r.scenario), r.expires_at, false});
+  }
+  return out;
+}
+
+nlohmann::json Daemon::Impl::crowdsec_explain(const Prefix& prefix, TimeMs now) const {
+  json arr = json::array();
+  if (!crowdsec) return arr;
+  for (const auto& h : crowdsec->table.overlapping(prefix))
+    arr.push_back({{"source", "crowdsec/" + h.origin},
+                   {"decision_id", h.id},
+                   {"prefix", h.prefix.to_string()},
+                   {"scenario", h.scenario},
+                   {"expires_at", h.expires_at},
+                   {"remaining_ms", std::max<TimeMs>(0, h.expires_at - now)},
+                   {"gossiped", h.gossip},
+                   {"enforced_locally", crowdsec->local.contains(h.prefix)}});
+  return arr;
+}
+
 // Kernel state for the table's changes in one enforcer batch, then claims and retractions.
 void Daemon::Impl::crowdsec_apply(const sensor::CrowdsecChanges& changes, TimeMs now) {
   auto& cs = *crowdsec;
+  if (!changes.local_held.empty() || !changes.local_gone.empty()) {
+    std::vector<StoredCrowdsecDecision> rows;
+    rows.reserve(changes.local_held.size());
+    for (const auto& h : changes.local_held)
+      rows.push_back({h.id, h.prefix.to_string(), h.origin, h.scenario, h.expires_at});
+    // A store failure costs persistence across a restart only: enforcement goes on.
+    if (auto r = store->update_crowdsec_local(rows, changes.local_gone, now); !r) {
+      ++cs.decisions["store_failed"];
+      spdlog::warn("CrowdSec: local-only decisions not persisted: {}", r.error().message);
+    }
+  }
   for (const auto& [kind, n] : changes.skipped) {
     const std::string result = kind.starts_with("type ")    ? "skipped_type"
                                : kind.starts_with("scope ") ? "skipped_scope"

@@ -28,6 +28,8 @@ struct CrowdsecBridge {
   sensor::CrowdsecDecisions table;
   boost::asio::steady_timer timer;
   bool need_full = true;       // next poll asks for startup=true (first, and after any failure)
+  TimeMs last_full = 0;        // the last full answer
+  TimeMs full_at = 0;          // a full pull is due then (0: none), after a bulk delta
   bool cleaned_stale = false;  // own claims of decisions deleted while meshd was down retracted
   int failures = 0;            // consecutive
   std::string last_error;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "meshd/app/daemon_impl.hpp"
 #include "meshd/app/frames.hpp"
@@ -139,7 +140,22 @@ Result<void> Daemon::Impl::restore_state(TimeMs now) {
   if (!scanned) return std::unexpected(scanned.error());
   spdlog::info("restored {} envelopes from {}", restored, store->path());
 
-  auto rec = enforcement->reconcile(node->enforced(), now);
+  // Local-only CrowdSec decisions of the last run stay in the kernel (no gap until the LAPI
+  // answers, and none at all while it is down); start_crowdsec() puts them back in its table.
+  auto want = node->enforced();
+  if (!config.sensor.crowdsec.url.empty()) {
+    std::set<Prefix> engine_held;
+    for (const auto& b : want) engine_held.insert(b.prefix);
+    for (const auto& h : crowdsec_stored(now)) {
+      if (!engine_held.insert(h.prefix).second) continue;
+      trust::EnforcedBlock b;
+      b.prefix = h.prefix;
+      b.since = now;
+      b.expires_at = h.expires_at;
+      want.push_back(b);
+    }
+  }
+  auto rec = enforcement->reconcile(want, now);
   for (const auto& e : rec.errors) spdlog::warn("reconcile: {}", e.message);
   spdlog::info("reconciled enforcement: {} installed, {} stale removed", rec.applied, rec.removed);
   actions.blocks.clear();  // reconcile covered what the ledger and restore() enforced

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -193,6 +194,11 @@ struct Daemon::Impl {
   void crowdsec_apply(const sensor::CrowdsecChanges& changes, TimeMs now);
   void crowdsec_drain_claims(TimeMs now);
   void crowdsec_housekeeping(TimeMs now);
+  // Local-only decisions persisted by an earlier run, still active at `now` (store errors and
+  // unreadable rows are logged and skipped).
+  std::vector<sensor::CrowdsecHeld> crowdsec_stored(TimeMs now) const;
+  // Explain's view of the CrowdSec decisions overlapping `prefix` (empty when off).
+  nlohmann::json crowdsec_explain(const Prefix& prefix, TimeMs now) const;
   // The engine's block changes with CrowdSec's local blocks kept in force.
   std::vector<trust::BlockChange> crowdsec_overlay(
       const std::vector<trust::BlockChange>& changes) const;

@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
   prefix TEXT PRIMARY KEY, direction INTEGER NOT NULL, rule_id INTEGER NOT NULL,
   expires_at INTEGER NOT NULL, score REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS crowdsec_local (
+  id INTEGER PRIMARY KEY, prefix TEXT NOT NULL, origin TEXT NOT NULL, scenario TEXT NOT NULL,
+  expires_at INTEGER NOT NULL);
 )sql";
 
 }  // namespace
@@ -409,6 +412,62 @@ Result<std::vector<StoredBlock>> Store::load_blocks() const {
                               s.col_double(4)});
   }
   if (rc != SQLITE_DONE) return db_error(db_, path_, "loading blocks");
+  return out;
+}
+
+Result<void> Store::update_crowdsec_local(std::span<const StoredCrowdsecDecision> held,
+                                          std::span<const std::uint64_t> gone, TimeMs now) {
+  if (held.empty() && gone.empty()) return {};
+  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO crowdsec_local(id, prefix, origin, scenario, expires_at) "
+         "VALUES (?1, ?2, ?3, ?4, ?5)");
+  bool ok = s.ok();
+  for (const auto& d : held) {
+    if (!ok) break;
+    s.bind(1, static_cast<std::int64_t>(d.id));
+    s.bind_text(2, d.prefix);
+    s.bind_text(3, d.origin);
+    s.bind_text(4, d.scenario);
+    s.bind(5, d.expires_at);
+    ok = s.step() == SQLITE_DONE;
+    s.reset();
+  }
+  if (ok) {
+    Stmt d(db_, "DELETE FROM crowdsec_local WHERE id = ?1");
+    ok = d.ok();
+    for (auto id : gone) {
+      if (!ok) break;
+      d.bind(1, static_cast<std::int64_t>(id));
+      ok = d.step() == SQLITE_DONE;
+      d.reset();
+    }
+  }
+  if (ok) {
+    Stmt e(db_, "DELETE FROM crowdsec_local WHERE expires_at <= ?1");
+    ok = e.ok();
+    if (ok) {
+      e.bind(1, now);
+      ok = e.step() == SQLITE_DONE;
+    }
+  }
+  if (!ok) {
+    auto e = db_error(db_, path_, "storing CrowdSec decisions");
+    (void)exec("ROLLBACK");
+    return e;
+  }
+  return exec("COMMIT");
+}
+
+Result<std::vector<StoredCrowdsecDecision>> Store::load_crowdsec_local() const {
+  Stmt s(db_, "SELECT id, prefix, origin, scenario, expires_at FROM crowdsec_local ORDER BY id");
+  if (!s.ok()) return db_error(db_, path_, "loading CrowdSec decisions");
+  std::vector<StoredCrowdsecDecision> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back(StoredCrowdsecDecision{static_cast<std::uint64_t>(s.col_int(0)), s.col_bytes(1),
+                                         s.col_bytes(2), s.col_bytes(3), s.col_int(4)});
+  if (rc != SQLITE_DONE) return db_error(db_, path_, "loading CrowdSec decisions");
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Durable node state in SQLite (WAL mode) under node.data_dir: the node's own sequence
 // counter, every envelope it has accepted or issued (to serve anti-entropy and to restore
-// the core after a restart), the trust ledger, and the enforced blocks.
+// the core after a restart), the trust ledger, the enforced blocks, and the CrowdSec decisions
+// enforced locally only (CAPI, lists: not claims, so not among the envelopes).
 //
 // Crash safety: every write is one transaction. WAL with synchronous=NORMAL is durable
 // against a process crash (kill -9) because a commit has reached the WAL file in the OS page
@@ -43,6 +44,15 @@ struct StoredBlock {
   std::uint64_t rule_id = 0;
   TimeMs expires_at = 0;
   double score = 0;
+};
+
+// A CrowdSec ban held locally only (origins CAPI, lists, ...), by the LAPI's decision id.
+struct StoredCrowdsecDecision {
+  std::uint64_t id = 0;
+  std::string prefix;  // CIDR text
+  std::string origin;
+  std::string scenario;
+  TimeMs expires_at = 0;
 };
 
 class Store {
@@ -96,6 +106,12 @@ class Store {
   Result<void> update_blocks(std::span<const StoredBlock> changed,
                              std::span<const std::string> lifted);
   Result<std::vector<StoredBlock>> load_blocks() const;
+
+  // Local-only CrowdSec decisions, one transaction: upserts `held` (by id), deletes `gone`
+  // and every row ended by `now`.
+  Result<void> update_crowdsec_local(std::span<const StoredCrowdsecDecision> held,
+                                     std::span<const std::uint64_t> gone, TimeMs now);
+  Result<std::vector<StoredCrowdsecDecision>> load_crowdsec_local() const;
 
  private:
   Store(sqlite3* db, std::string path);

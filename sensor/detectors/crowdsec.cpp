@@ -251,10 +251,12 @@ Result<LapiUrl> parse_lapi_url(std::string_view url) {
 
 CrowdsecDecisions::CrowdsecDecisions(CrowdsecOptions options) : options_(std::move(options)) {}
 
-void CrowdsecDecisions::remove_id(std::uint64_t id, std::vector<Prefix>& touched) {
+void CrowdsecDecisions::remove_id(std::uint64_t id, std::vector<Prefix>& touched,
+                                  CrowdsecChanges& out) {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
   const Prefix prefix = it->second.prefix;
+  if (!it->second.gossip) out.local_gone.push_back(id);
   by_id_.erase(it);
   auto ps = by_prefix_.find(prefix);
   if (ps == by_prefix_.end()) return;
@@ -336,6 +338,7 @@ CrowdsecChanges CrowdsecDecisions::apply(const CrowdsecStream& stream, bool full
     if (!fresh && std::llabs(expires_at - e.expires_at) <= 1000 && e.origin == d.origin &&
         e.scenario == d.scenario)
       continue;  // the same decision repeated by a full answer
+    const bool was_local = !fresh && !e.gossip;
     e.prefix = *m.prefix;
     e.gossip = m.cls == CrowdsecClass::gossip;
     e.origin = d.origin;
@@ -343,13 +346,17 @@ CrowdsecChanges CrowdsecDecisions::apply(const CrowdsecStream& stream, bool full
     e.expires_at = expires_at;
     if (fresh) by_prefix_[e.prefix].ids.push_back(d.id);
     touched.push_back(e.prefix);
+    if (!e.gossip)
+      out.local_held.push_back({d.id, e.prefix, e.origin, e.scenario, e.expires_at, false});
+    else if (was_local)
+      out.local_gone.push_back(d.id);
   }
-  for (const auto& d : stream.deleted) remove_id(d.id, touched);
+  for (const auto& d : stream.deleted) remove_id(d.id, touched, out);
   if (full) {
     std::vector<std::uint64_t> gone;
     for (const auto& [id, e] : by_id_)
       if (!seen.contains(id)) gone.push_back(id);
-    for (auto id : gone) remove_id(id, touched);
+    for (auto id : gone) remove_id(id, touched, out);
   }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -363,10 +370,44 @@ CrowdsecChanges CrowdsecDecisions::expire(TimeMs now) {
   std::vector<std::uint64_t> gone;
   for (const auto& [id, e] : by_id_)
     if (e.expires_at <= now) gone.push_back(id);
-  for (auto id : gone) remove_id(id, touched);
+  for (auto id : gone) remove_id(id, touched, out);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (const auto& p : touched) settle(p, out);
+  return out;
+}
+
+CrowdsecChanges CrowdsecDecisions::restore(const std::vector<CrowdsecHeld>& held, TimeMs now) {
+  CrowdsecChanges out;
+  std::vector<Prefix> touched;
+  for (const auto& h : held) {
+    if (h.gossip || h.expires_at <= now || by_id_.contains(h.id)) continue;
+    const int min_len = h.prefix.family == Family::v4 ? options_.min_len_v4 : options_.min_len_v6;
+    if (h.prefix.len < min_len) continue;  // the same bound as for the LAPI's answers
+    Entry& e = by_id_[h.id];
+    e.prefix = h.prefix;
+    e.gossip = false;
+    e.origin = h.origin;
+    e.scenario = h.scenario;
+    e.expires_at = h.expires_at;
+    by_prefix_[h.prefix].ids.push_back(h.id);
+    touched.push_back(h.prefix);
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (const auto& p : touched) settle(p, out);
+  return out;
+}
+
+std::vector<CrowdsecHeld> CrowdsecDecisions::overlapping(const Prefix& prefix) const {
+  std::vector<CrowdsecHeld> out;
+  for (const auto& [p, st] : by_prefix_) {
+    if (!p.overlaps(prefix)) continue;
+    for (auto id : st.ids) {
+      const Entry& e = by_id_.at(id);
+      out.push_back({id, e.prefix, e.origin, e.scenario, e.expires_at, e.gossip});
+    }
+  }
   return out;
 }
 

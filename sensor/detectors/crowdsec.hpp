@@ -106,11 +106,26 @@ struct CrowdsecClaim {
   TimeMs expires_at = 0;  // of the longest decision claiming this prefix
 };
 
+// One active ban decision as the table holds it (for the daemon's store and for explain).
+struct CrowdsecHeld {
+  std::uint64_t id = 0;  // the LAPI's decision id
+  Prefix prefix;
+  std::string origin;  // CAPI, lists, cscli, ...
+  std::string scenario;
+  TimeMs expires_at = 0;
+  bool gossip = false;  // claimed by this node (origins of this host) or local only
+};
+
 struct CrowdsecChanges {
   std::vector<CrowdsecBlock> local_enforce;  // new or re-timed local blocks
   std::vector<Prefix> local_lift;            // no decision holds the prefix any more
   std::vector<CrowdsecClaim> claim;          // sign (or re-sign with a longer TTL)
   std::vector<Prefix> retract;               // no claiming decision holds the prefix any more
+  // Local-only decisions (CAPI, lists, ...) new or re-timed, and the ids of those that ended:
+  // what the daemon persists, so they stay enforced across a restart (claims persist as
+  // envelopes instead).
+  std::vector<CrowdsecHeld> local_held;
+  std::vector<std::uint64_t> local_gone;
   // Counted per class and per skipped kind ("type captcha", "scope Country", "value 'x'").
   std::map<std::string, std::uint64_t> skipped;
   std::vector<std::string> bad_values;  // reasons, at most 20
@@ -146,6 +161,12 @@ class CrowdsecDecisions {
   // Removes decisions whose duration has run out (the LAPI reports them in "deleted" too,
   // but a lost answer must not leave them behind).
   CrowdsecChanges expire(TimeMs now);
+  // Puts back local-only decisions persisted before a restart (those already ended, or not
+  // local-only, are ignored): their blocks come out in local_enforce, nothing in local_held.
+  // The first full answer then removes the ones the LAPI no longer has.
+  CrowdsecChanges restore(const std::vector<CrowdsecHeld>& held, TimeMs now);
+  // Every active decision whose prefix overlaps `prefix` (contains it or lies inside it).
+  std::vector<CrowdsecHeld> overlapping(const Prefix& prefix) const;
 
   // The active claiming decision on exactly this prefix, if any (for re-claiming).
   std::optional<CrowdsecClaim> claim_for(const Prefix& prefix) const;
@@ -170,7 +191,7 @@ class CrowdsecDecisions {
   };
   // Recomputes a prefix's state after its ids changed and records what changed.
   void settle(const Prefix& prefix, CrowdsecChanges& out);
-  void remove_id(std::uint64_t id, std::vector<Prefix>& touched);
+  void remove_id(std::uint64_t id, std::vector<Prefix>& touched, CrowdsecChanges& out);
 
   CrowdsecOptions options_;
   std::unordered_map<std::uint64_t, Entry> by_id_;

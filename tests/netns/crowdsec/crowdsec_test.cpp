@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
+#include "meshd/common/clock.hpp"
 #include "tests/netns/crowdsec/crowdsec_lapi.hpp"
 #include "tests/netns/mesh/mesh_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -111,7 +113,8 @@ TEST_F(CrowdsecMeshTest, LapiDecisionsAreEnforcedOnEveryNodeAndDeletionsLiftThem
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();
-  std::cout << "cscli decisions add -> EPERM on 3 nodes: " << ms << " ms\n";
+  // Flushed now: the waits below are long, and ctest shows output only as it arrives.
+  std::cout << "cscli decisions add -> EPERM on 3 nodes: " << ms << " ms" << std::endl;
   // Node 2 enforces it on node 1's signed claim, detector crowdsec, reason = the scenario.
   const json b2 = mesh->block(2, ip);
   EXPECT_EQ(b2["origins"], json::array({"node1"})) << b2.dump();
@@ -158,6 +161,20 @@ TEST_F(CrowdsecMeshTest, LapiDecisionsAreEnforcedOnEveryNodeAndDeletionsLiftThem
   EXPECT_EQ(connect_from(3, listed), 0);
   for (int i = 1; i <= 3; ++i)
     EXPECT_TRUE(mesh->block(i, listed).is_null()) << mesh->name(i) << ": " << blocks_everywhere();
+  // explain on node 1 names the list decision: source, scenario, expiry, not gossiped.
+  const json ex = mesh->ctl_json(1, "explain " + listed);
+  ASSERT_TRUE(ex.is_object()) << mesh->ctl(1, "explain " + listed).output;
+  ASSERT_EQ(ex["crowdsec"].size(), 1u) << ex.dump();
+  EXPECT_EQ(ex["crowdsec"][0]["source"], "crowdsec/lists") << ex.dump();
+  EXPECT_EQ(ex["crowdsec"][0]["scenario"], "lists:meshd-test") << ex.dump();
+  EXPECT_EQ(ex["crowdsec"][0]["gossiped"], false);
+  EXPECT_GT(ex["crowdsec"][0]["expires_at"].get<std::int64_t>(),
+            wall_now_ms() + 3'500'000);  // decisions of "1h"
+  const std::string ex_text = mesh->ctl(1, "explain " + listed).output;
+  EXPECT_NE(ex_text.find("source crowdsec/lists, scenario 'lists:meshd-test'): enforced on this "
+                         "node only, not gossiped"),
+            std::string::npos)
+      << ex_text;
 
   const std::string sample = "meshd_crowdsec_decisions_total{result=\"claimed\"}";
   EXPECT_GE(mesh->metric(1, sample).value_or(0), 4) << mesh->metrics(1);
@@ -216,8 +233,8 @@ TEST_F(CrowdsecMeshTest, GarbageFromTheLapiIsCountedRetriedAndLiftsNothing) {
   o.sensor_yaml[1] =
       "crowdsec: {url: \"http://127.0.0.1:8081\", api_key_file: " + key_file + ", poll_ms: 100}";
   mesh = std::make_unique<MeshCluster>(o);
-  BackgroundProcess fake(netns_prefix(mesh->ns(1)) + "python3 " + tmp.file("fake_lapi.py") +
-                         " 8081 " + requests);
+  auto fake = std::make_unique<BackgroundProcess>(netns_prefix(mesh->ns(1)) + "python3 " +
+                                                  tmp.file("fake_lapi.py") + " 8081 " + requests);
   ASSERT_TRUE(wait_until(
       [&] {
         return run(netns_prefix(mesh->ns(1)) + "curl -s -o /dev/null http://127.0.0.1:8081/x").ok();
@@ -261,6 +278,115 @@ TEST_F(CrowdsecMeshTest, GarbageFromTheLapiIsCountedRetriedAndLiftsNothing) {
   EXPECT_EQ(paths[1], "/v1/decisions/stream key=fake-key");
   EXPECT_EQ(paths[5], "/v1/decisions/stream?startup=true key=fake-key");
   EXPECT_GE(mesh->metric(1, "meshd_crowdsec_polls_total{result=\"ok\"}").value_or(0), 2);
+
+  // A restart while the LAPI is gone: the CAPI bans (local only, no claims to restore them)
+  // come back from the store, stay enforced, and explain names where they came from.
+  fake.reset();
+  mesh->kill(1, SIGKILL);
+  mesh->start(1);
+  ASSERT_TRUE(mesh->wait_status(1)) << mesh->log_tail(1);
+  EXPECT_EQ(connect_from(1, "10.213.0.205"), EPERM) << mesh->log_tail(1, 30);
+  EXPECT_EQ(connect_from(1, "10.213.0.206"), EPERM) << mesh->log_tail(1, 30);
+  const json ex = mesh->ctl_json(1, "explain 10.213.0.206");
+  ASSERT_TRUE(ex.is_object()) << mesh->ctl(1, "explain 10.213.0.206").output;
+  ASSERT_EQ(ex["crowdsec"].size(), 1u) << ex.dump();
+  EXPECT_EQ(ex["crowdsec"][0]["source"], "crowdsec/CAPI");
+  EXPECT_EQ(ex["crowdsec"][0]["scenario"], "crowdsecurity/ssh-bf");
+  EXPECT_EQ(ex["crowdsec"][0]["decision_id"], 3);
+  EXPECT_GT(ex["crowdsec"][0]["expires_at"].get<std::int64_t>(), wall_now_ms() + 3'000'000);
+  EXPECT_NE(mesh->log_tail(1, 40).find("2 local-only decision(s) restored"), std::string::npos)
+      << mesh->log_tail(1, 40);
+  // The LAPI does not answer: still enforced after a failed poll.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return mesh->metric(1, "meshd_crowdsec_polls_total{result=\"unreachable\"}").value_or(0) >=
+               1;
+      },
+      5000))
+      << mesh->metrics(1);
+  EXPECT_EQ(connect_from(1, "10.213.0.205"), EPERM);
+}
+
+// A LAPI whose delta answer lost part of a bulk insert (as a real LAPI does when a chunk of a
+// `cscli decisions import` commits after a pull that began before it): the startup answer is
+// empty, one delta brings 60 list decisions, later deltas are empty, and only a full
+// (startup=true) answer also holds decision 61. meshd pulls in full a few seconds after the
+// bulk delta, and so enforces 61 without a restart.
+constexpr const char* kLossyLapi = R"PY(
+import http.server, json, sys
+port, log = int(sys.argv[1]), sys.argv[2]
+def ban(i, value):
+    return {"id": i, "origin": "lists", "scenario": "firehol", "scope": "Ip", "type": "ban",
+            "value": value, "duration": "1h"}
+bulk = [ban(i, "10.213.0.%d" % (100 + i)) for i in range(1, 61)]
+count = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        global count
+        if not self.path.startswith("/v1/"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        with open(log, "a") as f:
+            f.write(self.path + "\n")
+        full = "startup=true" in self.path
+        if full and count == 0:
+            body = {"new": [], "deleted": None}
+        elif full:
+            body = {"new": bulk + [ban(61, "10.213.0.207")], "deleted": None}
+        elif count == 1:
+            body = {"new": bulk, "deleted": None}
+        else:
+            body = {"new": None, "deleted": None}
+        count += 1
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+)PY";
+
+TEST_F(CrowdsecMeshTest, ABulkDeltaIsFollowedByAFullPullThatFindsWhatTheDeltaLost) {
+  const std::string key_file = tmp.file("meshd.key");
+  write_text(key_file, "fake-key\n");
+  write_text(tmp.file("lossy_lapi.py"), kLossyLapi);
+  const std::string requests = tmp.file("requests.log");
+  MeshOptions o;
+  o.nodes = 1;
+  o.backend = "bpf";
+  o.sensor_yaml[1] =
+      "crowdsec: {url: \"http://127.0.0.1:8082\", api_key_file: " + key_file + ", poll_ms: 200}";
+  mesh = std::make_unique<MeshCluster>(o);
+  BackgroundProcess lapi_process(netns_prefix(mesh->ns(1)) + "python3 " +
+                                 tmp.file("lossy_lapi.py") + " 8082 " + requests);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return run(netns_prefix(mesh->ns(1)) + "curl -s -o /dev/null http://127.0.0.1:8082/x").ok();
+      },
+      5000));
+  const NetNs& outside = mesh->attach("mcsl", {"10.213.0.101", "10.213.0.207"});
+  TcpListener l1(&outside, "10.213.0.101", 443), l2(&outside, "10.213.0.207", 443);
+  mesh->start_all();
+  ASSERT_TRUE(mesh->wait_status(1)) << mesh->log_tail(1);
+  ASSERT_TRUE(wait_connect({1}, "10.213.0.101", EPERM)) << mesh->log_tail(1, 30);
+  // Not in any delta: only the full pull after the bulk brings it (5 s after the bulk delta).
+  EXPECT_EQ(connect_from(1, "10.213.0.207"), 0);
+  ASSERT_TRUE(wait_connect({1}, "10.213.0.207", EPERM, 15000)) << mesh->log_tail(1, 30);
+  EXPECT_EQ(connect_from(1, "10.213.0.101"), EPERM);
+  std::ifstream in(requests);
+  std::vector<std::string> paths;
+  for (std::string line; std::getline(in, line);) paths.push_back(line);
+  ASSERT_GE(paths.size(), 4u);
+  EXPECT_EQ(paths[0], "/v1/decisions/stream?startup=true");
+  EXPECT_EQ(paths[1], "/v1/decisions/stream");
+  EXPECT_EQ(paths[2], "/v1/decisions/stream");  // no full pull right after the bulk delta
+  EXPECT_EQ(std::count(paths.begin(), paths.end(), "/v1/decisions/stream?startup=true"), 2)
+      << "one startup pull and one after the bulk, no failure in between";
 }
 
 }  // namespace

@@ -97,6 +97,28 @@ TEST_F(StoreTest, BlobsAndBlocksRoundTrip) {
   EXPECT_DOUBLE_EQ((*out)[0].score, 0.8);
 }
 
+TEST_F(StoreTest, LocalCrowdsecDecisionsSurviveAReopenUntilTheyEndOrGo) {
+  {
+    auto s = open();
+    std::vector<StoredCrowdsecDecision> held{{7, "203.0.113.0/24", "lists", "firehol", 10'000},
+                                             {8, "2001:db8::/64", "CAPI", "ssh-bf", 20'000},
+                                             {9, "192.0.2.9", "CAPI", "http-probing", 30'000}};
+    ASSERT_TRUE(s.update_crowdsec_local(held, {}, 0));
+    // Re-timed (same id), one deleted by the LAPI, one run out by t = 10 s.
+    std::vector<StoredCrowdsecDecision> again{{8, "2001:db8::/64", "CAPI", "ssh-bf", 50'000}};
+    ASSERT_TRUE(s.update_crowdsec_local(again, std::vector<std::uint64_t>{9}, 10'000));
+  }
+  auto s = open();
+  auto rows = s.load_crowdsec_local();
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].id, 8u);
+  EXPECT_EQ((*rows)[0].prefix, "2001:db8::/64");
+  EXPECT_EQ((*rows)[0].origin, "CAPI");
+  EXPECT_EQ((*rows)[0].scenario, "ssh-bf");
+  EXPECT_EQ((*rows)[0].expires_at, 50'000);
+}
+
 TEST_F(StoreTest, GarbageFileIsAClearStartupErrorAndIsNotReplaced) {
   fs::create_directories(dir_);
   std::string garbage(8192, 'x');

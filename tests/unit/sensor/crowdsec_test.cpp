@@ -295,6 +295,62 @@ TEST(CrowdsecTable, AlreadyOverDecisionsAreIgnored) {
   EXPECT_TRUE(ch.empty());
 }
 
+TEST(CrowdsecTable, LocalOnlyDecisionsAreReportedForTheStoreAndRestored) {
+  CrowdsecDecisions t;
+  auto ch = t.apply(stream(json::array({decision(1, "192.0.2.1", "cscli"),
+                                        decision(2, "203.0.113.0/24", "lists", "Range", "1h", "ban",
+                                                 "firehol_level1"),
+                                        decision(3, "2001:db8:1::/64", "CAPI", "Range", "2h")})),
+                    true, 0);
+  ASSERT_EQ(ch.local_held.size(), 2u);  // the cscli one is a claim: it persists as one
+  for (const auto& h : ch.local_held) {
+    EXPECT_FALSE(h.gossip);
+    if (h.id == 2) {
+      EXPECT_EQ(h.prefix, P("203.0.113.0/24"));
+      EXPECT_EQ(h.origin, "lists");
+      EXPECT_EQ(h.scenario, "firehol_level1");
+      EXPECT_EQ(h.expires_at, 3'600'000);
+    } else {
+      EXPECT_EQ(h.id, 3u);
+    }
+  }
+  EXPECT_TRUE(ch.local_gone.empty());
+  // Explain's view: what overlaps an address inside the list's range.
+  auto over = t.overlapping(P("203.0.113.77"));
+  ASSERT_EQ(over.size(), 1u);
+  EXPECT_EQ(over[0].origin, "lists");
+  EXPECT_TRUE(t.overlapping(P("198.51.100.1")).empty());
+  EXPECT_EQ(t.overlapping(P("0.0.0.0/0")).size(), 2u);
+
+  // Deleted, and missing from a full answer: both reported gone; the claim is not.
+  ch = t.apply(stream(nullptr, json::array({decision(2, "203.0.113.0/24", "lists", "Range")})),
+               false, 10);
+  EXPECT_EQ(ch.local_gone, std::vector<std::uint64_t>{2});
+  ch = t.apply(stream(json::array({decision(1, "192.0.2.1", "cscli")})), true, 20);
+  EXPECT_EQ(ch.local_gone, std::vector<std::uint64_t>{3});
+  ch = t.apply(stream(nullptr, json::array({decision(1, "192.0.2.1")})), false, 30);
+  EXPECT_TRUE(ch.local_gone.empty());
+
+  // After a restart: the stored decisions are enforced again, nothing is claimed or re-stored,
+  // ended and claiming ones are ignored; the next full answer drops what the LAPI lost.
+  CrowdsecDecisions r;
+  auto back = r.restore({{2, P("203.0.113.0/24"), "lists", "firehol_level1", 3'600'000, false},
+                         {3, P("2001:db8:1::/64"), "CAPI", "", 500, false},
+                         {4, P("192.0.2.4"), "cscli", "", 3'600'000, true},
+                         {5, P("0.0.0.0/4"), "lists", "", 3'600'000, false}},  // wider than /8
+                        1000);
+  ASSERT_EQ(back.local_enforce.size(), 1u);
+  EXPECT_EQ(back.local_enforce[0].prefix, P("203.0.113.0/24"));
+  EXPECT_EQ(back.local_enforce[0].expires_at, 3'600'000);
+  EXPECT_TRUE(back.claim.empty());
+  EXPECT_TRUE(back.local_held.empty());
+  EXPECT_TRUE(r.holds(P("203.0.113.0/24")));
+  EXPECT_EQ(r.stats().local_only, 1u);
+  auto full = r.apply(stream(json::array()), true, 2000);
+  EXPECT_TRUE(has(full.local_lift, "203.0.113.0/24"));
+  EXPECT_EQ(full.local_gone, std::vector<std::uint64_t>{2});
+}
+
 TEST(CrowdsecTable, TenThousandDecisionsComeOutAsOneBatch) {
   json added = json::array();
   for (int i = 0; i < 10'000; ++i)
