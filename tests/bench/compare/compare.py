@@ -377,6 +377,19 @@ class NftWatch:
 # ----------------------------------------------------------------------------- peers
 
 CS_PORT = "127.0.0.1:8080"  # inside the namespace: never collides with anything outside
+CS_TEMPLATES = REPO / "tests" / "netns" / "crowdsec"
+
+
+def cs_template(name, **values):
+    """A CrowdSec configuration template shared with the C++ harness
+    (tests/netns/crowdsec/crowdsec_lapi.cpp), every @NAME@ filled in."""
+    text = (CS_TEMPLATES / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    left = re.search(r"@[A-Z_]+@", text)
+    if left:
+        raise RuntimeError(f"{name}: no value for {left.group(0)}")
+    return text
 
 
 class CrowdSec:
@@ -390,42 +403,9 @@ class CrowdSec:
         for d in ("data", "log"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
         self.config = self.dir / "config.yaml"
-        self.config.write_text(f"""common:
-  daemonize: false
-  log_media: file
-  log_level: info
-  log_dir: {self.dir}/log/
-  working_dir: {self.dir}
-config_paths:
-  config_dir: /etc/crowdsec/
-  data_dir: {self.dir}/data/
-  simulation_path: /etc/crowdsec/simulation.yaml
-  hub_dir: /var/lib/crowdsec/hub/
-  index_path: /var/lib/crowdsec/hub/.index.json
-  notification_dir: /etc/crowdsec/notifications/
-  plugin_dir: /usr/lib/crowdsec/plugins/
-crowdsec_service:
-  acquisition_path: /etc/crowdsec/acquis.yaml
-cscli:
-  output: human
-  color: false
-db_config:
-  log_level: error
-  type: sqlite
-  db_path: {self.dir}/data/crowdsec.db
-  use_wal: true
-api:
-  client:
-    insecure_skip_verify: false
-    credentials_path: {self.dir}/local_api_credentials.yaml
-  server:
-    log_level: error
-    listen_uri: {CS_PORT}
-    profiles_path: /etc/crowdsec/profiles.yaml
-    trusted_ips: [127.0.0.1, "::1"]
-prometheus:
-  enabled: false
-""")
+        # The LAPI configuration shared with the netns tests and crowdsec_bench.
+        self.config.write_text(cs_template("lapi.yaml.in", DIR=self.dir, LISTEN=CS_PORT,
+                                           LOG_LEVEL="error"))
         self.cscli(["machines", "add", f"{PREFIX}-bench", "--auto", "-f",
                     str(self.dir / "local_api_credentials.yaml")])
         self.key = self.cscli(["bouncers", "add", f"{PREFIX}-bouncer", "-o", "raw"]).stdout.strip()
@@ -449,26 +429,9 @@ prometheus:
         self.bouncer_log = self.dir / "log" / "crowdsec-firewall-bouncer.log"
         if self.bouncer_log.exists():
             self.bouncer_log.unlink()
-        cfg.write_text(f"""mode: nftables
-pid_dir: {self.dir}/
-update_frequency: {update_frequency}
-daemonize: false
-log_mode: file
-log_dir: {self.dir}/log/
-log_level: info
-api_url: http://{CS_PORT}/
-api_key: {self.key}
-disable_ipv6: false
-deny_action: DROP
-deny_log: false
-supported_decisions_types: [ban]
-blacklists_ipv4: crowdsec-blacklists
-blacklists_ipv6: crowdsec6-blacklists
-nftables:
-  ipv4: {{enabled: true, set-only: false, table: crowdsec, chain: crowdsec-chain}}
-  ipv6: {{enabled: true, set-only: false, table: crowdsec6, chain: crowdsec6-chain}}
-prometheus: {{enabled: false, listen_addr: 127.0.0.1, listen_port: 60601}}
-""")
+        cfg.write_text(cs_template("firewall-bouncer.yaml.in", DIR=self.dir,
+                                   API_URL=f"http://{CS_PORT}", API_KEY=self.key,
+                                   UPDATE_FREQUENCY=update_frequency))
         self.bouncer = Proc(["crowdsec-firewall-bouncer", "-c", str(cfg)], ns=self.ns,
                             log_path=self.dir / "log" / "bouncer.out")
         if not wait_until(lambda: sh(["nft", "list", "table", "ip", "crowdsec"], ns=self.ns,
@@ -694,6 +657,7 @@ G5 = "5. Exactness with real packets"
 G6 = "6. Other throughput figures"
 G7 = "7. Memory and CPU"
 G8 = "8. meshsim"
+G9 = "9. meshd as the CrowdSec bouncer (same LAPI, same decisions, one run)"
 
 
 def g1_detection(deadline, cfg):
@@ -1398,6 +1362,46 @@ def g8_meshsim(deadline, cfg):
 # ============================================================================ report
 
 
+def g9_crowdsec(deadline, cfg):
+    """crowdsec_bench: a real LAPI in node 1 of a 3-node meshd mesh (bpf), meshd polling it
+    (poll_ms 1000) and crowdsec-firewall-bouncer (nftables) on the same LAPI; the same
+    `cscli decisions add` timed to all 3 nodes' block_enforce and to the bouncer's set."""
+    cmd = [str(cfg.bins / "crowdsec_bench"), "--decisions", str(cfg.cs_decisions), "--import",
+           str(cfg.cs_import)]
+    j, _, _ = bench_json(cmd, timeout=left(deadline))
+    CTX["crowdsec_bench"] = j
+    def summary_fig(sm):  # crowdsec_bench's own p50/p99 (nearest rank) and spread
+        if not sm.get("n"):
+            return None
+        return {"median": sm["p50_ms"], "p99": sm["p99_ms"], "min": sm["min_ms"],
+                "max": sm["max_ms"], "n": sm["n"], "unit": "ms", "values": sm["samples_ms"]}
+
+    first = True
+    for ph in j.get("phases", []):
+        freq = ph["bouncer_update_frequency"]
+        m = ph["meshd_add_to_enforced_on_all_nodes"]
+        b = ph["bouncer_add_to_element_in_set"]
+        add_row(G9, f"`cscli decisions add` → enforced (bouncer update_frequency {freq})",
+                summary_fig(m), summary_fig(b),
+                meshd_label="meshd, every node of a 3-node mesh, poll_ms 1000",
+                peer_label=f"crowdsec-firewall-bouncer, update_frequency {freq}, its host",
+                command=cmdline(cmd) if first else "same",
+                note="meshd: to the last node's block_enforce; bouncer: to the element in its "
+                     "nft set")
+        first = False
+    imp = j.get("import")
+    if imp:
+        n = imp["decisions"]
+        add_row(G9, f"`cscli decisions import` of {n:,} decisions → enforced",
+                fig([imp["meshd_node1_import_to_kernel_ms"]], "ms"),
+                fig([imp["bouncer_import_to_all_in_set_ms"]], "ms"),
+                meshd_label="meshd, the LAPI's node (kernel)",
+                peer_label="crowdsec-firewall-bouncer (1s), all in its set", command="same",
+                note=f"cscli alone {fmt_num(imp['cscli_import_ms'])} ms; meshd apply "
+                     f"{fmt_num(imp['meshd_node1_apply_ms'])} ms; the imported decisions reach "
+                     f"the other nodes as claims at sensor.crowdsec.max_claims_per_min")
+
+
 def tool_versions():
     v = {}
     for pkg in ("crowdsec", "crowdsec-firewall-bouncer", "fail2ban", "xdp-tools", "nftables"):
@@ -1407,7 +1411,7 @@ def tool_versions():
 
 
 def write_report(cfg, meta):
-    groups = [g for g in (G1, G2, G3, G4, G5, G6, G7, G8)
+    groups = [g for g in (G1, G2, G3, G4, G5, G6, G7, G8, G9)
               if any(r["group"] == g for r in ROWS) or (g == G5 and CTX.get("exact"))]
     md = []
     md.append("# BENCHMARKS — meshd next to the tools users would otherwise install\n")
@@ -1489,7 +1493,7 @@ def write_report(cfg, meta):
             "notes": NOTES, "section_seconds": SECTION_TIMES,
             "details": {k: v for k, v in CTX.items() if k in (
                 "cs_import", "cs_loaded", "drop", "ingest", "mesh_resources", "mem", "meshsim",
-                "cli_ms")}}
+                "cli_ms", "crowdsec_bench")}}
     def clean(x):  # strict JSON: no Infinity/NaN
         if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
             return str(x)
@@ -1561,6 +1565,8 @@ def main():
     cfg.idle_s = 20 if big else 3
     cfg.sim_targets_1k = 10 if big else 1
     cfg.sim_targets_10k = 5 if big else 1
+    cfg.cs_decisions = 20 if big else 3
+    cfg.cs_import = 10000 if big else 500
     meta = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": cfg.command, "cpus": os.cpu_count(), "kernel": platform.release(),
             "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -1581,7 +1587,8 @@ def main():
               ("5", "exactness", g5_exact, 90),
               ("6", "other throughput", g6_other, 80),
               ("7", "memory and CPU", g7_memory, 280),
-              ("8", "meshsim", g8_meshsim, 80)]
+              ("8", "meshsim", g8_meshsim, 80),
+              ("9", "CrowdSec bouncer", g9_crowdsec, 420)]
     if cfg.smoke:
         groups = [(a, b, c, min(d, 60)) for a, b, c, d in groups]
     for num, name, fn, budget in groups:

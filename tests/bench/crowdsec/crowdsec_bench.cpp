@@ -9,9 +9,13 @@
 //  - bouncer: until the address is an element of its set (`nft list set ip crowdsec
 //    crowdsec-blacklists`, polled every 20 ms).
 // Phase 1 runs the bouncer at its default update_frequency (10s), phase 2 at 1s; meshd is
-// measured in both. Then a 10,000-decision `cscli decisions import` (CSV): until meshd node 1
-// has them in the kernel (its crowdsec_applied events' done_at) and until the bouncer's set
-// holds all. Imported decisions (origin cscli-import) also become claims, signed at most
+// measured in both; each decision follows the previous one after a random time within the
+// bouncer's period (10 s, 1 s), so it lands at a random phase of both pollers. Then a
+// 10,000-decision `cscli decisions import` (CSV): until meshd node 1 has them in the kernel
+// (its crowdsec_applied events' done_at) and until the bouncer's set holds all, or
+// "complete": false with the counts when one stops short (the LAPI's delta answers can lose
+// a chunk of a bulk insert; meshd re-pulls in full after one, the bouncer does not).
+// Imported decisions (origin cscli-import) also become claims, signed at most
 // sensor.crowdsec.max_claims_per_min a minute: the JSON gives how many still wait.
 //
 // Everything it creates (namespaces, cgroups, pins, the LAPI, the bouncer and its tables) is
@@ -22,6 +26,7 @@
 // benchmark issues more than that within a few minutes.
 //
 // Usage: crowdsec_bench [--decisions N] [--poll-ms MS] [--import N] [--skip-default]
+// (tests/bench/run runs it as group 9 of BENCHMARKS.md).
 #include <signal.h>
 
 #include <algorithm>
@@ -32,6 +37,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -167,7 +173,9 @@ int run_bench(int decisions, int poll_ms, int import_n, bool skip_default) {
               {"nodes", 3},
               {"backend", "bpf"}};
   int next_ip = 0;
-  auto phase = [&](const std::string& freq) {
+  std::mt19937 rng{std::random_device{}()};
+  std::uniform_int_distribution<int> phase_ms(0, 9999);
+  auto phase = [&](const std::string& freq, int period_ms) {
     lapi->start_firewall_bouncer(fw_key, freq);
     // The bouncer has made its table (first pull done) before the clock starts.
     wait_for(
@@ -208,15 +216,17 @@ int run_bench(int decisions, int poll_ms, int import_n, bool skip_default) {
       if (meshd_ms >= 0) m.push_back(meshd_ms);
       std::cerr << freq << " #" << k << " " << ip << ": meshd " << meshd_ms << " ms, bouncer "
                 << bouncer << " ms\n";
-      // Decorrelate from the bouncer's ticker.
-      std::this_thread::sleep_for(std::chrono::milliseconds(137 + 211 * (k % 5)));
+      // A random phase over the bouncer's whole period (and meshd's), as a real decision
+      // would have: waiting for the bouncer ends just after one of its pulls, so without it
+      // every next decision would come right after a pull and wait nearly a full period.
+      std::this_thread::sleep_for(std::chrono::milliseconds(phase_ms(rng) % period_ms));
     }
     out["phases"].push_back({{"bouncer_update_frequency", freq},
                              {"meshd_add_to_enforced_on_all_nodes", summary(m)},
                              {"bouncer_add_to_element_in_set", summary(b)}});
   };
-  if (!skip_default) phase("10s");
-  phase("1s");
+  if (!skip_default) phase("10s", 10000);
+  phase("1s", 1000);
 
   if (import_n > 0) {
     // The bouncer keeps running at 1s.
@@ -232,10 +242,15 @@ int run_bench(int decisions, int poll_ms, int import_n, bool skip_default) {
     auto r = lapi->cscli("decisions import -i " + csv);
     const double cscli_ms = static_cast<double>(wall_now_ms() - t0);
     if (!r.ok()) std::cerr << "cscli decisions import failed: " << r.output << "\n";
-    double meshd_ms = -1, meshd_apply_ms = -1, bouncer_ms = -1;
-    std::size_t meshd_enforced = 0;
+    double meshd_ms = -1, meshd_apply_ms = 0, bouncer_ms = -1;
+    std::size_t meshd_enforced = 0, bouncer_elements = before;
+    std::int64_t meshd_changed = t0, bouncer_changed = t0;
+    const auto want = static_cast<std::size_t>(import_n);
+    // Until both have all of them, or the one missing some has not changed for 60 s (a
+    // poller that lost decisions does not get them later): "incomplete", with the counts.
     wait_for(
         [&] {
+          const std::int64_t now = wall_now_ms();
           if (meshd_ms < 0) {
             std::size_t total = 0;
             double apply = 0;
@@ -246,16 +261,20 @@ int run_bench(int decisions, int poll_ms, int import_n, bool skip_default) {
                 apply += e.value("apply_ms", 0.0);
                 last = std::max<std::int64_t>(last, e.value("done_at", 0LL));
               }
-            if (total >= static_cast<std::size_t>(import_n)) {
-              meshd_ms = static_cast<double>(last - t0);
-              meshd_apply_ms = apply;
-              meshd_enforced = total;
-            }
+            if (total != meshd_enforced) meshd_changed = now;
+            meshd_enforced = total;
+            meshd_apply_ms = apply;
+            if (total >= want) meshd_ms = static_cast<double>(last - t0);
           }
-          if (bouncer_ms < 0 &&
-              bouncer_set_size(ns1) >= before + static_cast<std::size_t>(import_n))
-            bouncer_ms = static_cast<double>(wall_now_ms() - t0);
-          return meshd_ms >= 0 && bouncer_ms >= 0;
+          if (bouncer_ms < 0) {
+            const std::size_t n = bouncer_set_size(ns1);
+            if (n != bouncer_elements) bouncer_changed = now;
+            bouncer_elements = n;
+            if (n >= before + want) bouncer_ms = static_cast<double>(now - t0);
+          }
+          const bool meshd_over = meshd_ms >= 0 || now - meshd_changed > 60000;
+          const bool bouncer_over = bouncer_ms >= 0 || now - bouncer_changed > 60000;
+          return meshd_over && bouncer_over;
         },
         600000);
     out["import"] = {{"decisions", import_n},
@@ -263,13 +282,16 @@ int run_bench(int decisions, int poll_ms, int import_n, bool skip_default) {
                      {"meshd_node1_import_to_kernel_ms", meshd_ms},
                      {"meshd_node1_apply_ms", meshd_apply_ms},
                      {"meshd_node1_enforced", meshd_enforced},
+                     {"meshd_complete", meshd_ms >= 0},
                      {"bouncer_import_to_all_in_set_ms", bouncer_ms},
                      {"bouncer_set_elements", bouncer_set_size(ns1)},
+                     {"bouncer_set_elements_before", before},
+                     {"bouncer_complete", bouncer_ms >= 0},
                      {"meshd_claims_queued_node1",
                       mesh->metric(1, "meshd_crowdsec_claims_queued").value_or(-1)}};
   }
   lapi->stop_firewall_bouncer();
-  std::cout << out.dump(2) << "\n";
+  std::cout << out.dump() << "\n";  // one line: compare.py reads the last JSON line
   return 0;
 }
 

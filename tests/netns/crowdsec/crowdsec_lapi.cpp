@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 
 namespace meshd::test {
@@ -16,6 +19,25 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   f << text;
   if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+// One of the configuration templates of this directory (shared with compare.py) with every
+// @NAME@ replaced; throws when one is left without a value.
+std::string fill_template(const std::string& name,
+                          const std::map<std::string, std::string>& values) {
+  const std::string path = std::string(MESHD_CROWDSEC_TEMPLATE_DIR) + "/" + name;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  for (const auto& [key, value] : values)
+    for (std::size_t at; (at = text.find("@" + key + "@")) != std::string::npos;)
+      text.replace(at, key.size() + 2, value);
+  std::smatch left;
+  if (std::regex_search(text, left, std::regex("@[A-Z_]+@")))
+    throw std::runtime_error(path + ": no value for " + left.str());
+  return text;
 }
 
 // Posts one alert with one decision, logged in with the machine credentials (what
@@ -55,33 +77,11 @@ CrowdsecLapi::CrowdsecLapi(const NetNs& ns, std::string dir, int port)
     : ns_(ns), dir_(std::move(dir)), port_(port) {
   fs::create_directories(dir_ + "/data");
   fs::create_directories(dir_ + "/log");
-  // Hub, parsers and profiles come from the package's /etc/crowdsec; state stays here.
-  write_text(
-      dir_ + "/config.yaml",
-      "common:\n  daemonize: false\n  log_media: file\n  log_level: info\n"
-      "  log_dir: " +
-          dir_ +
-          "/log/\n  working_dir: .\n"
-          "config_paths:\n  config_dir: /etc/crowdsec/\n  data_dir: " +
-          dir_ +
-          "/data/\n"
-          "  simulation_path: /etc/crowdsec/simulation.yaml\n"
-          "  hub_dir: /var/lib/crowdsec/hub/\n  index_path: /var/lib/crowdsec/hub/.index.json\n"
-          "  notification_dir: /etc/crowdsec/notifications/\n"
-          "  plugin_dir: /usr/lib/crowdsec/plugins/\n"
-          "crowdsec_service:\n  acquisition_path: /etc/crowdsec/acquis.yaml\n"
-          "cscli:\n  output: human\n  color: false\n"
-          "db_config:\n  log_level: info\n  type: sqlite\n  use_wal: true\n  db_path: " +
-          dir_ +
-          "/data/crowdsec.db\n"
-          "api:\n  client:\n    insecure_skip_verify: false\n    credentials_path: " +
-          dir_ +
-          "/local_api_credentials.yaml\n"
-          "  server:\n    log_level: info\n    listen_uri: 127.0.0.1:" +
-          std::to_string(port_) +
-          "\n    profiles_path: /etc/crowdsec/profiles.yaml\n"
-          "    trusted_ips: [127.0.0.1, \"::1\"]\n"
-          "prometheus:\n  enabled: false\n  level: full\n");
+  // The configuration shared with tests/bench/compare/compare.py (lapi.yaml.in).
+  write_text(dir_ + "/config.yaml",
+             fill_template("lapi.yaml.in", {{"DIR", dir_},
+                                            {"LISTEN", "127.0.0.1:" + std::to_string(port_)},
+                                            {"LOG_LEVEL", "info"}}));
   write_text(dir_ + "/post_alert.py", kPostAlert);
   auto m = cscli("machines add meshd-test --auto -f " + dir_ + "/local_api_credentials.yaml");
   if (!m.ok()) throw std::runtime_error("cscli machines add failed: " + m.output);
@@ -132,17 +132,11 @@ void CrowdsecLapi::start_firewall_bouncer(const std::string& api_key,
                                           const std::string& update_frequency) {
   stop_firewall_bouncer();
   const std::string cfg = dir_ + "/firewall-bouncer.yaml";
-  write_text(cfg, "mode: nftables\nupdate_frequency: " + update_frequency +
-                      "\ndaemonize: false\nlog_mode: file\nlog_dir: " + dir_ +
-                      "/log/\nlog_level: info\napi_url: " + url() + "/\napi_key: " + api_key +
-                      "\ndisable_ipv6: false\ndeny_action: DROP\ndeny_log: false\n"
-                      "supported_decisions_types: [ban]\nblacklists_ipv4: crowdsec-blacklists\n"
-                      "blacklists_ipv6: crowdsec6-blacklists\nnftables:\n  ipv4:\n"
-                      "    enabled: true\n    set-only: false\n    table: crowdsec\n"
-                      "    chain: crowdsec-chain\n  ipv6:\n    enabled: true\n"
-                      "    set-only: false\n    table: crowdsec6\n    chain: crowdsec6-chain\n"
-                      "prometheus:\n  enabled: false\npid_dir: " +
-                      dir_ + "/\n");
+  write_text(cfg,
+             fill_template("firewall-bouncer.yaml.in", {{"DIR", dir_},
+                                                        {"API_URL", url()},
+                                                        {"API_KEY", api_key},
+                                                        {"UPDATE_FREQUENCY", update_frequency}}));
   bouncer_ =
       std::make_unique<BackgroundProcess>(netns_prefix(ns_) + "crowdsec-firewall-bouncer -c " +
                                           cfg + " >" + dir_ + "/log/bouncer.stdout 2>&1");
