@@ -1392,14 +1392,23 @@ def g9_crowdsec(deadline, cfg):
     imp = j.get("import")
     if imp:
         n = imp["decisions"]
+        m_ok = imp.get("meshd_complete", imp["meshd_node1_import_to_kernel_ms"] >= 0)
+        b_ok = imp.get("bouncer_complete", imp["bouncer_import_to_all_in_set_ms"] >= 0)
+        b_got = imp["bouncer_set_elements"] - imp.get("bouncer_set_elements_before", 0)
+        note = (f"cscli alone {fmt_num(imp['cscli_import_ms'])} ms; meshd apply "
+                f"{fmt_num(imp['meshd_node1_apply_ms'])} ms; the imported decisions reach the "
+                f"other nodes as claims at sensor.crowdsec.max_claims_per_min")
+        if not m_ok:
+            note += f"; meshd INCOMPLETE: {imp['meshd_node1_enforced']:,} of {n:,}"
+        if not b_ok:
+            note += (f"; bouncer INCOMPLETE: {b_got:,} of {n:,} in its set, unchanged for 60 s "
+                     f"(a chunk the LAPI's delta answers lost)")
         add_row(G9, f"`cscli decisions import` of {n:,} decisions → enforced",
-                fig([imp["meshd_node1_import_to_kernel_ms"]], "ms"),
-                fig([imp["bouncer_import_to_all_in_set_ms"]], "ms"),
+                fig([imp["meshd_node1_import_to_kernel_ms"]], "ms") if m_ok else None,
+                fig([imp["bouncer_import_to_all_in_set_ms"]], "ms") if b_ok else None,
                 meshd_label="meshd, the LAPI's node (kernel)",
                 peer_label="crowdsec-firewall-bouncer (1s), all in its set", command="same",
-                note=f"cscli alone {fmt_num(imp['cscli_import_ms'])} ms; meshd apply "
-                     f"{fmt_num(imp['meshd_node1_apply_ms'])} ms; the imported decisions reach "
-                     f"the other nodes as claims at sensor.crowdsec.max_claims_per_min")
+                note=note)
 
 
 def tool_versions():

@@ -110,6 +110,14 @@ def main():
     out.append(f"| detection → blocked on every node | 5 nodes: {side(r_m5, 'meshd', lat)}; "
                f"16 nodes: {side(r_m16, 'meshd', lat)} | each host's bouncer polls the LAPI: "
                "as above, per host | per host only | — | — |")
+    c9 = "`cscli decisions add` → enforced (bouncer update_frequency {})"
+    c9_1, c9_10 = row("9.", c9.format("1s")), row("9.", c9.format("10s"))
+    if c9_1 or c9_10:
+        out.append(f"| CrowdSec decision (`cscli decisions add`) → blocked, one LAPI | meshd as "
+                   f"its bouncer (poll 1 s), every node of a 3-node mesh: "
+                   f"{side(c9_1 or c9_10, 'meshd', lat)} | crowdsec-firewall-bouncer, its host: "
+                   f"1 s poll: {side(c9_1, 'peer', lat)}; default 10 s poll: "
+                   f"{side(c9_10, 'peer', lat)} | — | — | — |")
     out.append(f"| install {n} prefixes (wall) | bpf: {side(i_nft, 'meshd')}; nftables "
                f"enforcer: {side(i_men, 'meshd')} | {side(i_cs, 'peer')} (IPv4 addresses "
                f"only){ratio(i_cs)} | ≈ {side(i_f2b, 'peer')}, extrapolated from "
