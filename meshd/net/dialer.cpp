@@ -57,26 +57,40 @@ asio::awaitable<void> TransportImpl::resolve_loop(std::shared_ptr<TransportImpl>
     bool any_failed = false;
     for (std::size_t i = 0; i < seed_count; ++i) {
       const Seed seed = self->seeds_[i];  // copy: seeds_ may grow while we wait
+      std::vector<tcp::endpoint> endpoints;
       error_code ec;
-      // No address_configured flag: it hides loopback-only answers ("localhost" in a bare
-      // network namespace).
-      const std::string port = std::to_string(seed.port);
-      auto results = co_await resolver.async_resolve(
-          seed.host, port, tcp::resolver::numeric_service, redirect_error(use_awaitable, ec));
-      if (self->stopped_) co_return;
-      if (ec || results.empty()) {
-        self->stats_.resolve_failures++;
-        any_failed = true;
-        spdlog::warn("net: cannot resolve seed '{}': {}", seed.text,
-                     ec ? ec.message() : std::string("no addresses"));
-        continue;
+      // An IP literal needs no resolver. Each async_resolve is a round trip through the
+      // resolver thread: with ~100 literal seeds on a loaded machine (a fleet starting at
+      // once) that took tens of seconds before the first dial.
+      const auto literal = seed.kind == Seed::Kind::host ? asio::ip::make_address(seed.host, ec)
+                                                         : asio::ip::address();
+      if (seed.kind == Seed::Kind::host && !ec) {
+        endpoints.emplace_back(literal, seed.port);
+      } else {
+        ec.clear();
+        // No address_configured flag: it hides loopback-only answers ("localhost" in a bare
+        // network namespace).
+        const std::string port = std::to_string(seed.port);
+        auto results = co_await resolver.async_resolve(
+            seed.host, port, tcp::resolver::numeric_service, redirect_error(use_awaitable, ec));
+        if (self->stopped_) co_return;
+        if (ec || results.empty()) {
+          self->stats_.resolve_failures++;
+          any_failed = true;
+          spdlog::warn("net: cannot resolve seed '{}': {}", seed.text,
+                       ec ? ec.message() : std::string("no addresses"));
+          continue;
+        }
+        for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+        // Dial what is known while further names resolve.
+        self->kick_dialer();
       }
       resolved[i] = true;
-      for (const auto& entry : results) {
-        auto [it, fresh] = self->candidates_.try_emplace(entry.endpoint());
+      for (const auto& endpoint : endpoints) {
+        auto [it, fresh] = self->candidates_.try_emplace(endpoint);
         if (fresh) {
           it->second.seed = i;
-          spdlog::debug("net: seed '{}' lists {}", seed.text, to_string(entry.endpoint()));
+          spdlog::debug("net: seed '{}' lists {}", seed.text, to_string(endpoint));
         }
         // Every address, also for host:port: a name may list ::1 before 127.0.0.1 while
         // the peer listens on one family only. Two addresses of one node end up as one
