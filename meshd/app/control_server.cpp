@@ -1,5 +1,6 @@
 #include "meshd/app/control_server.hpp"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -7,6 +8,10 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 
 #include "meshd/common/errno_text.hpp"
 #include "proto/frame.hpp"
@@ -16,6 +21,10 @@ namespace {
 
 using boost::asio::local::stream_protocol;
 constexpr std::size_t kMaxRequest = 64 * 1024;
+// A client has this long for each whole request (meshctl sends one at once); `events --follow`
+// subscribers are exempt once subscribed. Past kMaxSessions, new connections are refused.
+constexpr auto kRequestTimeout = std::chrono::seconds(5);
+constexpr std::uint64_t kMaxSessions = 256;
 
 }  // namespace
 
@@ -27,8 +36,22 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
   ControlHooks hooks;
   ControlStats stats;
   bool stopped = false;
+  std::chrono::steady_clock::time_point last_log{};
+  std::uint64_t unlogged = 0;
 
   void accept();
+  // At most one warning every 10 s (a flood of slow or surplus clients must not flood the
+  // log); the ones in between are counted into the next.
+  void warn(const std::string& what) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_log < std::chrono::seconds(10)) {
+      ++unlogged;
+      return;
+    }
+    last_log = now;
+    spdlog::warn("control socket {}: {}{}", path, what,
+                 unlogged ? " (and " + std::to_string(std::exchange(unlogged, 0)) + " more)" : "");
+  }
 };
 
 namespace {
@@ -37,13 +60,44 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(stream_protocol::socket s, std::shared_ptr<ControlServer::Impl> server)
-      : socket_(std::move(s)), server_(std::move(server)), decoder_(kMaxRequest) {}
+      : socket_(std::move(s)),
+        server_(std::move(server)),
+        decoder_(kMaxRequest),
+        deadline_(socket_.get_executor()) {
+    ++server_->stats.open;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+      peer_ = "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid);
+    else
+      peer_ = "unknown peer";
+  }
   ~Session() {
+    --server_->stats.open;
     if (subscription_ && server_->hooks.unsubscribe) server_->hooks.unsubscribe(subscription_);
   }
-  void start() { read(); }
+  void start() {
+    arm();
+    read();
+  }
 
  private:
+  // (Re)starts the clock for the next whole request; a subscriber only listens.
+  void arm() {
+    if (subscription_) {
+      deadline_.cancel();
+      return;
+    }
+    deadline_.expires_after(kRequestTimeout);
+    deadline_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->subscription_ || !self->socket_.is_open()) return;
+      ++self->server_->stats.timeouts;
+      self->server_->warn("closed slow client " + self->peer_ + ": no whole request within " +
+                          std::to_string(kRequestTimeout.count()) + " s");
+      self->close();
+    });
+  }
   void read() {
     socket_.async_read_some(boost::asio::buffer(buf_),
                             [self = shared_from_this()](auto ec, std::size_t n) {
@@ -65,6 +119,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
       send(server_->hooks.handle(req));
+      arm();
       // A one-shot `events` answer ends the stream: meshctl reads it until the socket closes.
       if (req.has_events() && !req.events().follow()) close_after_write_ = true;
       if (req.has_events() && req.events().follow() && !subscription_ && server_->hooks.subscribe) {
@@ -110,6 +165,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void close() {
     boost::system::error_code ignored;
+    deadline_.cancel();
     socket_.close(ignored);
   }
 
@@ -120,6 +176,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<std::vector<std::uint8_t>> queue_;
   std::uint64_t subscription_ = 0;
   bool close_after_write_ = false;
+  boost::asio::steady_timer deadline_;
+  std::string peer_;  // "pid N uid U" (SO_PEERCRED), for log lines
 };
 
 }  // namespace
@@ -129,7 +187,14 @@ void ControlServer::Impl::accept() {
     if (self->stopped) return;
     if (!ec) {
       ++self->stats.connections;
-      std::make_shared<Session>(std::move(s), self)->start();
+      if (self->stats.open >= kMaxSessions) {
+        ++self->stats.refused;
+        self->warn("refused a client: " + std::to_string(kMaxSessions) + " connections open");
+        boost::system::error_code ignored;
+        s.close(ignored);
+      } else {
+        std::make_shared<Session>(std::move(s), self)->start();
+      }
     }
     self->accept();
   });

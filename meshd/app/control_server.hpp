@@ -26,6 +26,11 @@ struct ControlStats {
   std::uint64_t connections = 0;
   std::uint64_t requests = 0;
   std::uint64_t bad_requests = 0;  // undecodable or oversized frames
+  // Connections closed because a request did not arrive whole within kRequestTimeout of the
+  // connection or the previous answer (slowloris), and connections refused at kMaxSessions.
+  std::uint64_t timeouts = 0;
+  std::uint64_t refused = 0;
+  std::uint64_t open = 0;  // sessions now
 };
 
 class ControlServer {

@@ -255,7 +255,15 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
   auto msg = decode_message(payload);
   if (!msg) {
     ++counters.frames_malformed;
-    spdlog::debug("malformed frame from {}: {}", peer_directory.node_of(*cid), msg.error().message);
+    // One warning every 10 s at most (the core scores the peer for each); the rest at debug.
+    if (now - malformed_logged_at >= 10'000) {
+      malformed_logged_at = now;
+      spdlog::warn("malformed frame from {}: {}", peer_directory.node_of(*cid),
+                   msg.error().message);
+    } else {
+      spdlog::debug("malformed frame from {}: {}", peer_directory.node_of(*cid),
+                    msg.error().message);
+    }
     // The core scores malformed input: hand it an empty push (a malformed message).
     msg = core::Message{core::Push{core::make_envelope(std::string())}};
   }

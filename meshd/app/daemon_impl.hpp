@@ -97,8 +97,9 @@ struct Daemon::Impl {
   std::optional<Store> store;
   // The core's envelopes live in `store` (declared before `node`, which uses it).
   std::unique_ptr<StoreArchive> archive;
-  bool store_writable = true;  // as last logged by watch_store()
-  trust::Params params;        // the opener reads TTL caps from here
+  bool store_writable = true;      // as last logged by watch_store()
+  TimeMs malformed_logged_at = 0;  // last warning about a malformed peer frame
+  trust::Params params;            // the opener reads TTL caps from here
   sensor::UsageStats usage_stats;
   std::unique_ptr<UsageAdapter> usage;
   // Storage only: the engine is driven and read through `node` (core::Node's interface).

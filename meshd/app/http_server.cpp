@@ -1,5 +1,7 @@
 #include "meshd/app/http_server.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -9,6 +11,7 @@ namespace {
 
 using boost::asio::ip::tcp;
 constexpr std::size_t kMaxHeader = 8192;
+constexpr std::size_t kMaxConnections = 128;  // more at once are refused (slowloris)
 
 const char* status_text(int code) {
   switch (code) {
@@ -215,11 +218,42 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpRoutes routes;
   std::uint64_t requests = 0;
   HttpStats stats;
+  std::size_t open = 0;
+  std::chrono::steady_clock::time_point last_log{};
+  std::uint64_t unlogged = 0;
+
+  // At most one warning every 10 s; the ones in between are counted into the next.
+  void warn(const std::string& what) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_log < std::chrono::seconds(10)) {
+      ++unlogged;
+      return;
+    }
+    last_log = now;
+    spdlog::warn("metrics http: {}{}", what,
+                 unlogged ? " (and " + std::to_string(std::exchange(unlogged, 0)) + " more)" : "");
+  }
+
+  static std::string peer_of(const tcp::socket& s) {
+    boost::system::error_code ec;
+    const auto ep = s.remote_endpoint(ec);
+    return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
 
   void accept() {
     acceptor.async_accept([self = shared_from_this()](auto ec, tcp::socket s) {
       if (ec == boost::asio::error::operation_aborted) return;
-      if (!ec) self->serve(std::make_shared<tcp::socket>(std::move(s)));
+      if (!ec) {
+        if (self->open >= kMaxConnections) {
+          ++self->stats.refused;
+          self->warn("refused " + peer_of(s) + ": " + std::to_string(kMaxConnections) +
+                     " connections open");
+          boost::system::error_code ignored;
+          s.close(ignored);
+        } else {
+          self->serve(std::make_shared<tcp::socket>(std::move(s)));
+        }
+      }
       self->accept();
     });
   }
@@ -227,10 +261,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void serve(std::shared_ptr<tcp::socket> s) {
     auto buf = std::make_shared<std::string>();
     auto chunk = std::make_shared<std::array<char, 2048>>();
+    ++open;
+    // Closes the count when the last handler holding it is gone.
+    auto slot =
+        std::shared_ptr<void>(nullptr, [self = shared_from_this()](void*) { --self->open; });
     // A client that never finishes its request is cut off (slowloris).
     auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::seconds(5));
-    timer->async_wait([s](auto ec) {
-      if (!ec) {
+    timer->async_wait([s, slot, self = shared_from_this()](auto ec) {
+      if (!ec && s->is_open()) {
+        ++self->stats.timeouts;
+        self->warn("cut off slow client " + peer_of(*s) + ": no whole request within 5 s");
         boost::system::error_code ignored;
         s->close(ignored);
       }
@@ -243,7 +283,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             std::shared_ptr<boost::asio::steady_timer> timer) {
     s->async_read_some(boost::asio::buffer(*chunk), [self = shared_from_this(), s, buf, chunk,
                                                      timer](auto ec, std::size_t n) {
-      if (ec) return;
+      if (ec) {
+        timer->cancel();  // gone: its slot is free now, not after the timeout
+        return;
+      }
       buf->append(chunk->data(), n);
       auto header_end = buf->find("\r\n\r\n");
       if (header_end == std::string::npos) {

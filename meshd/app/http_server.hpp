@@ -51,6 +51,8 @@ struct HttpStats {
   std::uint64_t unauthorized = 0;  // 401: /ui without a valid token on a non-loopback address
   std::uint64_t not_found = 0;
   std::uint64_t bad_request = 0;  // malformed, too large, wrong method
+  std::uint64_t timeouts = 0;     // cut off: no whole request within 5 s (slowloris)
+  std::uint64_t refused = 0;      // refused: kMaxConnections already open
 };
 
 class HttpServer {

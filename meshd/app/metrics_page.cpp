@@ -108,6 +108,11 @@ std::string Daemon::Impl::metrics_text() const {
   w.sample("meshd_frames_rejected_total", t.rate_limit_drops, {{"reason", "rate_limit"}});
   w.sample("meshd_frames_rejected_total", counters.frames_malformed, {{"reason", "undecodable"}});
   w.counter("meshd_idle_timeouts_total", "Connections closed for silence.", t.idle_timeouts);
+  w.family("meshd_connections_refused_total", "counter",
+           "Inbound peer connections refused before their handshake, by reason.");
+  w.sample("meshd_connections_refused_total", t.refused_max_peers, {{"reason", "max_peers"}});
+  w.sample("meshd_connections_refused_total", t.refused_per_address,
+           {{"reason", "handshaking_per_address"}});
   w.counter("meshd_send_queue_overflows_total",
             "Peers dropped because their send queue exceeded its limit (they resync).",
             t.send_queue_overflows);

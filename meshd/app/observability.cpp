@@ -300,6 +300,23 @@ void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
              {{"result", "not_found"}});
     w.sample("meshd_http_requests_total", static_cast<double>(hs.bad_request),
              {{"result", "bad_request"}});
+    w.family("meshd_http_connections_closed_total", "counter",
+             "Metrics-listener connections cut off: no whole request within 5 s (timeout), or "
+             "refused with too many open (limit).");
+    w.sample("meshd_http_connections_closed_total", static_cast<double>(hs.timeouts),
+             {{"reason", "timeout"}});
+    w.sample("meshd_http_connections_closed_total", static_cast<double>(hs.refused),
+             {{"reason", "limit"}});
+  }
+  if (d.control) {
+    const auto& cs = d.control->stats();
+    w.family("meshd_control_connections_closed_total", "counter",
+             "Control-socket connections cut off: no whole request within 5 s (timeout), or "
+             "refused with too many open (limit).");
+    w.sample("meshd_control_connections_closed_total", static_cast<double>(cs.timeouts),
+             {{"reason", "timeout"}});
+    w.sample("meshd_control_connections_closed_total", static_cast<double>(cs.refused),
+             {{"reason", "limit"}});
   }
 
   const auto ps = process_stats();

@@ -105,6 +105,22 @@ Result<tcp::endpoint> TransportImpl::listen(const tcp::endpoint& endpoint) {
   return bound;
 }
 
+// Unauthenticated inbound connections one address may hold at once: enough for a NAT of a few
+// honest nodes, far fewer than max_peers.
+constexpr std::size_t kMaxHandshakingPerAddress = 4;
+
+std::optional<std::string> TransportImpl::LogLimit::admit() {
+  const auto now = std::chrono::steady_clock::now();
+  if (last != SteadyTime{} && now - last < std::chrono::seconds(10)) {
+    ++suppressed;
+    return std::nullopt;
+  }
+  last = now;
+  if (suppressed == 0) return std::string();
+  return " (and " + std::to_string(std::exchange(suppressed, 0)) + " more in the last " +
+         "10 s or so)";
+}
+
 asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> self,
                                                  std::shared_ptr<tcp::acceptor> acceptor) {
   asio::steady_timer pause(self->io_);
@@ -120,12 +136,31 @@ asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> 
       continue;
     }
     self->stats_.connections_accepted++;
+    error_code addr_ec;
+    const auto from = socket.remote_endpoint(addr_ec);
+    std::size_t handshaking = 0;
+    if (!addr_ec)
+      for (const auto& [id, c] : self->conns_)
+        if (!c->outbound() && !c->announced() && c->remote().address() == from.address())
+          ++handshaking;
+    if (handshaking >= kMaxHandshakingPerAddress) {
+      self->stats_.refused_per_address++;
+      if (auto more = self->refused_log_.admit())
+        spdlog::warn(
+            "net: refused connection from {}: {} connections from that address are "
+            "handshaking already{}",
+            to_string(from), handshaking, *more);
+      socket.close(addr_ec);
+      continue;
+    }
     if (self->conns_.size() >= self->limits_.max_peers) {
       self->stats_.refused_max_peers++;
       error_code peer_ec;
       const auto remote = socket.remote_endpoint(peer_ec);
-      spdlog::warn("net: refused connection from {}: max peers ({}) reached",
-                   peer_ec ? std::string("?") : to_string(remote), self->limits_.max_peers);
+      if (auto more = self->refused_log_.admit())
+        spdlog::warn("net: refused connection from {}: max peers ({}) reached{}",
+                     peer_ec ? std::string("?") : to_string(remote), self->limits_.max_peers,
+                     *more);
       socket.close(peer_ec);
       continue;
     }
@@ -187,8 +222,9 @@ void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure>
   if (failure) {
     stats_.handshakes_failed[static_cast<std::size_t>(*failure)]++;
     if (!stopped_) {
-      spdlog::warn("net: handshake {} {} failed ({}): {}", conn.outbound() ? "to" : "from", remote,
-                   to_string(*failure), reason);
+      if (auto more = handshake_log_.admit())
+        spdlog::warn("net: handshake {} {} failed ({}): {}{}", conn.outbound() ? "to" : "from",
+                     remote, to_string(*failure), reason, *more);
     }
   }
   if (conn.announced()) {

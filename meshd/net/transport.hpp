@@ -85,6 +85,9 @@ struct TransportStats {
   std::uint64_t connect_failures = 0;      // outbound TCP connect failed or timed out
   std::uint64_t rto_cap_unsupported = 0;   // kernel refused TCP_RTO_MAX_MS (< 6.15)
   std::uint64_t refused_max_peers = 0;     // inbound closed at once: max_peers reached
+  // Inbound closed at once: kMaxHandshakingPerAddress unauthenticated connections from the
+  // same address were handshaking already (one host cannot hold every slot half-open).
+  std::uint64_t refused_per_address = 0;
   std::uint64_t handshakes_ok = 0;
   // By HandshakeFailure (to_string() gives the label). The cert_* entries are the refused
   // certs by reason (wrong CA = cert_bad_signature).

@@ -87,6 +87,16 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   TransportLimits limits_;
   TransportCallbacks callbacks_;
   TransportStats stats_;
+  // Warnings about unauthenticated connections (refused, failed handshakes) are limited to
+  // one per kind every 10 s, so a flood of them cannot flood the log; the line after a quiet
+  // spell says how many were left out.
+  struct LogLimit {
+    SteadyTime last{};
+    std::uint64_t suppressed = 0;
+    // "" when this one is suppressed, else " (N more since the last)" or "".
+    std::optional<std::string> admit();
+  };
+  LogLimit refused_log_, handshake_log_;
   bool stopped_ = false;
   bool started_ = false;
   PeerId next_id_ = 1;
@@ -122,6 +132,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::optional<tcp::endpoint>& dialed() const { return dialed_; }
   const v1::NodeCert& cert() const { return cert_; }
   PeerInfo info() const;
+  const tcp::endpoint& remote() const { return remote_; }
   // Reported to the daemon with on_peer_up (so on_peer_down is owed).
   bool announced() const { return announced_; }
   void set_announced() { announced_ = true; }

@@ -4,13 +4,21 @@
 //   mesh_peer_tool --ca CA.pub --key node.key --cert node.cert --connect HOST:PORT MODE [opts]
 //
 // Modes:
-//   forge   push ONE claim whose Envelope signature does not verify: the body claims to come
-//           from the origin certified by --forge-cert (default: this peer) but is signed with
-//           this peer's key, and the signature is then tampered with. A receiving meshd must
-//           refuse it (bad_signature) and lower this peer's score.
+//   forge   push --count N (default 1) claims whose Envelope signature does not verify: the
+//           body claims to come from the origin certified by --forge-cert (default: this
+//           peer) but is signed with this peer's key, and the signature is then tampered
+//           with. A receiving meshd must refuse it (bad_signature) and lower this peer's score.
 //   flood   push --count N valid claims (distinct /32 targets from --base, default
 //           100.64.0.0) signed by this peer, seq 1..N, --ttl-ms each (default 1 h), at most
 //           --rate claims/s (0 = as fast as the connection takes them).
+//   equivocate  push --count N pairs of valid claims of this peer that share a seq but name
+//           different targets (equivocation: the receiver must prove and quarantine it).
+//   replay  push the envelopes of --file (one hex-encoded serialized Envelope a line, e.g.
+//           `SELECT hex(bytes) FROM envelopes` of a node's store) --count times over.
+//   nested  push --count frames of --depth (default 50000) nested protobuf groups inside an
+//           Envelope: a parser that recurses without a limit overflows its stack.
+//   oversized  push ONE frame of --bytes (default 2 MiB) payload, above the receiver's
+//           mesh.max_frame_bytes.
 // Options: --hold-ms MS (stay connected after sending; default 3000), --timeout-ms MS
 // (give up when the peer is not up by then; default 10000), --seq-start S (first seq).
 //
@@ -21,9 +29,11 @@
 #include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -78,7 +88,10 @@ Args parse(int argc, char** argv) {
       die("unexpected argument '" + s + "'");
     }
   }
-  if (a.mode != "forge" && a.mode != "flood") die("MODE must be forge or flood");
+  static const char* const kModes[] = {"forge",  "flood",  "equivocate",
+                                       "replay", "nested", "oversized"};
+  if (std::find(std::begin(kModes), std::end(kModes), a.mode) == std::end(kModes))
+    die("MODE must be forge, flood, equivocate, replay, nested or oversized");
   return a;
 }
 
@@ -127,6 +140,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> frames;
   const auto ttl = static_cast<TimeMs>(std::stoll(args.get("ttl-ms", "3600000")));
   const std::uint64_t seq0 = std::stoull(args.get("seq-start", "1"));
+  const auto count = std::stoull(args.get("count", args.mode == "forge" ? "1" : "1000"));
+  in_addr base{};
+  if (::inet_pton(AF_INET, args.get("base", "100.64.0.0").c_str(), &base) != 1) die("bad --base");
+  const std::uint32_t b = ntohl(base.s_addr);
+  auto signed_frame = [&](std::uint64_t seq, std::uint32_t addr) {
+    v1::Envelope env = proto::sign_claim(make_claim(self, seq, addr, ttl), sign_key);
+    *env.mutable_signer_cert() = cert;
+    return frame_of(std::move(env));
+  };
   if (args.mode == "forge") {
     v1::SignedCert signer = cert;
     std::string origin = self;
@@ -134,24 +156,56 @@ int main(int argc, char** argv) {
       signer = must(proto::load_cert_file(args.get("forge-cert")), "--forge-cert");
       origin = must(proto::decode_cert(signer), "--forge-cert").node_id();
     }
-    v1::Envelope env = proto::sign_claim(make_claim(origin, seq0, 0x0a636301u, ttl), sign_key);
-    std::string sig = env.signature();
-    sig[0] = static_cast<char>(sig[0] ^ 0x5a);  // tampered: the signature no longer verifies
-    env.set_signature(sig);
-    *env.mutable_signer_cert() = signer;
-    frames.push_back(frame_of(std::move(env)));
-  } else {
-    const auto count = std::stoull(args.get("count", "1000"));
-    in_addr base{};
-    if (::inet_pton(AF_INET, args.get("base", "100.64.0.0").c_str(), &base) != 1) die("bad --base");
-    const std::uint32_t b = ntohl(base.s_addr);
-    frames.reserve(count);
     for (std::uint64_t i = 0; i < count; ++i) {
       v1::Envelope env = proto::sign_claim(
-          make_claim(self, seq0 + i, b + static_cast<std::uint32_t>(i), ttl), sign_key);
-      *env.mutable_signer_cert() = cert;
+          make_claim(origin, seq0 + i, 0x0a636301u + static_cast<std::uint32_t>(i), ttl), sign_key);
+      std::string sig = env.signature();
+      sig[0] = static_cast<char>(sig[0] ^ 0x5a);  // tampered: the signature no longer verifies
+      env.set_signature(sig);
+      *env.mutable_signer_cert() = signer;
       frames.push_back(frame_of(std::move(env)));
     }
+  } else if (args.mode == "flood") {
+    frames.reserve(count);
+    for (std::uint64_t i = 0; i < count; ++i)
+      frames.push_back(signed_frame(seq0 + i, b + static_cast<std::uint32_t>(i)));
+  } else if (args.mode == "equivocate") {
+    for (std::uint64_t i = 0; i < count; ++i) {
+      frames.push_back(signed_frame(seq0 + i, b + static_cast<std::uint32_t>(2 * i)));
+      frames.push_back(signed_frame(seq0 + i, b + static_cast<std::uint32_t>(2 * i + 1)));
+    }
+  } else if (args.mode == "replay") {
+    std::ifstream in(args.need("file"));
+    if (!in) die("cannot read --file " + args.need("file"));
+    std::vector<std::string> envelopes;
+    std::string hex;
+    while (std::getline(in, hex)) {
+      if (hex.size() < 2 || hex.size() % 2) continue;
+      std::string bytes;
+      for (std::size_t k = 0; k < hex.size(); k += 2)
+        bytes.push_back(static_cast<char>(std::stoi(hex.substr(k, 2), nullptr, 16)));
+      v1::Envelope env;
+      if (!env.ParseFromString(bytes)) die("--file: a line is not an Envelope");
+      envelopes.push_back(frame_of(std::move(env)));
+    }
+    if (envelopes.empty()) die("--file holds no envelope");
+    for (std::uint64_t i = 0; i < count; ++i)
+      frames.insert(frames.end(), envelopes.begin(), envelopes.end());
+  } else if (args.mode == "nested") {
+    // Frame.envelope (field 1) holding `depth` start-group tags of field 15 and their ends.
+    const auto depth = std::stoull(args.get("depth", "50000"));
+    std::string inner(depth, static_cast<char>((15 << 3) | 3));
+    inner.append(depth, static_cast<char>((15 << 3) | 4));
+    std::string frame;
+    frame.push_back(static_cast<char>((1 << 3) | 2));
+    for (std::uint64_t n = inner.size();; n >>= 7) {  // varint length
+      frame.push_back(static_cast<char>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
+      if (n < 0x80) break;
+    }
+    frame += inner;
+    frames.assign(count, frame);
+  } else {  // oversized
+    frames.emplace_back(std::stoull(args.get("bytes", "2097152")), '\x42');
   }
   const double rate = std::stod(args.get("rate", "0"));
   const int hold_ms = std::stoi(args.get("hold-ms", "3000"));
@@ -160,6 +214,7 @@ int main(int argc, char** argv) {
   asio::io_context io;
   net::TransportLimits limits;
   limits.max_send_queue_bytes = 1ull << 31;
+  limits.max_frame_size = 64ull << 20;  // oversized: this side must not refuse to send it
   std::unique_ptr<net::Transport> transport;
   std::string peer_name;
   std::size_t sent = 0;

@@ -626,6 +626,29 @@ TEST(Transport, MaxPeersRefusesExtraInbound) {
   EXPECT_TRUE(c.ups.empty());
 }
 
+// Regression (issue [H], 1,000 half-open connections): one address cannot hold every slot
+// with connections that never handshake; a node from another address still gets in, and the
+// refusals are counted.
+TEST(Transport, OneAddressHoldsAtMostFourHandshakingConnections) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  a.listen();
+  std::vector<std::unique_ptr<tcp::socket>> idle;
+  for (int i = 0; i < 10; ++i) {
+    auto s = std::make_unique<tcp::socket>(io);
+    s->open(tcp::v4());
+    s->bind(tcp::endpoint(asio::ip::make_address("127.0.0.2"), 0));
+    s->async_connect(a.ep, [](const boost::system::error_code&) {});
+    idle.push_back(std::move(s));
+  }
+  ASSERT_TRUE(run_until(io, [&] { return a.t->stats().refused_per_address >= 6; }));
+  EXPECT_EQ(a.t->stats().refused_per_address, 6u);
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  ASSERT_TRUE(b.t->add_seed(a.seed()));  // from 127.0.0.1
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1; }));
+}
+
 TEST(Transport, DialerStopsAtTargetPeers) {
   asio::io_context io;
   TestCa ca;

@@ -1,0 +1,151 @@
+// Honest delivery under attack: a real 5-node netns mesh with honest claims flowing (one
+// `block add` every --interval-ms, nodes in turn), a baseline window, then each attack of
+// tests/netns/mesh/hostile.hpp against node1 for --phase-s seconds, then a closing baseline.
+// For every window: p50/p99 of the delay from claim_signed at the origin to block_enforce at
+// each other node, the p99 change against the first baseline, node1's RSS (max over the
+// window's end of all nodes too), the metric that counted the attack and whether a log line
+// of node1 names the attacker. Prints one JSON object per window, then a Markdown table.
+//
+// Usage (root): mesh_hostile_bench [--phase-s 20] [--interval-ms 200] [--peer-rate 200]
+//   (the flood runs at 10x --peer-rate; the peer tool's path is compiled in)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+
+#include "tests/netns/mesh/hostile.hpp"
+
+#ifndef MESHD_PEER_TOOL
+#error "MESHD_PEER_TOOL must name the mesh_peer_tool binary"
+#endif
+
+namespace {
+
+using namespace meshd::test;
+using nlohmann::json;
+
+std::size_t file_size(const std::string& path) {
+  std::ifstream in(path, std::ios::ate);
+  return in ? static_cast<std::size_t>(in.tellg()) : 0;
+}
+
+std::string read_from(const std::string& path, std::size_t offset) {
+  std::ifstream in(path);
+  std::string all{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return offset < all.size() ? all.substr(offset) : std::string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int phase_s = 20, interval_ms = 200;
+  double peer_rate = 200;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--phase-s")
+      phase_s = std::stoi(argv[i + 1]);
+    else if (a == "--interval-ms")
+      interval_ms = std::stoi(argv[i + 1]);
+    else if (a == "--peer-rate")
+      peer_rate = std::stod(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "mesh_hostile_bench: unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (!is_root()) {
+    std::fprintf(stderr, "mesh_hostile_bench: needs root (netns)\n");
+    return 1;
+  }
+  MeshCluster mesh(hostile_mesh_options(peer_rate));
+  prepare_hostile_mesh(mesh);
+  mesh.start_all();
+  if (!mesh.wait_ready(4, 30000)) {
+    std::fprintf(stderr, "mesh did not come up\n%s", mesh.logs().c_str());
+    return 1;
+  }
+  auto attacks = hostile_attacks(mesh, MESHD_PEER_TOOL, 10 * peer_rate);
+  HonestTraffic honest(mesh, interval_ms);
+  const std::string log = mesh.dir(1) + "/meshd.log";
+  auto max_rss = [&] {
+    double m = 0;
+    for (int i = 1; i <= mesh.size(); ++i) m = std::max(m, rss_mb(mesh.pid(i)));
+    return m;
+  };
+  auto pause = [](int s) { std::this_thread::sleep_for(std::chrono::seconds(s)); };
+
+  std::vector<json> rows;
+  auto window = [&](const std::string& name, const HonestTraffic::Window& w, double base_p99) {
+    const double p99 = percentile(w.delays_ms, 99);
+    json row{{"window", name},
+             {"claims", w.claims},
+             {"samples", w.delays_ms.size()},
+             {"missing", w.missing},
+             {"failed_block_add", w.failed},
+             {"p50_ms", percentile(w.delays_ms, 50)},
+             {"p99_ms", p99},
+             {"p99_change_percent", base_p99 > 0 ? (p99 - base_p99) / base_p99 * 100 : 0},
+             {"node1_rss_mb", rss_mb(mesh.pid(1))},
+             {"max_rss_mb", max_rss()},
+             {"node1_running", mesh.running(1)}};
+    return row;
+  };
+
+  pause(3);
+  (void)honest.take(0);
+  pause(phase_s);
+  json base = window("baseline", honest.take(), 0);
+  const double base_p99 = base["p99_ms"];
+  std::printf("%s\n", base.dump().c_str());
+  std::fflush(stdout);
+  rows.push_back(base);
+
+  for (const auto& attack : attacks) {
+    const double before = attack_count(mesh, attack);
+    const std::size_t log_at = file_size(log);
+    auto process = attack.start();
+    pause(2);  // ramp up
+    (void)honest.take(0);
+    pause(phase_s);
+    json row = window(attack.name, honest.take(), base_p99);
+    const double after = attack_count(mesh, attack);
+    process.reset();
+    row["attack"] = attack.description;
+    row["metric"] = attack.metrics;
+    row["metric_delta"] = after - before;
+    row["log_names_attacker"] = read_from(log, log_at).find(attack.log_needle) != std::string::npos;
+    std::printf("%s\n", row.dump().c_str());
+    std::fflush(stdout);
+    rows.push_back(row);
+    pause(3);  // recovery, not measured
+    (void)honest.take(0);
+  }
+  pause(phase_s);
+  json closing = window("baseline-end", honest.take(), base_p99);
+  std::printf("%s\n", closing.dump().c_str());
+  rows.push_back(closing);
+
+  std::printf(
+      "\n| window | honest p50 / p99 ms | p99 vs baseline | missing | node1 RSS MB (max all) | "
+      "metric (delta on node1) | log names attacker |\n|---|---|---|---|---|---|---|\n");
+  for (const auto& r : rows) {
+    std::string metric = "-";
+    if (r.contains("metric")) {
+      metric.clear();
+      for (const auto& m : r["metric"])
+        metric += (metric.empty() ? "" : " + ") + m.get<std::string>();
+      metric += " (+" + std::to_string(static_cast<long>(r["metric_delta"].get<double>())) + ")";
+    }
+    std::printf(
+        "| %s | %.0f / %.0f | %+.0f %% | %d | %.1f (%.1f) | `%s` | %s |\n",
+        r["window"].get<std::string>().c_str(), r["p50_ms"].get<double>(),
+        r["p99_ms"].get<double>(), r["p99_change_percent"].get<double>(), r["missing"].get<int>(),
+        r["node1_rss_mb"].get<double>(), r["max_rss_mb"].get<double>(), metric.c_str(),
+        r.contains("log_names_attacker") ? (r["log_names_attacker"].get<bool>() ? "yes" : "no")
+                                         : "-");
+  }
+  return 0;
+}
