@@ -68,6 +68,30 @@ void UsageStats::record(const Prefix& dst, TimeMs at, std::uint32_t n, std::uint
     if (oldest->last_at < at) *oldest = SourceSeen{source, at};
   }
   counters_.recorded += n;
+  mark_changed(key);
+}
+
+void UsageStats::mark_changed(const Key& key) {
+  if (changed_overflow_) return;
+  if (changed_.size() >= kMaxChanged && !changed_.contains(key)) {
+    changed_overflow_ = true;
+    changed_.clear();  // everything is re-checked anyway
+    return;
+  }
+  changed_.insert(key);
+}
+
+UsageStats::Changed UsageStats::take_changed() {
+  Changed c;
+  c.overflow = changed_overflow_;
+  c.destinations.reserve(changed_.size());
+  for (const auto& [family, addr] : changed_) {
+    const auto f = static_cast<Family>(family);
+    c.destinations.push_back(from_addr(f, addr, f == Family::v4 ? 32 : 128));
+  }
+  changed_.clear();
+  changed_overflow_ = false;
+  return c;
 }
 
 void UsageStats::flag(const Prefix& target, TimeMs at) {
@@ -137,7 +161,9 @@ void UsageStats::expire(TimeMs now) {
   const std::int64_t oldest = b - config_.buckets + 1;
   for (auto it = flows_.begin(); it != flows_.end();) {
     auto& v = it->second.buckets;
-    v.erase(v.begin(), std::ranges::find_if(v, [&](const Bucket& x) { return x.index >= oldest; }));
+    auto keep = std::ranges::find_if(v, [&](const Bucket& x) { return x.index >= oldest; });
+    if (keep != v.begin()) mark_changed(it->first);  // flows left the window: evidence fell
+    v.erase(v.begin(), keep);
     it = v.empty() ? flows_.erase(it) : std::next(it);
   }
   counters_.addresses = flows_.size();

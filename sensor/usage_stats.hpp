@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -74,6 +75,20 @@ class UsageStats {
   // record() once per bucket period; callers may call it more often.
   void expire(TimeMs now);
 
+  // The destinations whose evidence moved since the last call: a flow was recorded to them,
+  // or a bucket of theirs left the window. Host prefixes, sorted; at most kMaxChanged of
+  // them: past that `overflow` says "more moved than were remembered" (check everything).
+  // The caller decides the pace (the daemon: once per bucket), so the work of re-checking
+  // follows the number of destinations, not the number of flows.
+  struct Changed {
+    std::vector<Prefix> destinations;
+    bool overflow = false;
+  };
+  Changed take_changed();
+  static constexpr std::size_t kMaxChanged = 4096;
+  // The bucket `t` falls in (bucket_ms wide, floor division).
+  std::int64_t bucket_of(TimeMs t) const;
+
   const UsageStatsCounters& counters() const { return counters_; }
   const UsageConfig& config() const { return config_; }
 
@@ -93,12 +108,14 @@ class UsageStats {
     std::vector<Bucket> buckets;      // ascending by index
     std::vector<SourceSeen> sources;  // at most kMaxSourcesPerAddress
   };
-  std::int64_t bucket_of(TimeMs t) const;
+  void mark_changed(const Key& key);
   std::int64_t oldest_bucket(TimeMs now) const { return bucket_of(now) - config_.buckets + 1; }
 
   UsageConfig config_;
   std::map<Key, Address> flows_;
   std::vector<std::pair<Prefix, TimeMs>> flagged_;  // (target, flagged at), oldest first
+  std::set<Key> changed_;  // since the last take_changed(), at most kMaxChanged
+  bool changed_overflow_ = false;
   // Far in the past until the first record or expire, so early events are never "old".
   std::int64_t last_expire_bucket_ = std::numeric_limits<std::int64_t>::min() / 2;
   UsageStatsCounters counters_;

@@ -254,6 +254,15 @@ struct BudgetExplanation {
   TimeMs retry_at = 0;      // when a token is available (pending only)
 };
 
+// The cost C of a wrong block, term by term (explain only; C is infinite when protected):
+// C = base + usage + breadth + benign.
+struct CostTerms {
+  double base = 0;     // cost_base
+  double usage = 0;    // cost_usage * log2(1 + flows)
+  double breadth = 0;  // cost_breadth * effective host bits
+  double benign = 0;   // cost_benign * E (mode trust; 0 otherwise)
+};
+
 struct Explanation {
   Prefix prefix;
   TimeMs now = 0;
@@ -263,6 +272,7 @@ struct Explanation {
   std::vector<DomainExplanation> domains;  // sorted by support, highest first
   std::uint64_t flows = 0;                 // usage input of the cost model
   BenignEvidence evidence;                 // local benign evidence input (trust mode)
+  CostTerms cost_terms;                    // C's terms (decision.cost is their sum)
   BudgetExplanation budget;                // the first (or only) payer
   std::vector<BudgetExplanation> payers;   // every pivotal domain's payer (budget included)
   std::string protected_reason;            // non-empty: why it is protected/allowed

@@ -95,6 +95,11 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
   x.decision = e.d;
   x.flows = e.flows;
   x.evidence = e.ev;
+  x.cost_terms.base = params.cost_base;
+  x.cost_terms.usage = params.cost_usage * std::log2(1.0 + static_cast<double>(e.flows));
+  x.cost_terms.breadth = params.cost_breadth * effective_host_bits(p);
+  if (params.mode == PolicyMode::trust)
+    x.cost_terms.benign = params.cost_benign * std::max(0.0, e.d.benign);
   if (e.prot) {
     x.protected_reason = e.prot->reason;
     x.protected_by = e.prot->prefix;
@@ -226,6 +231,11 @@ std::string format_explanation(const Explanation& x) {
   s += "  domains = " + std::to_string(d.domains) + (d.single_domain ? " (single domain)" : "") +
        "   origins = " + std::to_string(d.origins) + "   ttl = " + dur(d.ttl) + "\n";
   if (x.policy == "trust") {
+    const CostTerms& k = x.cost_terms;
+    s += "  C = base " + num(k.base) + " + usage " + num(k.usage) + " (log2(1 + " +
+         std::to_string(x.flows) + " flows)) + breadth " + num(k.breadth) + " + benign " +
+         num(k.benign) + " (cost_benign x E)" + (std::isinf(d.cost) ? ", protected: inf" : "") +
+         "\n";
     s += "  local benign evidence: E = " + num(d.benign, 0) + " flows (" +
          std::to_string(x.evidence.flows) + " flows from " + std::to_string(x.evidence.sources) +
          " sources over " + dur(x.evidence.span_ms) +

@@ -188,6 +188,11 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("sensor.fanout_ports", sensor.fanout_ports,
               "distinct destination ports per cgroup per window that count as a scan"),
     MESHD_KEY("sensor.fanout_window_ms", sensor.fanout_window_ms, "window of the fan-out detector"),
+    MESHD_KEY(
+        "sensor.usage_bucket_ms", sensor.usage_bucket_ms,
+        "usage statistics bucket; claims on destinations used since are re-checked per bucket"),
+    MESHD_KEY("sensor.usage_buckets", sensor.usage_buckets,
+              "buckets in the usage window (the local benign evidence's memory)"),
     MESHD_KEY("sensor.bad_ports", sensor.bad_ports,
               "destination ports that are suspicious by themselves"),
     MESHD_KEY("sensor.falco_listen", sensor.falco_listen,
@@ -314,7 +319,9 @@ Result<void> validate(const AppConfig& c) {
         {"mesh.origin_burst", c.mesh.origin_burst, 1.0, 1e12},
         {"sensor.fanout_destinations", double(c.sensor.fanout_destinations), 1.0, 1e9},
         {"sensor.fanout_ports", double(c.sensor.fanout_ports), 1.0, 65536.0},
-        {"sensor.fanout_window_ms", double(c.sensor.fanout_window_ms), 1.0, kDayMs}})
+        {"sensor.fanout_window_ms", double(c.sensor.fanout_window_ms), 1.0, kDayMs},
+        {"sensor.usage_bucket_ms", double(c.sensor.usage_bucket_ms), 100.0, kDayMs},
+        {"sensor.usage_buckets", double(c.sensor.usage_buckets), 1.0, 1440.0}})
     if (auto r = in(key, v, lo, hi); !r) return r;
   if (c.sensor.feed_confidence <= 0 || c.sensor.feed_confidence > 1)
     return bad("sensor.feed_confidence", "must be in (0, 1]");

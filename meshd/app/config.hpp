@@ -74,6 +74,11 @@ struct SensorConfig {
   int fanout_ports = 50;          // distinct destination ports per cgroup per window
   int fanout_window_ms = 60000;
   std::vector<int> bad_ports{4444, 6667, 1337, 31337};
+  // Usage statistics (local benign evidence, trust/README.md "Collusion resistance"): a sliding
+  // window of usage_buckets x usage_bucket_ms. Claims on destinations whose flows moved are
+  // re-checked against the evidence once per bucket.
+  int usage_bucket_ms = 60000;
+  int usage_buckets = 10;
   std::string falco_listen;       // empty: no Falco alert endpoint
   std::string falco_secret_file;  // shared secret callers send as Authorization: Bearer
   CrowdsecConfig crowdsec;

@@ -43,14 +43,22 @@ json claim_json(const trust::ClaimExplanation& c) {
           {"contribution", c.contribution},
           {"quarantined", c.quarantined},
           {"spent", c.spent},
+          {"contradicted", c.contradicted},
           {"issued_at", c.issued_at},
           {"expires_at", c.expires_at}};
 }
 
+json budget_json(const trust::BudgetExplanation& b) {
+  return {{"applies", b.applies}, {"domain", b.domain},     {"origin", b.origin},
+          {"tokens", b.tokens},   {"capacity", b.capacity}, {"rate_per_min", b.rate_per_min},
+          {"pending", b.pending}, {"retry_at", b.retry_at}};
+}
+
 json explanation_json(const trust::Explanation& e) {
   const auto& d = e.decision;
-  json claims = json::array(), domains = json::array();
+  json claims = json::array(), domains = json::array(), payers = json::array();
   for (const auto& c : e.claims) claims.push_back(claim_json(c));
+  for (const auto& b : e.payers) payers.push_back(budget_json(b));
   for (const auto& dm : e.domains)
     domains.push_back({{"domain", dm.domain},
                        {"support", dm.support},
@@ -68,20 +76,35 @@ json explanation_json(const trust::Explanation& e) {
           {"single_domain", d.single_domain},
           {"ttl_ms", d.ttl},
           {"flows", e.flows},
+          // Collusion resistance (trust/README.md): the local benign evidence E and what it
+          // demands: C's terms, the domains required against those backing the target (of the
+          // full quorum of D known domains), the benefit cap, every pivotal domain's payer.
+          {"benign_evidence",
+           {{"flows", e.evidence.flows},
+            {"sources", e.evidence.sources},
+            {"span_ms", e.evidence.span_ms},
+            {"flagged", e.evidence.flagged},
+            {"E", d.benign},
+            {"strong", d.strong_benign}}},
+          {"cost_terms",
+           {{"base", e.cost_terms.base},
+            {"usage", e.cost_terms.usage},
+            {"breadth", e.cost_terms.breadth},
+            {"benign", e.cost_terms.benign}}},
+          {"domains_required", d.domains_required},
+          {"quorum_max", d.quorum_max},
+          {"fleet_domains", d.fleet_domains},
+          {"self_claim", d.self_claim},
+          {"benefit_claimed", d.benefit_claimed},
+          {"benefit_cap", d.benefit_cap},
+          {"payers", payers},
           {"enforced", e.enforced},
           {"enforced_since", e.enforced_since},
           {"enforced_until", e.enforced_until},
           {"by_operator", e.by_operator},
           {"protected_reason", e.protected_reason},
           {"protected_by", e.protected_by ? e.protected_by->to_string() : ""},
-          {"budget",
-           {{"applies", e.budget.applies},
-            {"origin", e.budget.origin},
-            {"tokens", e.budget.tokens},
-            {"capacity", e.budget.capacity},
-            {"rate_per_min", e.budget.rate_per_min},
-            {"pending", e.budget.pending},
-            {"retry_at", e.budget.retry_at}}},
+          {"budget", budget_json(e.budget)},
           {"claims", claims},
           {"domains", domains},
           {"text", trust::format_explanation(e)}};
@@ -133,7 +156,15 @@ v1::ControlResponse Daemon::Impl::handle_request(const v1::ControlRequest& req, 
                  {"uptime_ms", now - started_at},
                  {"store_envelopes", node->store_size()},
                  {"own_seq", store->last_sequence().value_or(0)},
-                 {"falco_listen", falco ? endpoint_text(falco->local_endpoint()) : ""}});
+                 {"falco_listen", falco ? endpoint_text(falco->local_endpoint()) : ""},
+                 {"usage",
+                  {{"addresses", usage_stats.counters().addresses},
+                   {"flows_recorded", usage_stats.counters().recorded},
+                   {"recheck_rounds", counters.usage_recheck_rounds},
+                   {"rechecked_destinations", counters.usage_rechecked_destinations},
+                   {"full_rechecks", counters.usage_full_rechecks},
+                   {"claims_contradicted", s.contradictions},
+                   {"domains_short", s.domains_short}}}});
     }
     case v1::ControlRequest::kPeers: {
       json arr = json::array();

@@ -79,6 +79,8 @@ Result<void> Daemon::Impl::start() {
   if (auto r = load_identity(*this, now); !r) return r;
   if (auto r = assign(store, Store::open(config.node.data_dir)); !r) return r;
   params = config.policy;
+  usage_stats = sensor::UsageStats(sensor::UsageConfig{.bucket_ms = config.sensor.usage_bucket_ms,
+                                                       .buckets = config.sensor.usage_buckets});
   usage = std::make_unique<UsageAdapter>(usage_stats);
   config_protected = node_protected_prefixes(config);
   trust::LocalContext ctx{trust::Origin{node_id, domain}, config_protected, usage.get()};
@@ -199,7 +201,7 @@ Result<void> Daemon::Impl::start_http() {
 
 // The connect sensor (bpf backend with cgroup hooks only): woken by its fd, drained in full.
 void Daemon::Impl::start_sensor() {
-  auto* src = enforcement->events();
+  auto* src = event_source();
   if (!src) return;
   if (auto resolver = sensor::CgroupPathResolver::from_proc_mounts()) {
     cgroups.emplace(std::move(*resolver));
@@ -419,7 +421,7 @@ void Daemon::Impl::housekeeping() {
       spdlog::info("threat feed {} reloaded: {} entries", f->path(), f->stats().entries);
       for (const auto& e : f->last_errors()) spdlog::warn("threat feed: {}", e);
     }
-  usage_stats.expire(now);
+  recheck_usage_evidence(now);
   if (fanout) fanout->expire(now);
   crowdsec_housekeeping(now);
   drain_sensor();  // backstop only: the ring buffer's fd wakes the loop for new events
@@ -458,6 +460,53 @@ void Daemon::Impl::housekeeping() {
   housekeeping_timer.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) housekeeping();
   });
+}
+
+sensor::EventSource* Daemon::Impl::event_source() {
+  if (injected_events) return injected_events.get();
+  return enforcement ? enforcement->events() : nullptr;
+}
+
+// Once per usage bucket (from housekeeping): the buckets that left the window are dropped, and
+// the claims on every destination whose usage moved since the last round (new flows, or flows
+// leaving the window) are checked against the evidence again. A claim on what is now strongly
+// used costs its origin trust (the engine's contradiction path, once per claim), and the
+// targets are re-decided either way. The work per round follows the number of destinations
+// that moved, never the number of flows: at most UsageStats::kMaxChanged of them, past which
+// one recheck of every target replaces them.
+void Daemon::Impl::recheck_usage_evidence(TimeMs now) {
+  const std::int64_t bucket = usage_stats.bucket_of(now);
+  if (bucket <= usage_bucket) return;
+  usage_bucket = bucket;
+  usage_stats.expire(now);
+  auto changed = usage_stats.take_changed();
+  if (!changed.overflow && changed.destinations.empty()) return;
+  const auto& es = node->engine_stats();
+  const std::uint64_t contradictions = es.contradictions;
+  actions.clear();
+  ++counters.usage_recheck_rounds;
+  if (changed.overflow) {
+    ++counters.usage_full_rechecks;
+    node->recheck_usage(now, actions);
+  } else {
+    counters.usage_rechecked_destinations += changed.destinations.size();
+    for (const auto& d : changed.destinations) node->on_usage_changed(d, now, actions);
+  }
+  const std::uint64_t contradicted = node->engine_stats().contradictions - contradictions;
+  const std::size_t changes = actions.blocks.size();
+  if (contradicted > 0 || changes > 0) {
+    spdlog::info("usage re-check: {} destinations{}, {} claims contradicted, {} block changes",
+                 changed.destinations.size(), changed.overflow ? " (all targets)" : "",
+                 contradicted, changes);
+    record_event(json{
+        {"event", "usage_recheck"},
+        {"destinations", changed.destinations.size()},
+        {"all_targets", changed.overflow},
+        {"contradicted", contradicted},
+        {"changes", changes},
+        {"at", now}}.dump());
+  }
+  apply_actions(now);
 }
 
 void Daemon::Impl::reload() {
@@ -553,7 +602,13 @@ Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
 Daemon::~Daemon() = default;
 
 Result<std::unique_ptr<Daemon>> Daemon::create(AppConfig config, std::string config_path) {
+  return create(std::move(config), std::move(config_path), nullptr);
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::create(AppConfig config, std::string config_path,
+                                               std::unique_ptr<sensor::EventSource> events) {
   auto impl = std::make_unique<Impl>();
+  impl->injected_events = std::move(events);
   impl->config = std::move(config);
   impl->config_path = std::move(config_path);
   std::unique_ptr<Daemon> d(new Daemon(std::move(impl)));

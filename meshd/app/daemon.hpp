@@ -20,6 +20,10 @@
 #include "meshd/common/time.hpp"
 #include "proto/control.pb.h"
 
+namespace meshd::sensor {
+class EventSource;
+}  // namespace meshd::sensor
+
 namespace meshd::app {
 
 class Daemon {
@@ -27,6 +31,11 @@ class Daemon {
   // Loads identity and store, builds every component, binds sockets. Errors are start-up
   // errors naming what failed (bad key, corrupt store, port in use, ...).
   static Result<std::unique_ptr<Daemon>> create(AppConfig config, std::string config_path);
+  // The same with connect events from `events` instead of the backend's sensor (tests run the
+  // sensor -> usage statistics -> trust path this way with the dryrun backend). Polled on the
+  // daemon's io thread; a caller feeding it from another thread must make it thread-safe.
+  static Result<std::unique_ptr<Daemon>> create(AppConfig config, std::string config_path,
+                                                std::unique_ptr<sensor::EventSource> events);
   ~Daemon();
 
   // Runs until SIGTERM/SIGINT (clean shutdown: state flushed; the kernel keeps enforcing the

@@ -6,6 +6,7 @@
 #include "meshd/common/asio.hpp"
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -66,6 +67,11 @@ struct DaemonCounters {
   std::uint64_t control_errors = 0;
   std::uint64_t reloads = 0;
   std::uint64_t reload_failures = 0;
+  // Usage re-checks (one round per usage bucket in which usage moved): destinations handed to
+  // Node::on_usage_changed, and rounds that re-checked every target (too many moved).
+  std::uint64_t usage_recheck_rounds = 0;
+  std::uint64_t usage_rechecked_destinations = 0;
+  std::uint64_t usage_full_rechecks = 0;
 };
 
 struct Daemon::Impl {
@@ -102,6 +108,10 @@ struct Daemon::Impl {
   trust::Params params;            // the opener reads TTL caps from here
   sensor::UsageStats usage_stats;
   std::unique_ptr<UsageAdapter> usage;
+  // The usage bucket whose start last re-checked the evidence (recheck_usage_evidence).
+  std::int64_t usage_bucket = std::numeric_limits<std::int64_t>::min();
+  // Connect events from the caller instead of the backend (Daemon::create's `events`).
+  std::unique_ptr<sensor::EventSource> injected_events;
   // Storage only: the engine is driven and read through `node` (core::Node's interface).
   std::unique_ptr<trust::Engine> engine;
   std::unique_ptr<ProductionOpener> opener;
@@ -163,6 +173,9 @@ struct Daemon::Impl {
   void protect_peer_address(net::PeerId id, const std::string& node_id, TimeMs now);
   void save_blocks();
   void housekeeping();
+  void recheck_usage_evidence(TimeMs now);
+  // The connect-event source: the injected one, else the backend's (bpf), else null.
+  sensor::EventSource* event_source();
   void reload();
   void on_signal_received(const boost::system::error_code& ec, int sig);
   void shutdown();

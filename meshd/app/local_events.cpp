@@ -258,7 +258,7 @@ void Daemon::Impl::on_falco_alert(const sensor::FalcoAlert& alert,
 }
 
 void Daemon::Impl::drain_sensor() {
-  auto* src = enforcement->events();
+  auto* src = event_source();
   if (!src) return;
   std::vector<sensor::ConnectEvent> batch;
   while (src->poll(batch, 1024, 0) > 0) {
@@ -280,7 +280,7 @@ void Daemon::Impl::drain_sensor() {
 // per 10 ms, so events that follow a wakeup closely are found only by a later drain: the
 // source says when one is due (-1: none, the fd's wakeup is enough). No periodic polling.
 void Daemon::Impl::schedule_sensor_recheck() {
-  auto* src = enforcement->events();
+  auto* src = event_source();
   if (!src || stopping) return;
   const int due_ms = src->next_drain_in_ms();
   if (due_ms < 0) return;

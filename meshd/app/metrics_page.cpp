@@ -61,6 +61,26 @@ std::string Daemon::Impl::metrics_text() const {
   w.counter("meshd_blocks_lifted_total", "Blocks lifted.", e.blocks_lifted);
   w.counter("meshd_budget_deferrals_total", "Blocks that waited for an origin's budget.",
             e.budget_deferrals);
+  w.counter(
+      "meshd_claims_contradicted_total",
+      "Claims on targets this node has strong benign evidence for (their origins lost trust).",
+      e.contradictions);
+  w.counter("meshd_decisions_domains_short_total",
+            "Decisions refused because fewer failure domains backed them than the local benign "
+            "evidence demands.",
+            e.domains_short);
+  w.counter("meshd_usage_recheck_rounds_total",
+            "Usage buckets after which claims on destinations whose usage moved were re-checked.",
+            counters.usage_recheck_rounds);
+  w.counter("meshd_usage_rechecked_destinations_total",
+            "Destinations whose claims were re-checked against new usage evidence.",
+            counters.usage_rechecked_destinations);
+  w.counter("meshd_usage_full_rechecks_total",
+            "Usage re-check rounds that covered every target (more destinations moved than are "
+            "tracked one by one).",
+            counters.usage_full_rechecks);
+  w.gauge("meshd_usage_addresses", "Destinations the usage statistics track.",
+          usage_stats.counters().addresses);
   w.gauge("meshd_active_claims", "Claims currently held by the engine.", e.active_claims);
   w.gauge("meshd_blocks_active", "Blocks currently enforced.", e.active_blocks);
   w.gauge("meshd_blocks_pending", "Blocks waiting for budget.", e.pending_blocks);

@@ -45,6 +45,8 @@ sensor:
   fanout_destinations: 40
   fanout_ports: 30
   fanout_window_ms: 10000
+  usage_bucket_ms: 15000
+  usage_buckets: 20
   bad_ports: [23, 2323]
   falco_listen: "127.0.0.1:2801"
   falco_secret_file: /etc/meshd/falco.secret
@@ -82,6 +84,8 @@ log: {format: json, level: debug}
   EXPECT_EQ(c->sensor.fanout_destinations, 40);
   EXPECT_EQ(c->sensor.fanout_ports, 30);
   EXPECT_EQ(c->sensor.fanout_window_ms, 10000);
+  EXPECT_EQ(c->sensor.usage_bucket_ms, 15000);
+  EXPECT_EQ(c->sensor.usage_buckets, 20);
   EXPECT_EQ(c->sensor.bad_ports, (std::vector<int>{23, 2323}));
   EXPECT_EQ(c->sensor.falco_listen, "127.0.0.1:2801");
   EXPECT_EQ(c->sensor.falco_secret_file, "/etc/meshd/falco.secret");
@@ -145,6 +149,10 @@ TEST(Config, NumbersOutOfRangeNameTheKey) {
   EXPECT_NE(error_of("sensor: {fanout_window_ms: 0}").find("sensor.fanout_window_ms"),
             std::string::npos);
   EXPECT_NE(error_of("sensor: {bad_ports: [70000]}").find("sensor.bad_ports"), std::string::npos);
+  // A usage bucket shorter than 100 ms would re-check claims against usage 10 times a second.
+  EXPECT_NE(error_of("sensor: {usage_bucket_ms: 10}").find("sensor.usage_bucket_ms"),
+            std::string::npos);
+  EXPECT_NE(error_of("sensor: {usage_buckets: 0}").find("sensor.usage_buckets"), std::string::npos);
 }
 
 TEST(Config, ErrorsNameTheKeyAndTheReason) {

@@ -282,12 +282,38 @@ TEST_F(ControlApi, ExplainGivesTheScoreCostBenefitBreakdown) {
               c["trust"].get<double>() * c["confidence"].get<double>(), 1e-9);
   ASSERT_EQ(t["domains"].size(), 1u);
   EXPECT_EQ(t["domains"][0]["domain"], "zone-a");
+  EXPECT_EQ(c["contradicted"], false);
+
+  // The collusion-resistance terms (trust/README.md): C term by term, the benign evidence E
+  // and what it is made of, domains required against those backing the target, the benefit
+  // cap, every pivotal domain's payer (none: this node's own claim is free).
+  const json& k = t["cost_terms"];
+  EXPECT_NEAR(k["base"].get<double>() + k["usage"].get<double>() + k["breadth"].get<double>() +
+                  k["benign"].get<double>(),
+              C, 1e-9);
+  EXPECT_EQ(k["benign"], 0.0);
+  const json& ev = t["benign_evidence"];
+  for (const char* f : {"flows", "sources", "span_ms", "flagged", "E", "strong"})
+    EXPECT_TRUE(ev.contains(f)) << f << " in " << ev.dump();
+  EXPECT_EQ(ev["E"], 0.0);
+  EXPECT_EQ(ev["strong"], false);
+  EXPECT_EQ(t["domains_required"], 1);
+  EXPECT_EQ(t["quorum_max"], 1);  // D = 1: this node's own domain
+  EXPECT_EQ(t["fleet_domains"], 1);
+  EXPECT_EQ(t["self_claim"], true);
+  EXPECT_GE(t["benefit_claimed"].get<double>(), B - 1e-9);
+  EXPECT_NEAR(B, std::min(t["benefit_claimed"].get<double>(), t["benefit_cap"].get<double>()),
+              1e-9);
+  EXPECT_TRUE(t["payers"].is_array());
+  EXPECT_TRUE(t["payers"].empty()) << t["payers"].dump();
 
   // Readable by a person: the same breakdown as text.
   auto human = daemon_.ctl({"explain", "203.0.113.9"});
   ASSERT_EQ(human.exit_code, 0) << human.err;
-  for (const char* part : {"target 203.0.113.9 ", "decision: enforce",
-                           "S = ", "C = ", "B = ", "threshold C/(B+C)", "node-1#1"})
+  for (const char* part :
+       {"target 203.0.113.9 ", "decision: enforce", "S = ", "C = ", "B = ", "threshold C/(B+C)",
+        "node-1#1", "C = base ", "benign 0.000 (cost_benign x E)", "local benign evidence: E = 0",
+        "domains required = 1", "B = min(claimed "})
     EXPECT_NE(human.out.find(part), std::string::npos) << part << " in\n" << human.out;
 
   // An address nobody claimed: no claims, nothing enforced, S = 0 below the threshold.

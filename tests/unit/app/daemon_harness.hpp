@@ -30,6 +30,7 @@
 #include "meshd/app/config.hpp"
 #include "meshd/app/daemon.hpp"
 #include "meshd/ctl/ctl.hpp"
+#include "sensor/events.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace meshd::test {
@@ -135,10 +136,21 @@ struct Identities {
   const TempDir& d;
 };
 
+// What a test changes in the base config beyond `extra_yaml` (appended at the end, so it
+// cannot repeat the sections below), and a connect-event source of its own.
+struct DaemonSetup {
+  std::string mesh_peers = "[]";  // mesh.peers, as YAML
+  std::string sensor_yaml;        // extra lines of the sensor section, each indented by 2
+  std::unique_ptr<sensor::EventSource> events;  // Daemon::create's `events` (null: none)
+};
+
 // One daemon on its own thread. `extra_yaml` is appended to the base config.
 class DaemonUnderTest {
  public:
   DaemonUnderTest(const TempDir& dir, const Identities& ids, const std::string& extra_yaml = "")
+      : DaemonUnderTest(dir, ids, extra_yaml, DaemonSetup{}) {}
+  DaemonUnderTest(const TempDir& dir, const Identities& ids, const std::string& extra_yaml,
+                  DaemonSetup setup)
       : socket_(dir / "ctl.sock") {
     static bool logging = [] {
       spdlog::set_default_logger(spdlog::stderr_color_mt("meshd-test"));
@@ -153,15 +165,15 @@ class DaemonUnderTest {
                                << "  cert: " << ids.node_cert() << "\n"
                                << "  ca: " << ids.ca_pub() << "\n"
                                << "  data_dir: " << dir.file("data") << "\n"
-                               << "mesh:\n  listen: \"\"\n  peers: []\n"
+                               << "mesh:\n  listen: \"\"\n  peers: " << setup.mesh_peers << "\n"
                                << "control:\n  socket: " << socket_ << "\n"
                                << "metrics:\n  listen: \"\"\n"
                                << "enforcement:\n  backend: dryrun\n"
                                << "sensor:\n  enabled: false\n"
-                               << extra_yaml;
+                               << setup.sensor_yaml << extra_yaml;
     auto config = app::load_config_file(config_path);
     if (!config) throw std::runtime_error(config.error().message);
-    auto d = app::Daemon::create(std::move(*config), config_path);
+    auto d = app::Daemon::create(std::move(*config), config_path, std::move(setup.events));
     if (!d) throw std::runtime_error(d.error().code + ": " + d.error().message);
     daemon_ = std::move(*d);
     thread_ = std::thread([this] { daemon_->run(); });

@@ -142,5 +142,42 @@ TEST(UsageStats, FlagsLastTheWindowAndCoverOverlappingTargets) {
   EXPECT_FALSE(u.evidence(P("203.0.113.5"), kT0 + 6 * kMinute).flagged);
 }
 
+TEST(UsageStats, TakeChangedNamesEachMovedDestinationOnceNotEachFlow) {
+  UsageStats u(config(kMinute, 10));
+  EXPECT_TRUE(u.take_changed().destinations.empty());
+  for (int i = 0; i < 50; ++i) u.record(P("192.0.2.1"), kT0 + i, 1, 7);
+  u.record(P("192.0.2.9"), kT0, 2, 8);
+  u.record(P("2001:db8::5"), kT0, 1, 8);
+  auto c = u.take_changed();
+  EXPECT_FALSE(c.overflow);
+  EXPECT_EQ(c.destinations,
+            (std::vector<Prefix>{P("192.0.2.1"), P("192.0.2.9"), P("2001:db8::5")}));
+  EXPECT_TRUE(u.take_changed().destinations.empty());  // taken: nothing moved since
+
+  // A bucket leaving the window moves the evidence too (it falls), also for an address
+  // that is then forgotten.
+  u.record(P("192.0.2.1"), kT0 + 5 * kMinute, 1, 7);
+  (void)u.take_changed();
+  u.expire(kT0 + 10 * kMinute);  // bucket 0 leaves: 192.0.2.1 keeps bucket 5, the rest go
+  c = u.take_changed();
+  EXPECT_EQ(c.destinations,
+            (std::vector<Prefix>{P("192.0.2.1"), P("192.0.2.9"), P("2001:db8::5")}));
+  u.expire(kT0 + 10 * kMinute + 1);  // nothing left to drop
+  EXPECT_TRUE(u.take_changed().destinations.empty());
+}
+
+TEST(UsageStats, TakeChangedOverflowsToCheckEverythingPastItsBound) {
+  UsageStats u(config(kMinute, 10));
+  for (std::size_t i = 0; i <= UsageStats::kMaxChanged; ++i)
+    u.record(from_addr(Family::v4, 0x0a000000u + i, 32), kT0, 1);
+  auto c = u.take_changed();
+  EXPECT_TRUE(c.overflow);
+  EXPECT_TRUE(c.destinations.empty());  // "everything" replaces the list
+  u.record(P("192.0.2.1"), kT0, 1);
+  c = u.take_changed();  // the flag was taken with the list
+  EXPECT_FALSE(c.overflow);
+  EXPECT_EQ(c.destinations, std::vector<Prefix>{P("192.0.2.1")});
+}
+
 }  // namespace
 }  // namespace meshd::sensor
