@@ -14,6 +14,7 @@
 #include <chrono>
 
 #include "meshd/common/errno_text.hpp"
+#include "meshd/common/log_limit.hpp"
 #include "proto/frame.hpp"
 
 namespace meshd::app {
@@ -36,21 +37,12 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
   ControlHooks hooks;
   ControlStats stats;
   bool stopped = false;
-  std::chrono::steady_clock::time_point last_log{};
-  std::uint64_t unlogged = 0;
+  LogLimit log_limit;  // a flood of slow or surplus clients must not flood the log
 
   void accept();
-  // At most one warning every 10 s (a flood of slow or surplus clients must not flood the
-  // log); the ones in between are counted into the next.
   void warn(const std::string& what) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_log < std::chrono::seconds(10)) {
-      ++unlogged;
-      return;
-    }
-    last_log = now;
-    spdlog::warn("control socket {}: {}{}", path, what,
-                 unlogged ? " (and " + std::to_string(std::exchange(unlogged, 0)) + " more)" : "");
+    if (auto left_out = log_limit.admit())
+      spdlog::warn("control socket {}: {}{}", path, what, LogLimit::and_more(*left_out));
   }
 };
 

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "meshd/common/log_limit.hpp"
+
 namespace meshd::app {
 namespace {
 
@@ -219,19 +221,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::uint64_t requests = 0;
   HttpStats stats;
   std::size_t open = 0;
-  std::chrono::steady_clock::time_point last_log{};
-  std::uint64_t unlogged = 0;
+  LogLimit log_limit;  // a flood of slow or surplus clients must not flood the log
 
-  // At most one warning every 10 s; the ones in between are counted into the next.
   void warn(const std::string& what) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_log < std::chrono::seconds(10)) {
-      ++unlogged;
-      return;
-    }
-    last_log = now;
-    spdlog::warn("metrics http: {}{}", what,
-                 unlogged ? " (and " + std::to_string(std::exchange(unlogged, 0)) + " more)" : "");
+    if (auto left_out = log_limit.admit())
+      spdlog::warn("metrics http: {}{}", what, LogLimit::and_more(*left_out));
   }
 
   static std::string peer_of(const tcp::socket& s) {

@@ -109,18 +109,6 @@ Result<tcp::endpoint> TransportImpl::listen(const tcp::endpoint& endpoint) {
 // honest nodes, far fewer than max_peers.
 constexpr std::size_t kMaxHandshakingPerAddress = 4;
 
-std::optional<std::string> TransportImpl::LogLimit::admit() {
-  const auto now = std::chrono::steady_clock::now();
-  if (last != SteadyTime{} && now - last < std::chrono::seconds(10)) {
-    ++suppressed;
-    return std::nullopt;
-  }
-  last = now;
-  if (suppressed == 0) return std::string();
-  return " (and " + std::to_string(std::exchange(suppressed, 0)) + " more in the last " +
-         "10 s or so)";
-}
-
 asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> self,
                                                  std::shared_ptr<tcp::acceptor> acceptor) {
   asio::steady_timer pause(self->io_);
@@ -149,7 +137,7 @@ asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> 
         spdlog::warn(
             "net: refused connection from {}: {} connections from that address are "
             "handshaking already{}",
-            to_string(from), handshaking, *more);
+            to_string(from), handshaking, LogLimit::and_more(*more));
       socket.close(addr_ec);
       continue;
     }
@@ -160,7 +148,7 @@ asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> 
       if (auto more = self->refused_log_.admit())
         spdlog::warn("net: refused connection from {}: max peers ({}) reached{}",
                      peer_ec ? std::string("?") : to_string(remote), self->limits_.max_peers,
-                     *more);
+                     LogLimit::and_more(*more));
       socket.close(peer_ec);
       continue;
     }
@@ -224,7 +212,7 @@ void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure>
     if (!stopped_) {
       if (auto more = handshake_log_.admit())
         spdlog::warn("net: handshake {} {} failed ({}): {}{}", conn.outbound() ? "to" : "from",
-                     remote, to_string(*failure), reason, *more);
+                     remote, to_string(*failure), reason, LogLimit::and_more(*more));
     }
   }
   if (conn.announced()) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "meshd/common/asio.hpp"
+#include "meshd/common/log_limit.hpp"
 
 #include <deque>
 #include <map>
@@ -87,15 +88,8 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   TransportLimits limits_;
   TransportCallbacks callbacks_;
   TransportStats stats_;
-  // Warnings about unauthenticated connections (refused, failed handshakes) are limited to
-  // one per kind every 10 s, so a flood of them cannot flood the log; the line after a quiet
-  // spell says how many were left out.
-  struct LogLimit {
-    SteadyTime last{};
-    std::uint64_t suppressed = 0;
-    // "" when this one is suppressed, else " (N more since the last)" or "".
-    std::optional<std::string> admit();
-  };
+  // Warnings about unauthenticated connections (refused, failed handshakes): one per kind
+  // every 10 s, so a flood of them cannot flood the log.
   LogLimit refused_log_, handshake_log_;
   bool stopped_ = false;
   bool started_ = false;
