@@ -277,11 +277,18 @@ struct Explanation {
   std::vector<BudgetExplanation> payers;   // every pivotal domain's payer (budget included)
   std::string protected_reason;            // non-empty: why it is protected/allowed
   std::optional<Prefix> protected_by;      // the protected/allowed prefix it overlaps
-  bool enforced = false;                   // currently enforced by this engine
+  // Every rule that refuses the target now, in the order evaluate() checks them (the first
+  // is decision.verdict): a refused target often fails several at once, e.g. colluders'
+  // claims on a used service are below_threshold AND domains_short. Empty when enforced.
+  std::vector<Verdict> refused_by;
+  bool enforced = false;  // currently enforced by this engine
   TimeMs enforced_since = 0;
   TimeMs enforced_until = 0;
   bool by_operator = false;
 };
+
+// Every rule that refuses `d` (see Explanation::refused_by); empty when it enforces.
+std::vector<Verdict> refusal_reasons(const Decision& d, bool trust_mode);
 
 // Human-readable multi-line rendering for `meshctl explain`.
 std::string format_explanation(const Explanation& e);

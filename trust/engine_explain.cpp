@@ -107,6 +107,7 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
     x.protected_reason = "operator allow" + (e.allow->reason.empty() ? "" : ": " + e.allow->reason);
     x.protected_by = e.allow->prefix;
   }
+  x.refused_by = refusal_reasons(e.d, params.mode == PolicyMode::trust);
   if (t == kNone) return x;
   const auto& T = targets[t];
   x.enforced = T.flags & detail::kEnforced;
@@ -217,6 +218,30 @@ std::string dur(TimeMs ms) {
 
 }  // namespace
 
+std::vector<Verdict> refusal_reasons(const Decision& d, bool trust_mode) {
+  std::vector<Verdict> r;
+  switch (d.verdict) {
+    case Verdict::enforce:
+    case Verdict::operator_block:
+      return r;
+    case Verdict::protected_prefix:
+    case Verdict::operator_allow:
+    case Verdict::no_claims:
+    case Verdict::quorum_not_met:
+      return {d.verdict};  // nothing else is weighed
+    default:
+      break;
+  }
+  // The same tests as evaluate(), all of them instead of the first that fails.
+  if (trust_mode) {
+    if (!(d.score > 0) || d.score < d.threshold) r.push_back(Verdict::below_threshold);
+    if (d.domains < d.domains_required) r.push_back(Verdict::domains_short);
+  }
+  // pending_budget, or below_threshold for a block whose time is used up.
+  if (std::find(r.begin(), r.end(), d.verdict) == r.end()) r.insert(r.begin(), d.verdict);
+  return r;
+}
+
 std::string format_explanation(const Explanation& x) {
   const Decision& d = x.decision;
   std::string s;
@@ -225,6 +250,44 @@ std::string format_explanation(const Explanation& x) {
   if (d.enforce)
     s += ", enforce " + std::string(to_string(d.direction)) + " for " + dur(d.expires_at - x.now);
   s += "\n";
+  if (!x.refused_by.empty()) {
+    // Every rule that refuses it: the verdict names only the first.
+    s += "  refused by:";
+    for (std::size_t i = 0; i < x.refused_by.size(); ++i) {
+      const Verdict v = x.refused_by[i];
+      s += (i ? ";  " : " ") + std::string(to_string(v));
+      switch (v) {
+        case Verdict::below_threshold:
+          s += d.score >= d.threshold && d.score > 0
+                   ? " (its enforcement used up its time; only fresh claims count)"
+                   : " (S " + num(d.score) + " < C/(B+C) " + num(d.threshold) + ")";
+          break;
+        case Verdict::domains_short:
+          s += " (" + std::to_string(d.domains) + " domain" + (d.domains == 1 ? "" : "s") +
+               " back it, the local benign evidence requires " +
+               std::to_string(d.domains_required) + ")";
+          break;
+        case Verdict::pending_budget:
+          s += " (a pivotal domain has no budget token yet)";
+          break;
+        case Verdict::protected_prefix:
+          s += " (overlaps a protected prefix)";
+          break;
+        case Verdict::operator_allow:
+          s += " (overlaps an operator allow)";
+          break;
+        case Verdict::no_claims:
+          s += " (no live claims)";
+          break;
+        case Verdict::quorum_not_met:
+          s += " (fewer distinct origins than the quorum)";
+          break;
+        default:
+          break;
+      }
+    }
+    s += "\n";
+  }
   s += "  S = " + num(d.score) + "   threshold C/(B+C) = " + num(d.threshold) +
        "   C = " + num(d.cost) + " (flows " + std::to_string(x.flows) +
        ")   B = " + num(d.benefit) + "\n";

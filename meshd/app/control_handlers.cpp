@@ -57,6 +57,8 @@ json budget_json(const trust::BudgetExplanation& b) {
 json explanation_json(const trust::Explanation& e) {
   const auto& d = e.decision;
   json claims = json::array(), domains = json::array(), payers = json::array();
+  json refused_by = json::array();
+  for (const auto& v : e.refused_by) refused_by.push_back(std::string(to_string(v)));
   for (const auto& c : e.claims) claims.push_back(claim_json(c));
   for (const auto& b : e.payers) payers.push_back(budget_json(b));
   for (const auto& dm : e.domains)
@@ -67,6 +69,9 @@ json explanation_json(const trust::Explanation& e) {
   return {{"prefix", e.prefix.to_string()},
           {"policy", e.policy},
           {"verdict", std::string(to_string(d.verdict))},
+          // Every rule that refuses it (the verdict is the first): e.g. colluders' claims on a
+          // used service are below_threshold and domains_short at once.
+          {"refused_by", refused_by},
           {"enforce", d.enforce},
           {"score", d.score},
           {"cost", std::isinf(d.cost) ? json("inf") : json(d.cost)},

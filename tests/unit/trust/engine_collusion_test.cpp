@@ -344,5 +344,40 @@ TEST(TrustCollusion, Rule_ExplainShowsEveryTerm) {
     EXPECT_NE(text.find(part), std::string::npos) << part << "\n" << text;
 }
 
+// The verdict names the first refusing rule; explain lists every one of them (refused_by),
+// so a reader sees that colluders' claims on a used service fail the quorum too, not only
+// the threshold their fallen trust misses.
+TEST(TrustCollusion, Rule_ExplainNamesEveryRefusingRule) {
+  Params p = fleet_params(20);
+  FakeUsage u;
+  strong(u, "198.18.0.1");
+  u.set(P("198.18.0.2"), 2, 2, kMinute);  // E = 2, not strong: 3 domains required
+  Engine e(p, context(&u), T0);
+  for (int i = 0; i < 3; ++i)
+    e.on_claim(claim(node_of(i), zone_of(i), 1, "198.18.0.1", 1.0, T0, Severity::critical), D(i),
+               T0);
+  auto x = e.explain(P("198.18.0.1"), T0);
+  EXPECT_EQ(x.decision.verdict, Verdict::below_threshold);
+  EXPECT_EQ(x.refused_by, (std::vector<Verdict>{Verdict::below_threshold, Verdict::domains_short}));
+  auto text = format_explanation(x);
+  for (const char* part :
+       {"decision: below_threshold", "refused by: below_threshold (S 0.636",
+        "domains_short (3 domains back it, the local benign evidence requires 7)"})
+    EXPECT_NE(text.find(part), std::string::npos) << part << "\n" << text;
+
+  // Above the threshold, short of domains only: domains_short alone.
+  for (int i = 3; i < 5; ++i)
+    e.on_claim(claim(node_of(i), zone_of(i), 1, "198.18.0.2", 1.0), D(i), T0);
+  auto y = e.explain(P("198.18.0.2"), T0);
+  EXPECT_GE(y.decision.score, y.decision.threshold);
+  EXPECT_EQ(y.refused_by, (std::vector<Verdict>{Verdict::domains_short}));
+  // Enforced: nothing refuses it. Unclaimed: no_claims.
+  e.on_claim(claim(node_of(5), zone_of(5), 1, "198.18.0.3", 1.0), D(5), T0);
+  EXPECT_TRUE(e.explain(P("198.18.0.3"), T0).refused_by.empty());
+  EXPECT_EQ(e.explain(P("198.18.0.4"), T0).refused_by, (std::vector<Verdict>{Verdict::no_claims}));
+  EXPECT_NE(format_explanation(e.explain(P("198.18.0.4"), T0)).find("refused by: no_claims"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace meshd::trust
