@@ -206,6 +206,13 @@ TestCgroup::TestCgroup(std::string_view base) : path_(cgroup2_mount() + "/" + un
   }
 }
 
+TestCgroup::TestCgroup(const TestCgroup& parent, std::string_view base)
+    : path_(parent.path() + "/" + unique_name(base)) {
+  if (::mkdir(path_.c_str(), 0755) != 0) {
+    throw std::runtime_error("mkdir " + path_ + ": " + std::strerror(errno));
+  }
+}
+
 TestCgroup::~TestCgroup() {
   // A cgroup with live members cannot be removed: move them to the root first. Retry a few
   // times because exiting processes can linger as members for a moment.

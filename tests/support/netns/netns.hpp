@@ -124,6 +124,9 @@ std::string cgroup2_mount();
 class TestCgroup {
  public:
   explicit TestCgroup(std::string_view base);
+  // A child cgroup inside `parent` (e.g. one workload of a node whose cgroup meshd hooks):
+  // destroy it before the parent.
+  TestCgroup(const TestCgroup& parent, std::string_view base);
   ~TestCgroup();
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
