@@ -17,9 +17,13 @@
 #      event timestamps), a connect from node N-1 fails with EPERM, the C2's traffic to
 #      node N is dropped by XDP (ping and TCP fail, the drop counter rises);
 #   3. the compromised node 3 claims the benign service: the policy refuses it on the other
-#      nodes (explain shows why), its claims on unused addresses stay within its budget, and
-#      its claim on the protected address gets it quarantined fleet-wide;
-#   4. everything it created is removed on exit, Ctrl-C or failure (unless --keep).
+#      nodes (explain shows why), and its claims on unused addresses stay within its budget;
+#   4. nodes 3, 4 and 5, compromised in three different zones, claim the benign service
+#      together: the nodes whose workloads use it steadily refuse it (explain prints every
+#      term, including every rule that refuses it), the colluders' trust falls there, and the
+#      real C2 stays blocked (EPERM);
+#   5. node 3's claim on the protected address gets it quarantined fleet-wide;
+#   6. everything it created is removed on exit, Ctrl-C or failure (unless --keep).
 # --json prints one JSON summary of the measured outcomes on stdout instead of the story.
 set -euo pipefail
 
@@ -35,7 +39,7 @@ PREFIX=meshd-demo
 CLEANUP_ONLY=0
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
   cat <<EOF
 Options:
   -n N          number of nodes (5..20, default 5)
@@ -88,6 +92,10 @@ QUARANTINE_MS=86400000
 ZONES=(zone-a zone-b zone-c)
 DET=1                  # the node whose workload meets the C2
 BAD=3                  # the compromised node
+COLLUDERS=(3 4 5)      # step 4: node 3 and the two it recruits, one per zone
+# Strong local benign evidence needs steady use over benign_strong_span_ms (default 1 min);
+# the demo compresses that to 5 s so the story fits in well under a minute.
+STRONG_SPAN_MS=5000
 EPERM_NODE=$((N - 1))
 XDP_NODE=$N
 
@@ -95,6 +103,8 @@ ns_of() { echo "$PREFIX-n$1"; }
 ip_of() { echo "$SUBNET.$((10 + $1))"; }
 zone_of() { echo "${ZONES[$((($1 - 1) % 3))]}"; }
 dir_of() { echo "$WORK/node$1"; }
+is_colluder() { [[ " ${COLLUDERS[*]} " == *" $1 "* ]]; }
+honest_nodes() { for i in $(seq 1 "$N"); do is_colluder "$i" || echo "$i"; done; }
 
 cgroup2_mount() { awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts; }
 
@@ -147,12 +157,13 @@ cleanup_resources() {
   local cg2 cg
   cg2=$(cgroup2_mount)
   if [ -n "$cg2" ] && [ -d "$cg2/$PREFIX" ]; then
-    for cg in "$cg2/$PREFIX"/*/; do
+    # Node cgroups and the workload cgroups inside them (deepest first).
+    while read -r cg; do
       [ -f "$cg/cgroup.procs" ] || continue
       while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$cg/cgroup.procs"
-    done
+    done < <(find "$cg2/$PREFIX" -mindepth 1 -depth -type d)
     for _ in $(seq 20); do
-      rmdir "$cg2/$PREFIX"/*/ 2>/dev/null || true
+      find "$cg2/$PREFIX" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
       rmdir "$cg2/$PREFIX" 2>/dev/null && break
       sleep 0.1
     done
@@ -236,7 +247,13 @@ in_ns() {
 workload() {
   local i=$1
   shift
-  sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CGROOT/node$i" \
+  workload_in "node$i" "$i" "$@"
+}
+# Same, in the cgroup $CGROOT/$1 (a node's cgroup or one inside it: one workload of many).
+workload_in() {
+  local cg=$1 i=$2
+  shift 2
+  sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CGROOT/$cg" \
     nsenter --net="/run/netns/$(ns_of "$i")" python3 "$here/workload.py" "$@"
 }
 metric() {
@@ -351,6 +368,7 @@ sensor:
 protected: $protected
 policy:
   quarantine_ms: $QUARANTINE_MS
+  benign_strong_span_ms: $STRONG_SPAN_MS  # demo only: the default is 60000 (1 min)
 log:
   format: text
   level: info
@@ -409,6 +427,16 @@ for i in $(seq 1 "$N"); do
 done
 say "  before any block: the C2 reaches node$XDP_NODE (ping and TCP), and each node's workloads"
 say "  made $WEB_FLOWS connections to the web service $WEB_IP (that usage is what blocking it would cost)."
+# From now on, two workloads (two cgroups inside the node's: two distinct sources) on each node
+# that stays honest use the web service steadily, 4 connects a second each, until the end.
+for i in $(honest_nodes); do
+  for app in web-a web-b; do
+    mkdir -p "$CGROOT/node$i/$app"
+    workload_in "node$i/$app" "$i" connect "$WEB_IP" 80 --count 1000000 --interval 0.25 --timeout 1 >/dev/null 2>&1 &
+    echo $! >"$WORK/use-node$i-$app.pid"
+  done
+done
+say "  two workloads on each of node$(honest_nodes | paste -sd, - | sed 's/,/, node/g') keep using it, 4 connects a second each."
 
 # ---- 1. detection -------------------------------------------------------------------------
 C2_PREFIX="$C2_IP"
@@ -513,8 +541,82 @@ for i in $(others "$BAD"); do
   say "  node$i: ${BUDGET_ENFORCED[$i]} of $BUDGET_CLAIMS enforced, $((BUDGET_CLAIMS - BUDGET_ENFORCED[$i])) waiting for node$BAD's budget"
 done
 
+# ---- 4. colluders in three zones -----------------------------------------------------------
+step "4. node$BAD recruits node${COLLUDERS[1]} and node${COLLUDERS[2]}: three compromised nodes in three zones"
+mapfile -t HONEST < <(honest_nodes)
+say "  colluders: $(for c in "${COLLUDERS[@]}"; do printf 'node%s (%s) ' "$c" "$(zone_of "$c")"; done)"
+say "  honest:    $(for i in "${HONEST[@]}"; do printf 'node%s (%s) ' "$i" "$(zone_of "$i")"; done)"
+# The honest nodes' own sensors have seen their workloads use the web service steadily.
+web_x() { ctl "$1" explain "$WEB_IP" --json | jq -c '.targets[0]'; }
+strong_on() { web_x "$1" | jq -e '.benign_evidence.strong' >/dev/null; }
+strong_everywhere() {
+  local i
+  for i in "${HONEST[@]}"; do strong_on "$i" || return 1; done
+}
+wait_for $((STRONG_SPAN_MS + 20000)) "strong local benign evidence for $WEB_IP on every honest node" strong_everywhere
+say "  local benign evidence for $WEB_IP before the attack:"
+for i in "${HONEST[@]}"; do
+  say "    node$i: $(web_x "$i" | jq -r '.benign_evidence | "E = \(.E) flows from \(.sources) sources over \(.span_ms / 1000 | floor) s, strong"')"
+done
+trust_in() { ctl "$1" trust --json | jq -r --arg n "node$2" '[.[] | select(.node == $n) | .trust][0] // -1'; }
+declare -A TRUST_BEFORE TRUST_AFTER
+for c in "${COLLUDERS[@]}"; do TRUST_BEFORE[$c]=$(trust_in "$DET" "$c"); done
+say "  each colluder claims $WEB_IP (confidence 1.0, severity critical):"
+for c in "${COLLUDERS[@]}"; do
+  ctl "$c" block add "$WEB_IP" --confidence 1 --severity critical --reason "colluders cut off the web" |
+    sed "s/^/node$c: /" | indent
+done
+colluders_known() {
+  local i
+  for i in "${HONEST[@]}"; do
+    ctl "$i" blocks --json | jq -e --arg p "$WEB_PREFIX" --argjson k "${#COLLUDERS[@]}" \
+      'any(.[]; .prefix == $p and (.origins | length) >= $k)' >/dev/null || return 1
+  done
+}
+wait_for 5000 "the honest nodes to receive the three colluders' claims" colluders_known
+sleep 0.3 # a wrong enforcement would show up within this
+COLL_REFUSED=0
+COLL_CONTRADICTED=0
+COLL_WEB_OK=0
+COLL_C2_EPERM=0
+for i in "${HONEST[@]}"; do
+  x=$(web_x "$i")
+  if enforced_on "$i" "$WEB_PREFIX" >/dev/null; then
+    say "  node$i: ${R}ENFORCED${Z}"
+  else
+    COLL_REFUSED=$((COLL_REFUSED + 1))
+  fi
+  # Every colluder's claim cost its origin trust here.
+  jq -e --argjson k "${#COLLUDERS[@]}" '[.claims[] | select(.contradicted)] | length >= $k' <<<"$x" >/dev/null &&
+    COLL_CONTRADICTED=$((COLL_CONTRADICTED + 1))
+  web=$(workload_in "node$i/web-a" "$i" connect "$WEB_IP" 80 --count 3 --timeout 1 || true)
+  [ "$(jq -r .ok <<<"$web")" = 3 ] && COLL_WEB_OK=$((COLL_WEB_OK + 1))
+  c2=$(workload "$i" connect "$C2_IP" 443 --timeout 1 || true)
+  [ "$(jq -r .errno <<<"$c2")" = EPERM ] && COLL_C2_EPERM=$((COLL_C2_EPERM + 1))
+  say "  node$i: $(jq -r '"\(.verdict) (refused by \(.refused_by | join(" + "))): S = \(.score * 1000 | round / 1000) < C/(B+C) = \(.threshold * 1000 | round / 1000), \(.domains_supporting) domains (\(.domains_required) required)"' <<<"$x");"
+  say "         its workloads still reach $WEB_IP ($(jq -r '"\(.ok)/\(.attempts)"' <<<"$web") connects), the C2: $(jq -r 'if .ok == 1 then "CONNECTED" else .errno end' <<<"$c2")"
+done
+COLL_ENFORCED_BY_COLLUDERS=0
+for c in "${COLLUDERS[@]}"; do
+  enforced_on "$c" "$WEB_PREFIX" >/dev/null && COLL_ENFORCED_BY_COLLUDERS=$((COLL_ENFORCED_BY_COLLUDERS + 1))
+done
+COLL_VERDICT=$(web_x "$DET" | jq -r .verdict)
+COLL_REFUSED_BY=$(web_x "$DET" | jq -c .refused_by)
+COLL_E=$(web_x "$DET" | jq -r .benign_evidence.E)
+say "  refused on $COLL_REFUSED of ${#HONEST[@]} honest nodes (the colluders enforce it on themselves: $COLL_ENFORCED_BY_COLLUDERS of ${#COLLUDERS[@]})."
+say "  Why, according to node$DET (meshctl explain $WEB_IP):"
+ctl "$DET" explain "$WEB_IP" | indent
+say "  node$DET's trust in the colluders, before -> after their claims (meshctl trust):"
+for c in "${COLLUDERS[@]}"; do
+  TRUST_AFTER[$c]=$(trust_in "$DET" "$c")
+  say "    node$c: $(printf '%.3f -> %.3f' "${TRUST_BEFORE[$c]}" "${TRUST_AFTER[$c]}")"
+done
+say "  and the real C2 stays blocked on every node (meshctl explain $C2_IP on node$DET):"
+ctl "$DET" explain "$C2_IP" | head -n 3 | indent
+
+# ---- 5. a provable offence ----------------------------------------------------------------
 KAPI_PREFIX="$KAPI_IP"
-say ""
+step "5. node$BAD claims a protected address"
 say "  node$BAD (its config tampered with: no protected list) claims the protected \"kubernetes API\""
 say "  $KAPI_IP: provable misbehaviour."
 ctl "$BAD" block add "$KAPI_IP" --confidence 1 --severity critical --reason "compromised node attacks the API" 2>&1 | indent || true
@@ -557,6 +659,21 @@ if ((JSON)); then
   enforce_json=$(for i in $(seq 1 "$N"); do echo "\"node$i\": ${ENFORCE_MS[$i]}"; done | paste -sd, -)
   budget_json=$(for i in $(others "$BAD"); do echo "\"node$i\": ${BUDGET_ENFORCED[$i]}"; done | paste -sd, -)
   quar_json=$(for i in $(others "$BAD"); do echo "\"node$i\": ${QUAR_MS[$i]}"; done | paste -sd, -)
+  trust_json=$(for c in "${COLLUDERS[@]}"; do
+    echo "\"node$c\": {\"before\": ${TRUST_BEFORE[$c]}, \"after\": ${TRUST_AFTER[$c]}}"
+  done | paste -sd, -)
+  collusion_json=$(jq -n \
+    --argjson colluders "$(printf '"node%s"\n' "${COLLUDERS[@]}" | jq -s .)" \
+    --argjson honest "$(printf '"node%s"\n' "${HONEST[@]}" | jq -s .)" \
+    --arg target "$WEB_PREFIX" --argjson refused "$COLL_REFUSED" \
+    --argjson contradicted "$COLL_CONTRADICTED" --argjson web_ok "$COLL_WEB_OK" \
+    --argjson c2_eperm "$COLL_C2_EPERM" --argjson by_colluders "$COLL_ENFORCED_BY_COLLUDERS" \
+    --arg verdict "$COLL_VERDICT" --argjson refused_by "$COLL_REFUSED_BY" \
+    --argjson e "$COLL_E" --argjson trust "{$trust_json}" \
+    '{colluders: $colluders, honest: $honest, target: $target, of: ($honest | length),
+      refused_on: $refused, contradicted_on: $contradicted, web_ok_on: $web_ok,
+      c2_eperm_on: $c2_eperm, enforced_by_colluders: $by_colluders, verdict: $verdict,
+      refused_by: $refused_by, benign_E: $e, trust_on_node1: $trust}')
   jq -n \
     --argjson nodes "$N" --argjson ready_ms "$READY_MS" --argjson detect_ms "$DETECT_MS" \
     --argjson enforce "{$enforce_json}" --argjson enforce_max "$max_enforce" \
@@ -567,6 +684,7 @@ if ((JSON)); then
     --argjson budget_claims "$BUDGET_CLAIMS" --argjson budget "{$budget_json}" --argjson budget_max "$budget_max" \
     --argjson quar "{$quar_json}" --argjson quar_max "$quar_max" --argjson kapi_enforced "$KAPI_ENFORCED" \
     --argjson c2_still "$C2_STILL" --argjson total_ms "$((T_END - T_START))" \
+    --argjson collusion "$collusion_json" \
     '{demo: "meshd-local", nodes: $nodes, ready_ms: $ready_ms,
       detection: {node: "node1", target: "'"$C2_PREFIX"'", connect_to_claim_ms: $detect_ms},
       enforcement: {claim_to_enforce_ms: $enforce, max_ms: $enforce_max},
@@ -578,6 +696,7 @@ if ((JSON)); then
                     budget: {claims: $budget_claims, enforced_per_node: $budget, max_enforced: $budget_max},
                     protected_claim: {target: "'"$KAPI_PREFIX"'", quarantine_ms: $quar, max_ms: $quar_max,
                                       quarantined_on: ($quar | length), enforced_on: $kapi_enforced}},
+      collusion: $collusion,
       c2_still_enforced_on: $c2_still, total_ms: $total_ms}'
 else
   step "Summary (measured)"
@@ -587,6 +706,9 @@ else
   say "  node$EPERM_NODE connect to the C2:   $EPERM_ERRNO; C2 -> node$XDP_NODE: ${PING_LOSS}% ping loss, +$XDP_DROPS XDP drops"
   say "  benign claim by node$BAD:     refused on $WEB_REFUSED of $((N - 1)) nodes ($WEB_VERDICT)"
   say "  budget:                     at most $budget_max of $BUDGET_CLAIMS cheap claims enforced per node"
+  say "  colluders in 3 zones:       refused on $COLL_REFUSED of ${#HONEST[@]} honest nodes ($COLL_VERDICT, refused by $(jq -r 'join(" + ")' <<<"$COLL_REFUSED_BY")); E = $COLL_E on node$DET"
+  say "                              node$DET's trust in them: $(for c in "${COLLUDERS[@]}"; do printf 'node%s %.2f -> %.2f  ' "$c" "${TRUST_BEFORE[$c]}" "${TRUST_AFTER[$c]}"; done)"
+  say "                              web still reached on $COLL_WEB_OK, C2 EPERM on $COLL_C2_EPERM of ${#HONEST[@]}"
   say "  protected claim -> quarantined fleet-wide: slowest node ${quar_max} ms"
   say "  whole story: $(((T_END - T_START) / 1000)) s"
 fi

@@ -5,8 +5,9 @@
       Accepts TCP connections on every ADDR:PORT and closes them after a one-line banner.
       Runs until killed. Prints "listening" once every socket is bound.
 
-  workload.py connect HOST PORT [--count N] [--timeout S] [--source ADDR]
-      Opens N TCP connections one after the other and prints one JSON line:
+  workload.py connect HOST PORT [--count N] [--timeout S] [--source ADDR] [--interval S]
+      Opens N TCP connections one after the other (S seconds apart with --interval: steady
+      use rather than a burst) and prints one JSON line:
       {"target": ..., "attempts": N, "ok": K, "errno": "EPERM", "error": "...", "ms": ...}
       where errno/error describe the last failure (empty when all succeeded), ms is the
       duration of the last attempt and at_ms the Unix ms time of the first attempt. Exit status 0 when every attempt connected, else 1.
@@ -53,10 +54,12 @@ def serve(endpoints):
             conn.close()
 
 
-def connect(host, port, count, timeout, source):
+def connect(host, port, count, timeout, source, interval=0.0):
     ok = 0
     last_errno, last_error, last_ms, first_at = "", "", 0.0, 0
-    for _ in range(count):
+    for i in range(count):
+        if i and interval > 0:
+            time.sleep(interval)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
         s.settimeout(timeout)
@@ -87,7 +90,7 @@ def main(argv):
         serve(argv[1:])
         return 0
     if len(argv) >= 3 and argv[0] == "connect":
-        count, timeout, source = 1, 2.0, ""
+        count, timeout, source, interval = 1, 2.0, "", 0.0
         rest = argv[3:]
         while rest:
             flag = rest.pop(0)
@@ -97,10 +100,12 @@ def main(argv):
                 timeout = float(rest.pop(0))
             elif flag == "--source":
                 source = rest.pop(0)
+            elif flag == "--interval":
+                interval = float(rest.pop(0))
             else:
                 print("workload.py: unknown option " + flag, file=sys.stderr)
                 return 2
-        return connect(argv[1], int(argv[2]), count, timeout, source)
+        return connect(argv[1], int(argv[2]), count, timeout, source, interval)
     print(__doc__, file=sys.stderr)
     return 2
 
