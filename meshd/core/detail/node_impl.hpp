@@ -79,13 +79,7 @@ class OriginIndex {
   template <class NameOf>
   std::uint32_t find(std::string_view id, const NameOf& name_of) const {
     if (slots_.empty()) return kMissing;
-    const std::uint32_t tag = hash(id);
-    for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
-      const std::uint64_t s = slots_[i];
-      if (s == 0) return kMissing;
-      const auto idx = static_cast<std::uint32_t>(s) - 1;
-      if (static_cast<std::uint32_t>(s >> 32) == tag && name_of(idx) == id) return idx;
-    }
+    return find(hash(id), id, name_of);
   }
   // `idx` must not be in the table yet.
   void insert(std::string_view id, std::uint32_t idx) {
@@ -95,7 +89,33 @@ class OriginIndex {
   }
   std::size_t size() const { return size_; }
 
- private:
+  // Cache hints for a lookup of `id` that comes a few steps later (a vector's entries are
+  // looked up one after another, each a miss into the slots and then into the record):
+  // prefetch_slot() fetches the home slot; prefetch_record() reads it (fetched earlier by
+  // prefetch_slot) and passes the index it holds, if its tag matches, to `fetch(idx)`. They
+  // change nothing.
+  void prefetch_slot(std::uint32_t tag) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[tag & mask_]);
+  }
+  template <class Fetch>
+  void prefetch_record(std::uint32_t tag, const Fetch& fetch) const {
+    if (slots_.empty()) return;
+    const std::uint64_t s = slots_[tag & mask_];
+    if (s != 0 && static_cast<std::uint32_t>(s >> 32) == tag)
+      fetch(static_cast<std::uint32_t>(s) - 1);
+  }
+  // find() with the tag computed by hash() beforehand.
+  template <class NameOf>
+  std::uint32_t find(std::uint32_t tag, std::string_view id, const NameOf& name_of) const {
+    if (slots_.empty()) return kMissing;
+    for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
+      const std::uint64_t s = slots_[i];
+      if (s == 0) return kMissing;
+      const auto idx = static_cast<std::uint32_t>(s) - 1;
+      if (static_cast<std::uint32_t>(s >> 32) == tag && name_of(idx) == id) return idx;
+    }
+  }
+
   static std::uint32_t hash(std::string_view id) {
     std::uint64_t h = 1469598103934665603ULL;  // FNV-1a with a final mix
     for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
@@ -103,6 +123,8 @@ class OriginIndex {
     h *= 0xbf58476d1ce4e5b9ULL;
     return static_cast<std::uint32_t>(h >> 32);
   }
+
+ private:
   void place(std::uint32_t tag, std::uint32_t idx) {
     for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
       if (slots_[i] == 0) {
@@ -237,8 +259,6 @@ struct Node::Impl {
   std::size_t deferred_total = 0;
   std::vector<std::uint32_t> proof_origins;  // origins with a pending own proof
   TimeMs next_anti_entropy = kNoDeadline;
-  std::shared_ptr<const std::vector<VersionEntry>> vv_cache;
-  bool vv_dirty = true;
   // Change log of contiguous marks: (gen, origin) in gen order. An origin's superseded
   // entries are compacted away, so the log stays <= 2x the number of origins.
   std::uint64_t vv_gen = 0;
@@ -313,7 +333,7 @@ struct Node::Impl {
   void run_deferred(TimeMs now, Actions& out);
 
   // node_sync.cpp: anti-entropy
-  const std::shared_ptr<const std::vector<VersionEntry>>& vector_snapshot();
+  std::shared_ptr<const std::vector<VersionEntry>> vector_snapshot() const;
   void send_vector(PeerState& p, Actions& out);
   void note_advanced(OriginState& o, std::uint32_t oi);
   std::shared_ptr<const std::vector<VersionEntry>> delta_since(std::uint64_t gen);
