@@ -65,15 +65,18 @@ TimeMs Engine::Impl::clamp(TimeMs now) {
 // --- interning -----------------------------------------------------------------------------
 
 std::uint32_t Engine::Impl::domain_of(const DomainId& d) {
-  auto [it, inserted] = domain_index.try_emplace(d, static_cast<std::uint32_t>(domains.size()));
-  if (inserted) {
-    domains.push_back(d);
-    if (!d.empty()) {
-      ++named_domains;
-      domains_grew = true;
-    }
+  const std::uint64_t h = detail::string_hash(d);
+  const std::uint32_t found =
+      domain_index.find(h, [&](std::uint32_t i) { return domains[i] == d; });
+  if (found != kNone) return found;
+  const auto id = static_cast<std::uint32_t>(domains.size());
+  domains.push_back(d);
+  domain_index.insert(h, id, [&](std::uint32_t i) { return detail::string_hash(domains[i]); });
+  if (!d.empty()) {
+    ++named_domains;
+    domains_grew = true;
   }
-  return it->second;
+  return id;
 }
 
 std::uint16_t Engine::Impl::detector_of(const std::string& d) {

@@ -184,9 +184,9 @@ struct Engine::Impl {
   std::vector<detail::OriginRec> origins;
   detail::FlatIndex origin_index;  // node id (string_hash) -> origins index
   std::vector<std::string> domains;
-  std::unordered_map<DomainId, std::uint32_t> domain_index;
-  std::size_t named_domains = 0;  // interned non-empty domains: the fleet's D as known here
-  bool domains_grew = false;      // D grew since the last requorum(): decisions may change
+  detail::FlatIndex domain_index;  // domain name (string_hash) -> domains index
+  std::size_t named_domains = 0;   // interned non-empty domains: the fleet's D as known here
+  bool domains_grew = false;       // D grew since the last requorum(): decisions may change
   std::vector<std::string> detectors;
   std::unordered_map<std::string, std::uint16_t> detector_index;
   std::uint16_t last_detector = 0xffff;  // most recent detector_of() answer (claims of a
