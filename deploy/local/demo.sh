@@ -168,10 +168,17 @@ cleanup_resources() {
       sleep 0.1
     done
   fi
-  # Namespaces: deleting one removes its veth ends; the bridge goes with the hub.
+  # Namespaces: deleting one removes its veth ends; the bridge goes with the hub. Processes
+  # still inside one go first: a pid file of a listener started through a shell function
+  # names the subshell, not the listener, which would otherwise outlive its namespace.
   local ns
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-    case "$ns" in "$PREFIX"-hub | "$PREFIX"-out | "$PREFIX"-n[0-9]*) ip netns del "$ns" 2>/dev/null || true ;; esac
+    case "$ns" in
+      "$PREFIX"-hub | "$PREFIX"-out | "$PREFIX"-n[0-9]*)
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+        ;;
+    esac
   done
   # Pinned maps and links.
   local pin
