@@ -418,7 +418,15 @@ Result<std::vector<StoredBlock>> Store::load_blocks() const {
 Result<void> Store::update_crowdsec_local(std::span<const StoredCrowdsecDecision> held,
                                           std::span<const std::uint64_t> gone, TimeMs now) {
   if (held.empty() && gone.empty()) return {};
-  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  return write<void>([&]() -> Result<void> {
+    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+    return write_crowdsec_local(held, gone, now);
+  });
+}
+
+// Inside an open transaction: upserts, deletes and expiry, then COMMIT (or ROLLBACK on error).
+Result<void> Store::write_crowdsec_local(std::span<const StoredCrowdsecDecision> held,
+                                         std::span<const std::uint64_t> gone, TimeMs now) {
   Stmt s(db_,
          "INSERT OR REPLACE INTO crowdsec_local(id, prefix, origin, scenario, expires_at) "
          "VALUES (?1, ?2, ?3, ?4, ?5)");
@@ -451,11 +459,7 @@ Result<void> Store::update_crowdsec_local(std::span<const StoredCrowdsecDecision
       ok = e.step() == SQLITE_DONE;
     }
   }
-  if (!ok) {
-    auto e = db_error(db_, path_, "storing CrowdSec decisions");
-    (void)exec("ROLLBACK");
-    return e;
-  }
+  if (!ok) return rolled_back(db_error(db_, path_, "storing CrowdSec decisions"));
   return exec("COMMIT");
 }
 

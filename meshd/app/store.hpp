@@ -124,6 +124,8 @@ class Store {
   Result<T> write(F&& body);
   Result<void> write_blocks(std::span<const StoredBlock> changed,
                             std::span<const std::string> lifted);
+  Result<void> write_crowdsec_local(std::span<const StoredCrowdsecDecision> held,
+                                    std::span<const std::uint64_t> gone, TimeMs now);
   sqlite3* db_ = nullptr;
   std::string path_;
   mutable sqlite3_stmt* range_stmt_ = nullptr;  // load_range's, prepared on first use
