@@ -194,6 +194,19 @@ void observe_second(Daemon::Impl& d, TimeMs now) {
   scan_quarantines(d, now);  // quarantines also end (and a restored ledger starts with some)
 }
 
+namespace {
+// The slowloris guards of the metrics listener and the control socket, counted alike.
+void connections_closed(MetricsWriter& w, const char* family, const std::string& listener,
+                        std::uint64_t timeouts, std::uint64_t refused) {
+  w.family(family, "counter",
+           listener +
+               " connections cut off: no whole request within 5 s (timeout), or "
+               "refused with too many open (limit).");
+  w.sample(family, static_cast<double>(timeouts), {{"reason", "timeout"}});
+  w.sample(family, static_cast<double>(refused), {{"reason", "limit"}});
+}
+}  // namespace
+
 void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
   const TimeMs now = wall_now_ms();
   const auto& o = d.obs;
@@ -300,23 +313,13 @@ void append_observability_metrics(const Daemon::Impl& d, MetricsWriter& w) {
              {{"result", "not_found"}});
     w.sample("meshd_http_requests_total", static_cast<double>(hs.bad_request),
              {{"result", "bad_request"}});
-    w.family("meshd_http_connections_closed_total", "counter",
-             "Metrics-listener connections cut off: no whole request within 5 s (timeout), or "
-             "refused with too many open (limit).");
-    w.sample("meshd_http_connections_closed_total", static_cast<double>(hs.timeouts),
-             {{"reason", "timeout"}});
-    w.sample("meshd_http_connections_closed_total", static_cast<double>(hs.refused),
-             {{"reason", "limit"}});
+    connections_closed(w, "meshd_http_connections_closed_total", "Metrics-listener", hs.timeouts,
+                       hs.refused);
   }
   if (d.control) {
     const auto& cs = d.control->stats();
-    w.family("meshd_control_connections_closed_total", "counter",
-             "Control-socket connections cut off: no whole request within 5 s (timeout), or "
-             "refused with too many open (limit).");
-    w.sample("meshd_control_connections_closed_total", static_cast<double>(cs.timeouts),
-             {{"reason", "timeout"}});
-    w.sample("meshd_control_connections_closed_total", static_cast<double>(cs.refused),
-             {{"reason", "limit"}});
+    connections_closed(w, "meshd_control_connections_closed_total", "Control-socket", cs.timeouts,
+                       cs.refused);
   }
 
   const auto ps = process_stats();
