@@ -1,5 +1,7 @@
 #include "tests/support/netns/netns.hpp"
 
+#include "tests/support/netns/leftovers.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -103,6 +105,7 @@ std::string run_checked(const std::string& command) {
 // ---- NetNs ----------------------------------------------------------------------------
 
 NetNs::NetNs(std::string_view base) : name_(unique_name(base)) {
+  note_leftover(Leftover::netns, name_, true);
   run_checked("ip netns add " + name_);
   try {
     run_checked(netns_prefix(*this) + "ip link set lo up");
@@ -114,6 +117,7 @@ NetNs::NetNs(std::string_view base) : name_(unique_name(base)) {
 
 NetNs::~NetNs() {
   run("ip netns del " + name_);
+  note_leftover(Leftover::netns, name_, false);
 }
 
 std::string netns_prefix(const NetNs& ns) {
@@ -152,6 +156,7 @@ TestSubnet unique_subnet() {
 
 VethPair::VethPair(std::string_view base, const NetNs& ns, const VethAddresses& addrs)
     : host_(unique_ifname(base)), peer_(unique_ifname(base)) {
+  note_leftover(Leftover::link, host_, true);
   run_checked("ip link add " + host_ + " type veth peer name " + peer_);
   try {
     run_checked("ip link set " + peer_ + " netns " + ns.name());
@@ -176,6 +181,7 @@ VethPair::VethPair(std::string_view base, const NetNs& ns, const VethAddresses& 
 
 VethPair::~VethPair() {
   run("ip link del " + host_);
+  note_leftover(Leftover::link, host_, false);
 }
 
 int VethPair::host_ifindex() const {
@@ -201,6 +207,7 @@ std::string cgroup2_mount() {
 }
 
 TestCgroup::TestCgroup(std::string_view base) : path_(cgroup2_mount() + "/" + unique_name(base)) {
+  note_leftover(Leftover::cgroup, path_, true);
   if (::mkdir(path_.c_str(), 0755) != 0) {
     throw std::runtime_error("mkdir " + path_ + ": " + std::strerror(errno));
   }
@@ -208,6 +215,7 @@ TestCgroup::TestCgroup(std::string_view base) : path_(cgroup2_mount() + "/" + un
 
 TestCgroup::TestCgroup(const TestCgroup& parent, std::string_view base)
     : path_(parent.path() + "/" + unique_name(base)) {
+  note_leftover(Leftover::cgroup, path_, true);
   if (::mkdir(path_.c_str(), 0755) != 0) {
     throw std::runtime_error("mkdir " + path_ + ": " + std::strerror(errno));
   }
@@ -224,7 +232,10 @@ TestCgroup::~TestCgroup() {
       std::ofstream root(root_procs);
       root << pid;
     }
-    if (::rmdir(path_.c_str()) == 0 || errno == ENOENT) return;
+    if (::rmdir(path_.c_str()) == 0 || errno == ENOENT) {
+      note_leftover(Leftover::cgroup, path_, false);
+      return;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::fprintf(stderr, "netns.hpp: could not remove cgroup %s: %s\n", path_.c_str(),
@@ -257,6 +268,7 @@ void ensure_bpffs() {
 BpfPinDir::BpfPinDir(std::string_view base) {
   ensure_bpffs();
   path_ = "/sys/fs/bpf/" + unique_name(base);
+  note_leftover(Leftover::pin_dir, path_, true);
   if (::mkdir(path_.c_str(), 0700) != 0) {
     throw std::runtime_error("mkdir " + path_ + ": " + std::strerror(errno));
   }
@@ -266,6 +278,7 @@ BpfPinDir::~BpfPinDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);  // unlinking a pin drops the pin's reference
   if (ec) std::fprintf(stderr, "netns.hpp: remove %s: %s\n", path_.c_str(), ec.message().c_str());
+  note_leftover(Leftover::pin_dir, path_, false);
 }
 
 // ---- processes ------------------------------------------------------------------------
