@@ -179,6 +179,7 @@ net::TransportCallbacks Daemon::Impl::peer_callbacks() {
   cb.on_peer_up = [this](net::PeerId id, const v1::NodeCert& c) { on_peer_up(id, c); };
   cb.on_frame = [this](net::PeerId id, std::span<const std::uint8_t> p) { on_frame(id, p); };
   cb.on_peer_down = [this](net::PeerId id, std::string_view why) { on_peer_down(id, why); };
+  cb.on_rate_drop = [this](net::PeerId id) { on_rate_drop(id); };
   return cb;
 }
 
@@ -254,6 +255,15 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
   const auto cid = peer_directory.core_of(id);
   if (!cid) return;
   const TimeMs now = wall_now_ms();
+  actions.clear();
+  // Cheap rejection first: a frame over the peer's rate limit is dropped (and the peer scored)
+  // before it is decoded, so a flood costs a token-bucket check per frame, not a decode,
+  // a signature check and a store write.
+  if (!node->admit(*cid, now, actions)) {
+    log_rate_limited(*cid, now, "frame dropped");
+    apply_actions(now);
+    return;
+  }
   auto msg = decode_message(payload);
   if (!msg) {
     ++counters.frames_malformed;
@@ -269,9 +279,32 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
     // The core scores malformed input: hand it an empty push (a malformed message).
     msg = core::Message{core::Push{core::make_envelope(std::string())}};
   }
-  actions.clear();
-  node->on_message(*cid, *msg, now, actions);
+  node->on_admitted_message(*cid, *msg, now, actions);
   apply_actions(now);
+}
+
+void Daemon::Impl::on_rate_drop(net::PeerId id) {
+  const auto cid = peer_directory.core_of(id);
+  if (!cid) return;
+  const TimeMs now = wall_now_ms();
+  actions.clear();
+  node->on_rate_dropped(*cid, now, actions);
+  log_rate_limited(*cid, now, "frame dropped by the transport's byte/frame budget");
+  apply_actions(now);
+}
+
+void Daemon::Impl::log_rate_limited(core::PeerId cid, TimeMs now, const char* what) {
+  const auto info = node->peer(cid, now);
+  // Not connected (anymore): in-flight frames after a disconnect, not worth a line.
+  if (!info || (!info->connected && info->banned_until <= now)) return;
+  const auto left_out = rate_limit_log.admit();
+  if (!left_out) return;
+  const auto& cc = node->config();
+  spdlog::warn(
+      "peer {} exceeds its rate limit ({:.0f} frames/s, burst {:.0f}): {}; penalty {:.1f} of "
+      "{:.0f}{}{}",
+      peer_directory.node_of(cid), cc.peer_rate_per_s, cc.peer_burst, what, info->penalty,
+      cc.score_threshold, info->connected ? "" : ", now banned", LogLimit::and_more(*left_out));
 }
 
 void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {

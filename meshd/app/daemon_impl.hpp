@@ -27,6 +27,7 @@
 #include "meshd/app/subsystems.hpp"
 #include "meshd/app/usage_adapter.hpp"
 #include "meshd/common/clock.hpp"
+#include "meshd/common/log_limit.hpp"
 #include "meshd/core/node.hpp"
 #include "meshd/net/transport.hpp"
 #include "proto/crypto.hpp"
@@ -105,6 +106,7 @@ struct Daemon::Impl {
   std::unique_ptr<StoreArchive> archive;
   bool store_writable = true;      // as last logged by watch_store()
   TimeMs malformed_logged_at = 0;  // last warning about a malformed peer frame
+  LogLimit rate_limit_log;         // warnings about peers over their rate limit
   trust::Params params;            // the opener reads TTL caps from here
   sensor::UsageStats usage_stats;
   std::unique_ptr<UsageAdapter> usage;
@@ -165,6 +167,10 @@ struct Daemon::Impl {
   void start_signals();
   void on_peer_up(net::PeerId id, const v1::NodeCert& cert);
   void on_frame(net::PeerId id, std::span<const std::uint8_t> payload);
+  void on_rate_drop(net::PeerId id);
+  // A frame of `cid` was dropped by a rate limit: one warning per 10 s at most, naming the
+  // peer, its limit and its penalty (the core scored it; at its threshold it is banned).
+  void log_rate_limited(core::PeerId cid, TimeMs now, const char* where);
   void on_peer_down(net::PeerId id, std::string_view reason);
   void apply_actions(TimeMs now);
   void apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now);

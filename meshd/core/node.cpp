@@ -46,27 +46,77 @@ void Node::on_message(PeerId peer, const Message& message, TimeMs now, Actions& 
   if (!I.unreleased.empty()) I.release_persisted();
   ++I.stats.messages_received;
   PeerState* p = I.find_peer(peer);
+  if (I.admit(p, now, out)) I.dispatch(*p, message, now, out);
+  I.finish(now, out);
+}
+
+bool Node::admit(PeerId peer, TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
+  PeerState* p = I.find_peer(peer);
+  if (I.admit(p, now, out)) return true;
+  ++I.stats.messages_received;  // admitted ones are counted by on_admitted_message
+  I.finish(now, out);
+  return false;
+}
+
+void Node::on_admitted_message(PeerId peer, const Message& message, TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
+  ++I.stats.messages_received;
+  PeerState* p = I.find_peer(peer);
   if (p == nullptr || !p->connected) {
     ++I.stats.messages_ignored;
-  } else if (!I.take_peer_token(*p, now)) {
-    ++I.stats.rate_limited_peer;
-    I.penalize(*p, I.config.penalty_rate_limit, Cause::rate, now, out);
-  } else if (const auto* push = std::get_if<Push>(&message)) {
-    ++I.stats.pushes_received;
-    if (!push->envelope) {
-      ++I.stats.malformed;
-      I.penalize(*p, I.config.penalty_malformed, Cause::malformed, now, out);
-    } else {
-      I.ingest(p, push->envelope, Source::push, now, out);
-    }
-  } else if (const auto* vv = std::get_if<VersionVector>(&message)) {
-    I.on_vector(*p, *vv, now, out);
-  } else if (const auto* rq = std::get_if<RangeRequest>(&message)) {
-    I.on_request(*p, *rq, now, out);
-  } else if (const auto* rs = std::get_if<RangeResponse>(&message)) {
-    I.on_response(*p, *rs, now, out);
+  } else {
+    I.dispatch(*p, message, now, out);
   }
   I.finish(now, out);
+}
+
+void Node::on_rate_dropped(PeerId peer, TimeMs now, Actions& out) {
+  Impl& I = *impl_;
+  if (!I.unreleased.empty()) I.release_persisted();
+  ++I.stats.messages_received;
+  PeerState* p = I.find_peer(peer);
+  if (p == nullptr || !p->connected) {
+    ++I.stats.messages_ignored;
+  } else {
+    ++I.stats.rate_limited_peer;
+    I.penalize(*p, I.config.penalty_rate_limit, Cause::rate, now, out);
+  }
+  I.finish(now, out);
+}
+
+bool Node::Impl::admit(PeerState* p, TimeMs now, Actions& out) {
+  if (p == nullptr || !p->connected) {
+    ++stats.messages_ignored;
+    return false;
+  }
+  if (!take_peer_token(*p, now)) {
+    ++stats.rate_limited_peer;
+    penalize(*p, config.penalty_rate_limit, Cause::rate, now, out);
+    return false;
+  }
+  return true;
+}
+
+void Node::Impl::dispatch(PeerState& peer, const Message& message, TimeMs now, Actions& out) {
+  PeerState* p = &peer;
+  if (const auto* push = std::get_if<Push>(&message)) {
+    ++stats.pushes_received;
+    if (!push->envelope) {
+      ++stats.malformed;
+      penalize(*p, config.penalty_malformed, Cause::malformed, now, out);
+    } else {
+      ingest(p, push->envelope, Source::push, now, out);
+    }
+  } else if (const auto* vv = std::get_if<VersionVector>(&message)) {
+    on_vector(*p, *vv, now, out);
+  } else if (const auto* rq = std::get_if<RangeRequest>(&message)) {
+    on_request(*p, *rq, now, out);
+  } else if (const auto* rs = std::get_if<RangeResponse>(&message)) {
+    on_response(*p, *rs, now, out);
+  }
 }
 
 Result<void> Node::on_local_event(const Envelope& envelope, TimeMs now, Actions& out) {

@@ -220,6 +220,16 @@ class Node {
   // One message from a connected peer (messages from peers not connected are ignored and
   // counted in messages_ignored: in-flight messages after a disconnect are normal).
   void on_message(PeerId peer, const Message& message, TimeMs now, Actions& out);
+  // The same in two steps, for a driver that refuses a message over the per-peer limit
+  // before it decodes it (cheap rejection first): admit() takes one of the peer's tokens and
+  // returns true (then pass the decoded message to on_admitted_message), or counts the message
+  // (rate_limited_peer, or messages_ignored for a peer not connected), scores the peer for it
+  // and returns false.
+  bool admit(PeerId peer, TimeMs now, Actions& out);
+  void on_admitted_message(PeerId peer, const Message& message, TimeMs now, Actions& out);
+  // The driver's own receive limit (e.g. a transport byte budget) dropped one message of
+  // `peer` before it got here: counted and scored like a message over the per-peer limit.
+  void on_rate_dropped(PeerId peer, TimeMs now, Actions& out);
   // An event this node signed (claim, retraction, operator decision entered here, or the
   // proof built from a ProofRequest). Opened like any event (errors returned, nothing
   // sent), applied, persisted and pushed to every peer.

@@ -20,6 +20,12 @@ using boost::system::error_code;
 // Hello frames carry one cert; anything bigger before authentication is an attack.
 constexpr std::size_t max_handshake_frame = 16 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;
+// Fairness between peers: one connection hands at most this many frames to the daemon, then
+// lets every other ready handler (other peers' frames, timers, the control socket) run before
+// it goes on. One read of 64 KiB holds ~100 claim frames; handed over in one go, a flooding
+// peer's burst (each frame verified, enforced, stored, relayed) would keep an honest peer's
+// frame waiting behind all of them.
+constexpr std::size_t frames_per_turn = 8;
 // A write gathers at most this much so one large backlog does not starve the reader.
 constexpr std::size_t max_write_batch_bytes = 1024 * 1024;
 constexpr std::size_t max_write_batch_frames = 4096;
@@ -273,6 +279,7 @@ asio::awaitable<void> Connection::read_loop(std::shared_ptr<Connection> self) {
   std::vector<std::uint8_t> chunk(read_chunk);
   std::vector<std::uint8_t> plain;
   TransportStats& stats = self->t_->stats();
+  std::size_t turn = 0;  // frames handed over since this connection last yielded
   while (self->state_ == State::up || self->state_ == State::closing) {
     error_code ec;
     const std::size_t n = co_await self->socket_.async_read_some(asio::buffer(chunk),
@@ -306,11 +313,18 @@ asio::awaitable<void> Connection::read_loop(std::shared_ptr<Connection> self) {
       if (!allowed) {
         self->rate_drops_++;
         stats.rate_limit_drops++;
-        continue;
+        // Told to the daemon, which scores the peer for it (a peer that keeps exceeding its
+        // budget is disconnected and banned, not just slowed down).
+        if (self->state_ == State::up) self->t_->deliver_rate_drop(self->id_);
+      } else {
+        self->frames_in_++;
+        stats.frames_in++;
+        self->handle_frame(plain);
       }
-      self->frames_in_++;
-      stats.frames_in++;
-      self->handle_frame(plain);
+      if (++turn >= frames_per_turn) {
+        turn = 0;
+        co_await asio::post(self->socket_.get_executor(), use_awaitable);
+      }
     }
   }
 }

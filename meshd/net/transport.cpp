@@ -258,6 +258,10 @@ void TransportImpl::deliver_frame(PeerId id, std::span<const std::uint8_t> paylo
   if (!stopped_ && callbacks_.on_frame) callbacks_.on_frame(id, payload);
 }
 
+void TransportImpl::deliver_rate_drop(PeerId id) {
+  if (!stopped_ && callbacks_.on_rate_drop) callbacks_.on_rate_drop(id);
+}
+
 Result<void> TransportImpl::send(PeerId peer, std::span<const std::uint8_t> payload) {
   auto it = conns_.find(peer);
   if (it == conns_.end() || !it->second->announced()) {

@@ -6,17 +6,20 @@
 //   * on_frame(id, payload) for every decrypted frame payload (one serialized meshd.v1.Frame)
 //     except the transport's own Ping / Pong / Goodbye, which it consumes;
 //   * on_peer_down(id, reason) exactly once for every peer that was up.
-// Callbacks run on the io_context thread. on_peer_up and on_frame run from the transport's
-// own handlers; on_peer_down is always posted, so it never runs inside a call the daemon
-// makes (disconnect(), send(), set_revoked_serials()). After on_peer_down, or after
+// Callbacks run on the io_context thread. on_peer_up, on_frame and on_rate_drop run from the
+// transport's own handlers; on_peer_down is always posted, so it never runs inside a call the
+// daemon makes (disconnect(), send(), set_revoked_serials()). After on_peer_down, or after
 // disconnect() returns, nothing more arrives from that id. Ids are never reused.
 //
 // Limits (TransportLimits): handshake timeout (connect + handshake), idle timeout (a Ping is
 // sent after idle_timeout/3 of silence; nothing received for idle_timeout closes the
 // connection), max peers, max frame size (on the ciphertext length prefix, checked before
 // any allocation), per-peer receive rate limit (frames over budget are decrypted — the
-// stream must stay in step — then dropped and counted), bounded send queue per peer
-// (overflow drops the peer: a peer that cannot keep up must resync by anti-entropy).
+// stream must stay in step — then dropped, counted and reported with on_rate_drop), bounded
+// send queue per peer (overflow drops the peer: a peer that cannot keep up must resync by
+// anti-entropy).
+// Fairness: a connection hands at most a few frames to on_frame in a row, then lets the
+// other ready handlers run, so one peer's backlog never holds up another peer's frames.
 //
 // Dialer: keeps about target_peers connections (inbound + outbound) from the seeds;
 // "host:port" and "dns:NAME:PORT" seeds are re-resolved every dns_refresh; failed or lost
@@ -76,6 +79,9 @@ struct TransportCallbacks {
   // `payload` is valid only during the call.
   std::function<void(PeerId, std::span<const std::uint8_t> payload)> on_frame;
   std::function<void(PeerId, std::string_view reason)> on_peer_down;
+  // Optional: one frame of an up peer was dropped by the receive rate limit (after its
+  // decryption, before on_frame). The daemon scores the peer for it.
+  std::function<void(PeerId)> on_rate_drop;
 };
 
 // Counters for the metrics page. Monotonic except where noted.

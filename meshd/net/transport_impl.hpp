@@ -71,6 +71,7 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   void on_retired(Connection& conn, std::optional<HandshakeFailure> failure,
                   const std::string& reason);
   void deliver_frame(PeerId id, std::span<const std::uint8_t> payload);
+  void deliver_rate_drop(PeerId id);
 
  private:
   static asio::awaitable<void> accept_loop(std::shared_ptr<TransportImpl> self,

@@ -277,7 +277,10 @@ struct Node::Impl {
   std::vector<std::uint64_t> scratch_seqs;
   std::vector<Envelope> scratch_envelopes;
 
-  // node.cpp: events
+  // node.cpp: messages and events
+  // The per-peer limit: false = not connected (counted) or over the limit (counted, scored).
+  bool admit(PeerState* p, TimeMs now, Actions& out);
+  void dispatch(PeerState& p, const Message& message, TimeMs now, Actions& out);
   void ingest(PeerState* from, const Envelope& env, Source src, TimeMs now, Actions& out);
   void process(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
                Source src, TimeMs now, Actions& out);

@@ -204,6 +204,64 @@ TEST_F(Fixture, PerPeerRateLimitDropsAndPenalises) {
   EXPECT_EQ(t.node.stats().events_new, 12u);
 }
 
+// The driver's two-step path (admit before decoding, then on_admitted_message) behaves like
+// on_message: the same tokens, counters and penalties; a refused message is never opened.
+TEST_F(Fixture, AdmitBeforeDecodeRefusesOverTheLimitWithoutOpening) {
+  Config cfg;
+  cfg.peer_burst = 10;
+  cfg.peer_rate_per_s = 1;
+  cfg.score_threshold = 8;
+  TestNode t(reg, "me", "dA", cfg);
+  t.node.on_peer_up(1, kT0);
+  t.node.on_peer_up(2, kT0);
+  int admitted = 0;
+  Actions a;
+  for (int i = 1; i <= 17; ++i) {
+    const Envelope e = reg.make(Spec{.origin = "o" + std::to_string(i)});
+    if (t.node.admit(1, kT0, a)) {
+      ++admitted;
+      t.node.on_admitted_message(1, Push{e}, kT0, a);
+    } else {
+      EXPECT_EQ(t.opener.opens[*e], 0) << "a refused message must not be opened";
+    }
+  }
+  EXPECT_EQ(admitted, 10);
+  EXPECT_EQ(t.node.stats().events_new, 10u);
+  EXPECT_EQ(t.node.stats().messages_received, 17u);
+  // The 8th refusal reaches the threshold: disconnected and banned; the rest are ignored.
+  EXPECT_EQ(t.node.stats().rate_limited_peer, 7u);
+  ASSERT_EQ(a.disconnects.size(), 0u);
+  EXPECT_FALSE(t.node.admit(1, kT0, a));
+  ASSERT_EQ(a.disconnects.size(), 1u);
+  EXPECT_EQ(a.disconnects[0].peer, 1u);
+  EXPECT_NE(a.disconnects[0].reason.find("rate limit 8.0"), std::string::npos)
+      << a.disconnects[0].reason;
+  EXPECT_GT(t.node.peer(1, kT0)->banned_until, kT0);
+  EXPECT_FALSE(t.node.admit(1, kT0, a));
+  EXPECT_EQ(t.node.stats().messages_ignored, 1u);
+  // The other peer has its own bucket.
+  EXPECT_TRUE(t.node.admit(2, kT0, a));
+}
+
+// Messages the driver's transport dropped for its byte/frame budget count against the peer.
+TEST_F(Fixture, TransportRateDropsAreScoredLikeRateLimitedMessages) {
+  Config cfg;
+  cfg.score_threshold = 5;
+  TestNode t(reg, "me", "dA", cfg);
+  t.node.on_peer_up(1, kT0);
+  Actions a;
+  for (int i = 0; i < 4; ++i) t.node.on_rate_dropped(1, kT0, a);
+  EXPECT_EQ(t.node.stats().rate_limited_peer, 4u);
+  EXPECT_DOUBLE_EQ(t.node.peer(1, kT0)->penalty, 4 * cfg.penalty_rate_limit);
+  EXPECT_TRUE(a.disconnects.empty());
+  t.node.on_rate_dropped(1, kT0, a);
+  ASSERT_EQ(a.disconnects.size(), 1u);
+  EXPECT_FALSE(t.node.peer(1, kT0)->connected);
+  // An unknown peer is only counted.
+  t.node.on_rate_dropped(9, kT0, a);
+  EXPECT_EQ(t.node.stats().messages_ignored, 1u);
+}
+
 TEST_F(Fixture, PerOriginRateLimitQueuesThenDropsWithoutBreakingConvergence) {
   Config cfg;
   cfg.origin_burst = 3;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "meshd/net/transport.hpp"
 #include "tests/unit/net/net_test_support.hpp"
@@ -39,6 +40,8 @@ struct Node {
   std::vector<std::string> ups;      // every peer_up node id, in order
   std::vector<std::pair<PeerId, std::string>> downs;
   std::vector<std::pair<PeerId, std::vector<std::uint8_t>>> frames;
+  std::map<PeerId, std::uint64_t> rate_drops;  // on_rate_drop calls per peer
+  std::function<void(PeerId)> on_frame_hook;   // runs after each frame is recorded
 
   Node(asio::io_context& io, LocalIdentity id, TransportLimits limits = {}) {
     TransportCallbacks cb;
@@ -48,11 +51,13 @@ struct Node {
     };
     cb.on_frame = [this](PeerId p, std::span<const std::uint8_t> f) {
       frames.emplace_back(p, std::vector<std::uint8_t>(f.begin(), f.end()));
+      if (on_frame_hook) on_frame_hook(p);
     };
     cb.on_peer_down = [this](PeerId p, std::string_view reason) {
       up.erase(p);
       downs.emplace_back(p, std::string(reason));
     };
+    cb.on_rate_drop = [this](PeerId p) { ++rate_drops[p]; };
     t = std::make_unique<Transport>(io, std::move(id), limits, std::move(cb));
   }
   void listen() {
@@ -584,7 +589,48 @@ TEST(Transport, ReceiveRateLimitDropsFramesOverBudget) {
   EXPECT_LE(a.frames.size(), 30u);
   EXPECT_GE(a.t->stats().rate_limit_drops, 170u);
   EXPECT_EQ(a.t->peers()[0].rate_limit_drops, a.t->stats().rate_limit_drops);
-  EXPECT_EQ(a.up.size(), 1u);  // drops, not a disconnect
+  EXPECT_EQ(a.up.size(), 1u);  // drops, not a disconnect (the daemon decides on the score)
+  // Every drop is reported, so the daemon can score the peer for it.
+  EXPECT_EQ(a.rate_drops[a.peer_id("node-b")], a.t->stats().rate_limit_drops);
+}
+
+// One peer's backlog does not hold up another's frames: the reader hands a few frames over,
+// then lets other ready connections run.
+TEST(Transport, ABackloggedPeerDoesNotHoldUpAnotherPeersFrames) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node flood(io, make_node(ca, "node-flood"), fast_limits());
+  Node honest(io, make_node(ca, "node-honest"), fast_limits());
+  a.listen();
+  ASSERT_TRUE(flood.t->add_seed(a.seed()));
+  ASSERT_TRUE(honest.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.up.size() == 2 && flood.up.size() == 1 && honest.up.size() == 1; }));
+  const PeerId from_honest = a.peer_id("node-honest");
+  // The receiver spends 1 ms on every frame (as the daemon does on a frame that costs a
+  // signature check, a store write and relays).
+  a.on_frame_hook = [](PeerId) { std::this_thread::sleep_for(1ms); };
+  // 2,000 flood frames (~430 KiB) reach a's socket first; a has started on them when the
+  // honest peer sends its one frame.
+  for (int i = 0; i < 2000; ++i)
+    ASSERT_TRUE(flood.t->send(flood.peer_id("node-a"), ping_like_payload(i, 200)));
+  run_for(io, 30ms);
+  const std::size_t at_send = a.frames.size();
+  ASSERT_LT(at_send, 1000u);
+  ASSERT_TRUE(honest.t->send(honest.peer_id("node-a"), ping_like_payload(7, 200)));
+  std::size_t flood_after_send = 0;  // flood frames handed over before the honest one
+  auto honest_arrived = [&] {
+    for (std::size_t k = at_send + flood_after_send; k < a.frames.size(); ++k) {
+      if (a.frames[k].first == from_honest) return true;
+      ++flood_after_send;
+    }
+    return false;
+  };
+  ASSERT_TRUE(run_until(io, honest_arrived));
+  // Handed over in one go, one 64 KiB read (~300 of these frames) would have gone first;
+  // taking turns, a few turns of a few frames.
+  EXPECT_LT(flood_after_send, 100u) << "flood frames handed over after the honest one arrived";
 }
 
 TEST(Transport, SendQueueOverflowDropsThePeer) {
