@@ -7,7 +7,9 @@
 // of node1 names the attacker. Prints one JSON object per window, then a Markdown table.
 //
 // Usage (root): mesh_hostile_bench [--phase-s 20] [--interval-ms 200] [--peer-rate 200]
-//   (the flood runs at 10x --peer-rate; the peer tool's path is compiled in)
+//                                   [--only ATTACK[,ATTACK...]]
+//   (the flood runs at 10x --peer-rate; the peer tool's path is compiled in; --only runs the
+//   named attacks alone, e.g. --only rate-10x, between the same two baselines)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -43,6 +45,7 @@ std::string read_from(const std::string& path, std::size_t offset) {
 int main(int argc, char** argv) {
   int phase_s = 20, interval_ms = 200;
   double peer_rate = 200;
+  std::string only;  // comma-separated attack names; empty = all
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--phase-s")
@@ -51,6 +54,8 @@ int main(int argc, char** argv) {
       interval_ms = std::stoi(argv[i + 1]);
     else if (a == "--peer-rate")
       peer_rate = std::stod(argv[i + 1]);
+    else if (a == "--only")
+      only = argv[i + 1];
     else {
       std::fprintf(stderr, "mesh_hostile_bench: unknown option %s\n", a.c_str());
       return 2;
@@ -68,6 +73,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto attacks = hostile_attacks(mesh, MESHD_PEER_TOOL, 10 * peer_rate);
+  if (!only.empty()) {
+    const std::string list = "," + only + ",";
+    std::erase_if(attacks, [&](const Attack& a) {
+      return list.find("," + a.name + ",") == std::string::npos;
+    });
+    if (attacks.empty()) {
+      std::fprintf(stderr, "mesh_hostile_bench: --only %s names no attack\n", only.c_str());
+      return 2;
+    }
+  }
   HonestTraffic honest(mesh, interval_ms);
   const std::string log = mesh.dir(1) + "/meshd.log";
   auto max_rss = [&] {
