@@ -133,7 +133,7 @@ Result<BpfEnforcer> BpfEnforcer::make(Maps maps) {
   // Reconciliation starts from what the kernel has: mirror the installed prefixes, and
   // make the pre-filters match them (they may be new next to reused maps, or stale).
   auto r = e.for_each([&](const Prefix& p, const meshd_block_value&, std::uint8_t where) {
-    e.installed_[p] |= where;
+    e.installed_.add(p, where);
   });
   if (!r) return std::unexpected(r.error());
   e.rebuild_filters();
@@ -197,11 +197,11 @@ void BpfEnforcer::rebuild_filters() {
   // them once instead of walking installed_ a second time.
   std::vector<Prefix> in_trie;
   filter_.rebuild([&](auto&& visit) {
-    for (const auto& [p, where] : installed_) {
-      if (p.family != Family::v4) continue;
+    installed_.for_each([&](const Prefix& p, std::uint8_t where) {
+      if (p.family != Family::v4) return;
       visit(p);
       if (where & kInTrie) in_trie.push_back(p);
-    }
+    });
   });
   trie_filter_.rebuild([&](auto&& visit) {
     for (const Prefix& p : in_trie) visit(p);
@@ -217,7 +217,7 @@ Result<void> BpfEnforcer::write(int fd, std::uint8_t where, const std::vector<Ke
                                 const std::vector<meshd_block_value>& values, std::size_t& done) {
   done = 0;
   auto record = [&](std::size_t from, std::size_t to) {
-    for (std::size_t j = from; j < to; ++j) installed_[from_key(keys[j])] |= where;
+    for (std::size_t j = from; j < to; ++j) installed_.add(from_key(keys[j]), where);
     stats_.rules_written += to - from;
   };
   auto map_error = [&](int err) -> Result<void> {
@@ -331,7 +331,6 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, TimeMs 
   Batch<meshd_v4_key> trie4, exact4;
   Batch<meshd_v6_key> trie6, exact6;
   std::size_t accepted = 0;
-  installed_.reserve(installed_.size() + rules.size());  // no rehashing half-way
 
   for (const BlockRule& rule : rules) {
     // Only refusals need the text (formatting every prefix cost ~5% of a 100k install).
@@ -371,10 +370,8 @@ Result<ApplyReport> BpfEnforcer::apply(std::span<const BlockRule> rules, TimeMs 
     value.prefixlen = rule.prefix.len;
     ++accepted;
     // In place when present (re-timing), else by length.
-    auto found = installed_.find(rule.prefix);
-    const std::uint8_t where = found != installed_.end()   ? found->second
-                               : exact_length(rule.prefix) ? kInExact
-                                                           : kInTrie;
+    const std::uint8_t found = installed_.find(rule.prefix);
+    const std::uint8_t where = found != 0 ? found : exact_length(rule.prefix) ? kInExact : kInTrie;
     if (rule.prefix.family == Family::v4) {
       const meshd_v4_key k = to_v4_key(rule.prefix);
       if (where & kInExact) exact4.push(k, value);
@@ -432,10 +429,7 @@ Result<std::size_t> BpfEnforcer::remove(std::span<const Prefix> prefixes) {
   bool v4_touched = false;
   for (const Prefix& p : prefixes) {
     std::uint8_t where = exact_length(p) ? (kInExact | kInTrie) : kInTrie;
-    if (auto found = installed_.find(p); found != installed_.end()) {
-      where = found->second;
-      installed_.erase(found);
-    }
+    if (const std::uint8_t found = installed_.erase(p); found != 0) where = found;
     if (p.family == Family::v4) {
       v4_touched = true;
       if (where & kInExact) exact4.push_back(to_v4_key(p));

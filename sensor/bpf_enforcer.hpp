@@ -33,12 +33,12 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "sensor/bpf_filter.hpp"
 #include "sensor/bpf_maps.hpp"
 #include "sensor/enforcer.hpp"
+#include "sensor/prefix_table.hpp"
 
 namespace meshd::sensor {
 
@@ -129,8 +129,8 @@ class BpfEnforcer final : public Enforcer {
   V4Filter trie_filter_;
   Fd counters_;
   std::vector<Prefix> protected_;
-  std::unordered_map<Prefix, std::uint8_t, PrefixHash> installed_;
-  int batch_state_ = 0;  // 0 unknown, 1 supported, -1 unsupported (probed on first use)
+  PrefixTable installed_;  // prefix -> kInTrie | kInExact (prefix_table.hpp: ~30 B per entry)
+  int batch_state_ = 0;    // 0 unknown, 1 supported, -1 unsupported (probed on first use)
   BpfEnforcerStats stats_;
 };
 
