@@ -261,7 +261,8 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
   // a signature check and a store write.
   if (!node->admit(*cid, now, actions)) {
     log_rate_limited(*cid, now, "frame dropped");
-    apply_actions(now);
+    // Deferred like any received frame: a flood must not commit the open batch per frame.
+    apply_actions(now, /*deferred=*/true);
     return;
   }
   auto msg = decode_message(payload);
@@ -280,7 +281,7 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
     msg = core::Message{core::Push{core::make_envelope(std::string())}};
   }
   node->on_admitted_message(*cid, *msg, now, actions);
-  apply_actions(now);
+  apply_actions(now, /*deferred=*/true);
 }
 
 void Daemon::Impl::on_rate_drop(net::PeerId id) {
@@ -290,7 +291,7 @@ void Daemon::Impl::on_rate_drop(net::PeerId id) {
   actions.clear();
   node->on_rate_dropped(*cid, now, actions);
   log_rate_limited(*cid, now, "frame dropped by the transport's byte/frame budget");
-  apply_actions(now);
+  apply_actions(now, /*deferred=*/true);
 }
 
 void Daemon::Impl::log_rate_limited(core::PeerId cid, TimeMs now, const char* what) {
@@ -328,29 +329,40 @@ void Daemon::Impl::on_peer_down(net::PeerId id, std::string_view reason) {
   apply_actions(now);
 }
 
-void Daemon::Impl::apply_actions(TimeMs now) {
-  // Sends first: gossip latency is the product.
-  for (const auto& s : actions.sends) {
-    const auto conn = peer_directory.connection_of(s.peer);
-    if (!conn) continue;
-    std::string bytes = encode_message(s.message);
-    auto r =
-        transport->send(*conn, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
-    if (!r) ++counters.sends_failed;
+void Daemon::Impl::apply_actions(TimeMs now, bool deferred) {
+  // Input other than a received frame: what the last burst left waits no longer, so sends
+  // to a peer keep their order and no peer mapping changes under a deferred send.
+  if (!deferred) flush_received();
+  if (deferred) {
+    if (!actions.persist.empty() && !store->in_batch() && store->writable())
+      if (auto r = store->begin_batch(); !r) {
+        ++counters.store_errors;
+        spdlog::debug("{}", r.error().message);
+      }
+    // Durable before anything is sent: the relays wait for the batch's commit.
+    persist_actions(now);
+    for (const auto& s : actions.sends)
+      deferred_sends.emplace_back(s.peer, encode_message(s.message));
+    if (!flush_posted && (store->in_batch() || !deferred_sends.empty())) {
+      flush_posted = true;
+      boost::asio::post(io, [this] {
+        flush_posted = false;
+        if (!stopping) flush_received();
+      });
+    }
+  } else {
+    // Stored before it is sent, for the same reason (a commit costs tens of microseconds).
+    persist_actions(now);
+    for (const auto& s : actions.sends) {
+      const auto conn = peer_directory.connection_of(s.peer);
+      if (!conn) continue;
+      std::string bytes = encode_message(s.message);
+      auto r = transport->send(*conn,
+                               {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+      if (!r) ++counters.sends_failed;
+    }
   }
   if (!actions.blocks.empty()) apply_block_changes(actions.blocks, now);
-  if (!actions.persist.empty()) {
-    std::vector<StoredEnvelope> rows;
-    rows.reserve(actions.persist.size());
-    for (const auto& p : actions.persist)
-      rows.push_back(
-          {p.id, p.origin, p.seq, static_cast<int>(p.kind), *p.envelope, now, p.expires_at});
-    if (auto r = store->put_envelopes(rows); !r) {
-      ++counters.store_errors;
-      spdlog::debug("{}", r.error().message);
-    }
-    watch_store();  // one log line when the store stops (or resumes) taking writes
-  }
   for (const auto& d : actions.disconnects) {
     const auto conn = peer_directory.connection_of(d.peer);
     const std::string& peer = peer_directory.node_of(d.peer);
@@ -371,6 +383,40 @@ void Daemon::Impl::apply_actions(TimeMs now) {
   observe_actions(*this, actions, now);  // before publish_proof reuses `actions`
   for (const auto& p : proofs) publish_proof(p, now);
   schedule_tick(deadline);
+}
+
+void Daemon::Impl::persist_actions(TimeMs now) {
+  if (actions.persist.empty()) return;
+  std::vector<StoredEnvelope> rows;
+  rows.reserve(actions.persist.size());
+  for (const auto& p : actions.persist)
+    rows.push_back(
+        {p.id, p.origin, p.seq, static_cast<int>(p.kind), *p.envelope, now, p.expires_at});
+  if (auto r = store->put_envelopes(rows); !r) {
+    ++counters.store_errors;
+    spdlog::debug("{}", r.error().message);
+  }
+  watch_store();  // one log line when the store stops (or resumes) taking writes
+}
+
+void Daemon::Impl::flush_received() {
+  if (store && store->in_batch()) {
+    if (auto r = store->commit_batch(); !r) {
+      ++counters.store_errors;
+      spdlog::debug("{}", r.error().message);
+    }
+    watch_store();
+  }
+  if (deferred_sends.empty()) return;
+  auto sends = std::move(deferred_sends);
+  deferred_sends.clear();
+  for (const auto& [peer, bytes] : sends) {
+    const auto conn = peer_directory.connection_of(peer);
+    if (!conn) continue;
+    auto r =
+        transport->send(*conn, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    if (!r) ++counters.sends_failed;
+  }
 }
 
 void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now) {
@@ -595,6 +641,7 @@ void Daemon::Impl::protect_peer_address(net::PeerId id, const std::string& node_
 
 void Daemon::Impl::shutdown() {
   if (stopping) return;
+  flush_received();  // the last burst's envelopes and relays
   stopping = true;
   const TimeMs now = wall_now_ms();
   if (auto r = store->put_blob("ledger", node->ledger().serialize()); !r) {

@@ -137,7 +137,13 @@ struct Daemon::Impl {
   std::unique_ptr<sensor::PodIdentityResolver> pods;
   std::unordered_map<Prefix, TimeMs, PrefixHash> claimed_at;  // suppression
 
-  core::Actions actions;         // reused for every input
+  core::Actions actions;  // reused for every input
+  // Received frames are written to the store once per I/O burst: on_frame's envelopes join
+  // one open store batch, and what the core sends in answer waits here (by core peer id)
+  // until flush_received() has committed that batch, so nothing is relayed before it is
+  // durable. The flush is posted once per burst; any other input flushes first.
+  std::vector<std::pair<core::PeerId, std::string>> deferred_sends;
+  bool flush_posted = false;
   PeerDirectory peer_directory;  // connection <-> core peer id <-> node id
 
   // node_protected_prefixes(config), read at start and on SIGHUP (it reads /proc and /etc).
@@ -172,7 +178,11 @@ struct Daemon::Impl {
   // peer, its limit and its penalty (the core scored it; at its threshold it is banned).
   void log_rate_limited(core::PeerId cid, TimeMs now, const char* where);
   void on_peer_down(net::PeerId id, std::string_view reason);
-  void apply_actions(TimeMs now);
+  // `deferred`: from a received frame (one I/O burst's batch; see deferred_sends).
+  void apply_actions(TimeMs now, bool deferred = false);
+  void persist_actions(TimeMs now);
+  // Commits the open store batch, then sends what waited for it.
+  void flush_received();
   void apply_block_changes(const std::vector<trust::BlockChange>& changes, TimeMs now);
   void schedule_tick(TimeMs deadline);
   void refresh_protected(TimeMs now);

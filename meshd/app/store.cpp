@@ -142,6 +142,7 @@ Result<Store> Store::open(const std::string& data_dir) {
 
 template <class T, class F>
 Result<T> Store::write(F&& body) {
+  end_batch_before_write();
   Result<T> r =
       read_only_
           ? Result<T>(fail("store_read_only", "store " + path_ +
@@ -158,16 +159,22 @@ Store::Store(Store&& o) noexcept
     : db_(std::exchange(o.db_, nullptr)),
       path_(std::move(o.path_)),
       range_stmt_(std::exchange(o.range_stmt_, nullptr)),
+      insert_stmt_(std::exchange(o.insert_stmt_, nullptr)),
+      in_batch_(std::exchange(o.in_batch_, false)),
       read_only_(o.read_only_),
       last_write_failed_(o.last_write_failed_),
       last_write_error_(std::move(o.last_write_error_)) {}
 Store& Store::operator=(Store&& o) noexcept {
   if (this != &o) {
+    if (in_batch_) (void)exec("COMMIT");
     sqlite3_finalize(range_stmt_);
+    sqlite3_finalize(insert_stmt_);
     sqlite3_close(db_);
     db_ = std::exchange(o.db_, nullptr);
     path_ = std::move(o.path_);
     range_stmt_ = std::exchange(o.range_stmt_, nullptr);
+    insert_stmt_ = std::exchange(o.insert_stmt_, nullptr);
+    in_batch_ = std::exchange(o.in_batch_, false);
     read_only_ = o.read_only_;
     last_write_failed_ = o.last_write_failed_;
     last_write_error_ = std::move(o.last_write_error_);
@@ -175,7 +182,10 @@ Store& Store::operator=(Store&& o) noexcept {
   return *this;
 }
 Store::~Store() {
+  // A clean stop keeps what the open batch holds (the driver commits before stopping).
+  if (in_batch_ && db_ != nullptr) (void)exec("COMMIT");
   sqlite3_finalize(range_stmt_);
+  sqlite3_finalize(insert_stmt_);
   sqlite3_close(db_);
 }
 
@@ -212,28 +222,80 @@ Result<std::uint64_t> Store::last_sequence() const {
 }
 
 Result<void> Store::put_envelopes(std::span<const StoredEnvelope> envelopes) {
-  return write<void>([&]() -> Result<void> {
-    if (envelopes.empty()) return {};
-    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
-    Stmt s(db_,
-           "INSERT OR IGNORE INTO envelopes(event_id, origin, seq, kind, bytes, received_at, "
-           "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-    bool ok = s.ok();
-    for (const auto& e : envelopes) {
-      if (!ok) break;
-      s.bind_blob(1, e.event_id.data(), e.event_id.size());
-      s.bind_text(2, e.origin);
-      s.bind(3, static_cast<std::int64_t>(e.seq));
-      s.bind(4, static_cast<std::int64_t>(e.kind));
-      s.bind_blob(5, e.bytes.data(), e.bytes.size());
-      s.bind(6, e.received_at);
-      s.bind(7, e.expires_at);
-      ok = s.step() == SQLITE_DONE;
-      s.reset();
+  if (envelopes.empty()) return {};
+  // Inside a batch: the rows join its transaction. Not through write(), which would commit it.
+  if (in_batch_) {
+    Result<void> r = insert_envelopes(envelopes);
+    if (!r) {
+      in_batch_ = false;
+      r = rolled_back(std::unexpected(r.error()));
     }
-    if (!ok) return rolled_back(db_error(db_, path_, "storing envelopes"));
-    return exec("COMMIT");
+    last_write_failed_ = !r;
+    last_write_error_ = r ? std::string() : r.error().message;
+    return r;
+  }
+  return write<void>([&]() -> Result<void> {
+    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+    if (auto r = insert_envelopes(envelopes); !r) return rolled_back(std::unexpected(r.error()));
+    return commit();
   });
+}
+
+// Inside an open transaction: one INSERT per envelope with the cached statement.
+Result<void> Store::insert_envelopes(std::span<const StoredEnvelope> envelopes) {
+  if (insert_stmt_ == nullptr &&
+      sqlite3_prepare_v2(db_,
+                         "INSERT OR IGNORE INTO envelopes(event_id, origin, seq, kind, bytes, "
+                         "received_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         -1, &insert_stmt_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(insert_stmt_);
+    insert_stmt_ = nullptr;
+    return db_error(db_, path_, "storing envelopes");
+  }
+  sqlite3_stmt* s = insert_stmt_;
+  for (const auto& e : envelopes) {
+    sqlite3_bind_blob(s, 1, e.event_id.data(), static_cast<int>(e.event_id.size()), SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, e.origin.data(), static_cast<int>(e.origin.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(e.seq));
+    sqlite3_bind_int64(s, 4, e.kind);
+    sqlite3_bind_blob(s, 5, e.bytes.data(), static_cast<int>(e.bytes.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, e.received_at);
+    sqlite3_bind_int64(s, 7, e.expires_at);
+    const bool ok = sqlite3_step(s) == SQLITE_DONE;
+    auto err = ok ? Result<void>() : Result<void>(db_error(db_, path_, "storing envelopes"));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (!ok) return err;
+  }
+  return {};
+}
+
+// COMMIT; when it fails (disk full, I/O error) the transaction is rolled back if SQLite left
+// it open, so the connection never stays inside a half-written transaction.
+Result<void> Store::commit() {
+  auto r = exec("COMMIT");
+  if (!r && sqlite3_get_autocommit(db_) == 0) return rolled_back(std::unexpected(r.error()));
+  return r;
+}
+
+Result<void> Store::begin_batch() {
+  if (in_batch_) return {};
+  auto r = write<void>([&]() -> Result<void> { return exec("BEGIN IMMEDIATE"); });
+  in_batch_ = static_cast<bool>(r);
+  return r;
+}
+
+Result<void> Store::commit_batch() {
+  if (!in_batch_) return {};
+  in_batch_ = false;
+  auto r = commit();
+  last_write_failed_ = !r;
+  last_write_error_ = r ? std::string() : r.error().message;
+  return r;
+}
+
+void Store::end_batch_before_write() {
+  if (in_batch_) (void)commit_batch();
 }
 
 Result<std::vector<StoredEnvelope>> Store::load_envelopes() const {
