@@ -151,6 +151,17 @@ const ConfigKey kKeys[] = {
     MESHD_KEY("mesh.idle_timeout_ms", mesh.idle_timeout_ms,
               "silent connections are closed after this"),
     MESHD_KEY("mesh.dns_refresh_ms", mesh.dns_refresh_ms, "how often dns: seeds are re-resolved"),
+    MESHD_KEY("mesh.max_concurrent_dials", mesh.max_concurrent_dials,
+              "outbound dials in flight at once: a fleet started together finishes a few "
+              "handshakes in time instead of timing out many"),
+    MESHD_KEY("mesh.peer_exchange", mesh.peer_exchange,
+              "tell peers our peers' addresses and, at max_peers, redirect dialers to them "
+              "instead of refusing: a cold-started fleet meshes in seconds"),
+    MESHD_KEY("mesh.redirect_slots", mesh.redirect_slots,
+              "dialers redirected at once when full (each costs a signature check); more are "
+              "refused"),
+    MESHD_KEY("mesh.max_learned_addresses", mesh.max_learned_addresses,
+              "addresses learned from peers kept for dialing (bounded: peers cannot fill memory)"),
     MESHD_KEY("mesh.peer_rate_frames_per_s", mesh.peer_rate_frames_per_s,
               "per-peer receive limit; excess lowers the peer's score"),
     MESHD_KEY(
@@ -314,6 +325,9 @@ Result<void> validate(const AppConfig& c) {
         {"mesh.handshake_timeout_ms", double(c.mesh.handshake_timeout_ms), 1.0, kDayMs},
         {"mesh.idle_timeout_ms", double(c.mesh.idle_timeout_ms), 1.0, kDayMs},
         {"mesh.dns_refresh_ms", double(c.mesh.dns_refresh_ms), 1.0, kDayMs},
+        {"mesh.max_concurrent_dials", double(c.mesh.max_concurrent_dials), 1.0, 1024.0},
+        {"mesh.redirect_slots", double(c.mesh.redirect_slots), 0.0, 1024.0},
+        {"mesh.max_learned_addresses", double(c.mesh.max_learned_addresses), 0.0, 100'000.0},
         {"mesh.peer_rate_frames_per_s", c.mesh.peer_rate_frames_per_s, 1e-6, 1e9},
         {"mesh.origin_rate_per_min", c.mesh.origin_rate_per_min, 1e-6, 1e12},
         {"mesh.origin_burst", c.mesh.origin_burst, 1.0, 1e12},

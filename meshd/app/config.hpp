@@ -39,6 +39,10 @@ struct MeshConfig {
   int handshake_timeout_ms = 5000;
   int idle_timeout_ms = 60000;
   int dns_refresh_ms = 30000;
+  int max_concurrent_dials = 4;          // outbound dials in flight at once
+  bool peer_exchange = true;             // share peers' addresses; redirect dialers when full
+  int redirect_slots = 8;                // dialers being redirected at once when full
+  int max_learned_addresses = 256;       // addresses learned from peers kept for dialing
   double peer_rate_frames_per_s = 2000;  // per-peer receive limit (sustained)
   double origin_rate_per_min = 600;      // new events accepted per origin (sustained)
   double origin_burst = 200;             // and in a burst

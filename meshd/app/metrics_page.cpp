@@ -136,6 +136,24 @@ std::string Daemon::Impl::metrics_text() const {
   w.counter("meshd_send_queue_overflows_total",
             "Peers dropped because their send queue exceeded its limit (they resync).",
             t.send_queue_overflows);
+  w.family("meshd_dials_total", "counter",
+           "Outbound peer connections by how they ended (up = handshake done).");
+  for (std::size_t i = 0; i < t.dial_outcomes.size(); ++i)
+    w.sample("meshd_dials_total", t.dial_outcomes[i],
+             {{"outcome", std::string(net::to_string(static_cast<net::DialOutcome>(i)))}});
+  w.counter("meshd_duplicate_connections_total",
+            "Connections closed by the one-connection-per-node rule (both dialed each other).",
+            t.duplicate_connections);
+  w.family("meshd_peer_exchange_total", "counter",
+           "Peer exchange frames and redirects (meshd/net/peer_exchange.hpp), by what happened.");
+  for (const auto& [what, n] :
+       {std::pair{"sent", t.pex_sent}, std::pair{"received", t.pex_received},
+        std::pair{"rejected", t.pex_rejected}, std::pair{"redirects_sent", t.redirects_sent},
+        std::pair{"redirects_received", t.redirects_received}})
+    w.sample("meshd_peer_exchange_total", n, {{"event", what}});
+  w.counter("meshd_peer_addresses_learned_total",
+            "Peer addresses learned from other peers (candidates for dialing).",
+            t.pex_addresses_learned);
   w.counter("meshd_frames_in_total", "Frames received.", t.frames_in);
   w.counter("meshd_frames_out_total", "Frames sent.", t.frames_out);
 

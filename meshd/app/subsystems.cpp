@@ -34,6 +34,10 @@ net::TransportLimits transport_limits(const AppConfig& c) {
   l.target_peers = static_cast<std::size_t>(c.mesh.target_peers);
   l.max_frame_size = static_cast<std::size_t>(c.mesh.max_frame_bytes);
   l.dns_refresh = std::chrono::milliseconds(c.mesh.dns_refresh_ms);
+  l.max_concurrent_dials = static_cast<std::size_t>(c.mesh.max_concurrent_dials);
+  l.peer_exchange = c.mesh.peer_exchange;
+  l.redirect_slots = static_cast<std::size_t>(c.mesh.redirect_slots);
+  l.max_learned_addresses = static_cast<std::size_t>(c.mesh.max_learned_addresses);
   return l;
 }
 

@@ -44,6 +44,7 @@ constexpr std::uint8_t tag_pong = frame_tag(v1::Frame::kPongFieldNumber);
 constexpr std::uint8_t tag_hello = frame_tag(v1::Frame::kHelloFieldNumber);
 constexpr std::uint8_t tag_hello_auth = frame_tag(v1::Frame::kHelloAuthFieldNumber);
 constexpr std::uint8_t tag_goodbye = frame_tag(v1::Frame::kGoodbyeFieldNumber);
+constexpr std::uint8_t tag_peer_exchange = frame_tag(v1::Frame::kPeerExchangeFieldNumber);
 
 void put_be32(std::uint8_t* p, std::size_t v) {
   p[0] = static_cast<std::uint8_t>((v >> 24) & 0xff);
@@ -63,11 +64,12 @@ long long ms(std::chrono::steady_clock::duration d) {
 }  // namespace
 
 Connection::Connection(std::shared_ptr<TransportImpl> transport, tcp::socket socket, PeerId id,
-                       std::optional<tcp::endpoint> dialed)
+                       std::optional<tcp::endpoint> dialed, bool redirect_only)
     : t_(std::move(transport)),
       socket_(std::move(socket)),
       id_(id),
       dialed_(dialed),
+      redirect_only_(redirect_only && !dialed),
       deadline_(t_->io()),
       idle_timer_(t_->io()),
       write_signal_(t_->io()),
@@ -78,6 +80,12 @@ Connection::Connection(std::shared_ptr<TransportImpl> transport, tcp::socket soc
     error_code ec;
     remote_ = socket_.remote_endpoint(ec);
   }
+}
+
+void Connection::set_dial_outcome(DialOutcome outcome) {
+  if (!outbound() || dial_counted_) return;
+  dial_counted_ = true;
+  t_->stats().dial_outcomes[static_cast<std::size_t>(outcome)]++;
 }
 
 void Connection::spawn(std::shared_ptr<Connection> conn) {
@@ -120,6 +128,9 @@ asio::awaitable<void> Connection::run(std::shared_ptr<Connection> self) {
     co_await self->socket_.async_connect(*self->dialed_, redirect_error(use_awaitable, ec));
     if (ec) {
       self->t_->stats().connect_failures++;
+      self->set_dial_outcome(self->timed_out_                        ? DialOutcome::connect_timeout
+                             : ec == asio::error::connection_refused ? DialOutcome::refused
+                                                                     : DialOutcome::connect_error);
       self->close(self->timed_out_ ? "connect timed out" : "connect failed: " + ec.message());
       co_return;
     }
@@ -179,12 +190,39 @@ asio::awaitable<bool> Connection::handshake() {
       break;
     }
     cert_ = *cert;
+    peer_features_ = hs.peer_features();
+    if (redirect_only_ && (peer_features_ & feature_peer_exchange) == 0) {
+      // A node that cannot read a redirect gets what it always got at max_peers.
+      close("max peers (" + std::to_string(t_->limits().max_peers) + ") reached");
+      co_return false;
+    }
     auto auth = hs.auth();
     if (!auth) {
       failure = auth.error();
       break;
     }
     tell_peer = false;
+    if (redirect_only_) {
+      // Full: our HelloAuth is never sent. The dialer's proves it holds a fleet key, and only
+      // then does it learn other peers' addresses, in place of our HelloAuth.
+      auto dialer_auth = co_await read_plain_frame();
+      if (!dialer_auth) {
+        failure = dialer_auth.error();
+        break;
+      }
+      auto verified = hs.on_peer_auth(proto::as_bytes(*dialer_auth));
+      if (!verified) {
+        failure = verified.error();
+        break;
+      }
+      const std::string redirect =
+          encode_peer_exchange(t_->peer_exchange_for(*this, /*redirect=*/true)).SerializeAsString();
+      t_->stats().redirects_sent++;
+      co_await write_plain_frame(redirect);
+      close("max peers (" + std::to_string(t_->limits().max_peers) + ") reached: node '" +
+            cert_.node_id() + "' redirected to other peers");
+      co_return false;
+    }
     if (!co_await write_plain_frame(*auth)) {
       failure = HandshakeError{timed_out_ ? HandshakeFailure::timeout : HandshakeFailure::io_error,
                                "cannot send HelloAuth to node '" + cert_.node_id() + "'"};
@@ -194,6 +232,23 @@ asio::awaitable<bool> Connection::handshake() {
     if (!peer_auth) {
       failure = peer_auth.error();
       break;
+    }
+    if (outbound() && !peer_auth->empty() &&
+        static_cast<std::uint8_t>((*peer_auth)[0]) == tag_peer_exchange) {
+      // The responder is full and names other peers instead (unauthenticated hints: each is
+      // only dialed, and must pass this handshake itself).
+      v1::Frame frame;
+      if (frame.ParseFromString(*peer_auth) && frame.has_peer_exchange()) {
+        auto pex = decode_peer_exchange(frame.peer_exchange());
+        if (pex && pex->redirect) {
+          const std::size_t n = pex->peers.size();
+          t_->on_redirected(*this, *pex);
+          failure = HandshakeError{HandshakeFailure::redirected,
+                                   "node '" + cert_.node_id() + "' is full: redirected to " +
+                                       std::to_string(n) + " other peers"};
+          break;
+        }
+      }
     }
     // A bad HelloAuth: the peer may already consider the session up, so a plaintext
     // Goodbye would only look like a decrypt failure to it; just close.
@@ -333,7 +388,7 @@ void Connection::handle_frame(std::span<const std::uint8_t> plain) {
   if (state_ != State::up) return;  // closing: the daemon was told the peer is down
   const std::uint8_t first = plain.empty() ? 0 : plain[0];
   if (first == tag_ping || first == tag_pong || first == tag_goodbye || first == tag_hello ||
-      first == tag_hello_auth) {
+      first == tag_hello_auth || first == tag_peer_exchange) {
     v1::Frame frame;
     if (frame.ParseFromArray(plain.data(), static_cast<int>(plain.size()))) {
       switch (frame.payload_case()) {
@@ -347,6 +402,9 @@ void Connection::handle_frame(std::span<const std::uint8_t> plain) {
           return;
         case v1::Frame::kGoodbye:
           close("peer said goodbye: " + frame.goodbye().reason());
+          return;
+        case v1::Frame::kPeerExchange:
+          t_->on_peer_exchange(*this, frame.peer_exchange());
           return;
         case v1::Frame::kHello:
         case v1::Frame::kHelloAuth:

@@ -47,6 +47,13 @@ std::size_t TransportImpl::live_count() const {
   return n;
 }
 
+std::size_t TransportImpl::dials_in_flight() const {
+  std::size_t n = 0;
+  for (const auto& [id, conn] : conns_)
+    if (conn->outbound() && conn->state() == Connection::State::handshaking) ++n;
+  return n;
+}
+
 asio::awaitable<void> TransportImpl::resolve_loop(std::shared_ptr<TransportImpl> self) {
   tcp::resolver resolver(self->io_);
   while (!self->stopped_) {
@@ -88,6 +95,10 @@ asio::awaitable<void> TransportImpl::resolve_loop(std::shared_ptr<TransportImpl>
       resolved[i] = true;
       for (const auto& endpoint : endpoints) {
         auto [it, fresh] = self->candidates_.try_emplace(endpoint);
+        if (!fresh && it->second.seed == kLearnedSeed) {
+          it->second.seed = i;  // a seed lists it too: it is no longer only learned
+          --self->learned_count_;
+        }
         if (fresh) {
           it->second.seed = i;
           spdlog::debug("net: seed '{}' lists {}", seed.text, to_string(endpoint));
@@ -125,8 +136,17 @@ asio::awaitable<void> TransportImpl::dial_loop(std::shared_ptr<TransportImpl> se
 SteadyTime TransportImpl::dial_round(SteadyTime now) {
   SteadyTime next = now + dial_recheck;
   std::erase_if(bans_, [&](const auto& kv) { return kv.second <= now; });
+  // Addresses learned from peers that kept failing are forgotten (seeds stay).
+  std::erase_if(candidates_, [&](const auto& kv) {
+    const Candidate& c = kv.second;
+    const bool drop = c.seed == kLearnedSeed && c.conn == 0 && c.failures >= 4;
+    if (drop) --learned_count_;
+    return drop;
+  });
   std::size_t live = live_count();
   if (live >= limits_.target_peers) return next;
+  std::size_t in_flight = dials_in_flight();
+  if (in_flight >= limits_.max_concurrent_dials) return next;  // a finished dial kicks us
 
   std::vector<std::map<tcp::endpoint, Candidate>::iterator> eligible;
   for (auto it = candidates_.begin(); it != candidates_.end(); ++it) {
@@ -145,14 +165,20 @@ SteadyTime TransportImpl::dial_round(SteadyTime now) {
     }
     eligible.push_back(it);
   }
-  // Random order spreads a fleet's dials over all pods of a headless Service.
+  // Random order spreads a fleet's dials over all pods of a headless Service; addresses a
+  // peer is connected to (peer exchange, redirects) first: they are known to listen.
   for (std::size_t i = eligible.size(); i > 1; --i) {
     std::swap(eligible[i - 1], eligible[randombytes_uniform(static_cast<std::uint32_t>(i))]);
   }
+  std::stable_partition(eligible.begin(), eligible.end(),
+                        [](const auto& it) { return it->second.hinted; });
   for (auto it : eligible) {
-    if (live >= limits_.target_peers || conns_.size() >= limits_.max_peers) break;
+    if (live >= limits_.target_peers || conns_.size() - redirecting_ >= limits_.max_peers ||
+        in_flight >= limits_.max_concurrent_dials)
+      break;
     dial(it->first, it->second);
     ++live;
+    ++in_flight;
   }
   return next;
 }
@@ -163,6 +189,7 @@ void TransportImpl::dial(const tcp::endpoint& endpoint, Candidate& candidate) {
   auto conn = std::make_shared<Connection>(shared_from_this(), tcp::socket(io_), id, endpoint);
   conns_.emplace(id, conn);
   candidate.conn = id;
+  candidate.hinted = false;
   spdlog::debug("net: dialing {}", to_string(endpoint));
   Connection::spawn(conn);
 }

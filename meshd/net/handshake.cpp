@@ -72,6 +72,8 @@ std::string_view to_string(HandshakeFailure failure) {
       return "banned";
     case HandshakeFailure::peer_refused:
       return "peer_refused";
+    case HandshakeFailure::redirected:
+      return "redirected";
     case HandshakeFailure::count_:
       break;
   }
@@ -98,6 +100,7 @@ Handshake::Handshake(HandshakeRole role, const LocalIdentity& identity)
   *hello->mutable_cert() = identity_.cert;
   hello->set_ephemeral_pk(kx_pk_.data(), kx_pk_.size());
   hello->set_nonce(nonce.data(), nonce.size());
+  hello->set_features(our_features);
   our_hello_ = frame.SerializeAsString();
 }
 
@@ -155,6 +158,7 @@ HandshakeResult<v1::NodeCert> Handshake::on_peer_hello(
   std::copy(hello.ephemeral_pk().begin(), hello.ephemeral_pk().end(), peer_kx_pk_.begin());
   peer_hello_.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
   peer_cert_ = *cert;
+  peer_features_ = hello.features();
   return *cert;
 }
 

@@ -35,6 +35,9 @@
 namespace meshd::net {
 
 constexpr std::uint32_t protocol_version = 1;
+// Hello.features bits (within protocol version 1; a peer without a bit never gets that frame).
+constexpr std::uint32_t feature_peer_exchange = 1u << 0;  // PeerExchange frames
+constexpr std::uint32_t our_features = feature_peer_exchange;
 
 // Why a handshake failed. Stable names (to_string) are metric labels and log words.
 enum class HandshakeFailure : std::uint8_t {
@@ -53,6 +56,7 @@ enum class HandshakeFailure : std::uint8_t {
   self_connection,           // the peer is this node (same node id)
   banned,                    // node id banned by disconnect(..., ban_for)
   peer_refused,              // the peer sent Goodbye instead of continuing
+  redirected,                // the peer is full and named other peers instead (not an error)
   count_
 };
 constexpr std::size_t handshake_failure_count = static_cast<std::size_t>(HandshakeFailure::count_);
@@ -98,6 +102,8 @@ class Handshake {
   // asked about the cert serial (may be empty). Returns the peer's verified cert.
   HandshakeResult<v1::NodeCert> on_peer_hello(proto::Bytes payload, TimeMs now_ms,
                                               const std::function<bool(std::uint64_t)>& is_revoked);
+  // The features the peer's Hello advertised (after on_peer_hello succeeded).
+  std::uint32_t peer_features() const { return peer_features_; }
 
   // Step 3 (after on_peer_hello succeeded): the serialized Frame{HelloAuth} to send.
   HandshakeResult<std::string> auth();
@@ -118,6 +124,7 @@ class Handshake {
   std::string our_hello_;
   std::string peer_hello_;
   std::optional<v1::NodeCert> peer_cert_;
+  std::uint32_t peer_features_ = 0;
   std::optional<proto::PublicKey> peer_key_;
   std::array<std::uint8_t, crypto_kx_PUBLICKEYBYTES> peer_kx_pk_{};
   std::optional<SecretStreamPush> tx_;

@@ -20,6 +20,32 @@ std::string to_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+std::string_view to_string(DialOutcome outcome) {
+  switch (outcome) {
+    case DialOutcome::up:
+      return "up";
+    case DialOutcome::refused:
+      return "refused";
+    case DialOutcome::connect_timeout:
+      return "connect_timeout";
+    case DialOutcome::connect_error:
+      return "connect_error";
+    case DialOutcome::handshake_timeout:
+      return "handshake_timeout";
+    case DialOutcome::closed_by_peer:
+      return "closed_by_peer";
+    case DialOutcome::handshake_refused:
+      return "handshake_refused";
+    case DialOutcome::duplicate:
+      return "duplicate";
+    case DialOutcome::redirected:
+      return "redirected";
+    case DialOutcome::count_:
+      break;
+  }
+  return "unknown";
+}
+
 std::uint64_t TransportStats::handshakes_failed_total() const {
   std::uint64_t total = 0;
   for (auto n : handshakes_failed) total += n;
@@ -57,6 +83,7 @@ TransportImpl::TransportImpl(asio::io_context& io, LocalIdentity identity, Trans
   }
   if (rate.frames_per_s > 0) rate.frames_burst = std::max(rate.frames_burst, 1.0);
   limits_.target_peers = std::min(limits_.target_peers, limits_.max_peers);
+  limits_.max_concurrent_dials = std::max<std::size_t>(limits_.max_concurrent_dials, 1);
 }
 
 void TransportImpl::start() {
@@ -100,6 +127,7 @@ Result<tcp::endpoint> TransportImpl::listen(const tcp::endpoint& endpoint) {
                 "cannot read the bound address of " + to_string(endpoint) + ": " + ec.message());
   }
   acceptors_.push_back(acceptor);
+  if (listen_port_ == 0) listen_port_ = bound.port();
   asio::co_spawn(io_, accept_loop(shared_from_this(), acceptor), asio::detached);
   spdlog::info("net: node {} listening on {}", identity_.node_cert.node_id(), to_string(bound));
   return bound;
@@ -141,7 +169,13 @@ asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> 
       socket.close(addr_ec);
       continue;
     }
-    if (self->conns_.size() >= self->limits_.max_peers) {
+    // Full: a dialer that can read a redirect is told other peers' addresses (after it proved
+    // its identity; redirect_slots at a time), any other connection is closed at once.
+    bool redirect = false;
+    if (self->conns_.size() - self->redirecting_ >= self->limits_.max_peers &&
+        self->limits_.peer_exchange && self->redirecting_ < self->limits_.redirect_slots)
+      redirect = true;
+    if (!redirect && self->conns_.size() - self->redirecting_ >= self->limits_.max_peers) {
       self->stats_.refused_max_peers++;
       error_code peer_ec;
       const auto remote = socket.remote_endpoint(peer_ec);
@@ -153,7 +187,8 @@ asio::awaitable<void> TransportImpl::accept_loop(std::shared_ptr<TransportImpl> 
       continue;
     }
     const PeerId id = self->next_id_++;
-    auto conn = std::make_shared<Connection>(self, std::move(socket), id, std::nullopt);
+    auto conn = std::make_shared<Connection>(self, std::move(socket), id, std::nullopt, redirect);
+    if (redirect) ++self->redirecting_;
     self->conns_.emplace(id, conn);
     Connection::spawn(conn);
   }
@@ -186,6 +221,7 @@ bool TransportImpl::on_established(const std::shared_ptr<Connection>& conn) {
     const bool old_preferred = existing->outbound() == we_are_smaller;
     stats_.duplicate_connections++;
     if (!new_preferred || old_preferred) {
+      conn->set_dial_outcome(DialOutcome::duplicate);
       conn->close("duplicate connection to node '" + node + "': keeping the existing one");
       return false;
     }
@@ -194,22 +230,121 @@ bool TransportImpl::on_established(const std::shared_ptr<Connection>& conn) {
   }
   by_node_[node] = conn->id();
   conn->set_announced();
+  conn->set_dial_outcome(DialOutcome::up);
   const PeerInfo info = conn->info();
   spdlog::info("net: peer {} up: node '{}' domain '{}' serial {} {} {}", info.id, info.node_id,
                info.failure_domain, info.cert_serial, info.outbound ? "dialed" : "from",
                to_string(info.remote));
   if (callbacks_.on_peer_up) callbacks_.on_peer_up(conn->id(), conn->cert());
+  if (limits_.peer_exchange && (conn->peer_features() & feature_peer_exchange) != 0 &&
+      conn->state() == Connection::State::up) {
+    conn->send_transport_frame(encode_peer_exchange(peer_exchange_for(*conn, false)));
+    stats_.pex_sent++;
+  }
+  kick_dialer();  // a dial slot is free again
   return conn->state() == Connection::State::up;
+}
+
+PeerExchange TransportImpl::peer_exchange_for(const Connection& to, bool redirect) {
+  PeerExchange out;
+  out.redirect = redirect;
+  out.listen_port = listen_port_;
+  const std::string& to_node = to.cert().node_id();
+  for (const auto& [node, id] : by_node_) {
+    if (node == to_node || id == to.id()) continue;
+    const auto ep = conns_.at(id)->peer_listen();
+    if (ep && dialable(*ep)) out.peers.push_back(PexAddress{*ep, node});
+  }
+  // A random subset: many dialers redirected by one node spread over its peers.
+  for (std::size_t i = out.peers.size(); i > 1; --i)
+    std::swap(out.peers[i - 1], out.peers[randombytes_uniform(static_cast<std::uint32_t>(i))]);
+  if (out.peers.size() > kMaxPeerExchangeAddresses) out.peers.resize(kMaxPeerExchangeAddresses);
+  return out;
+}
+
+bool TransportImpl::learn_address(const tcp::endpoint& endpoint, const std::string& node_hint,
+                                  bool live, SteadyTime now) {
+  if (!dialable(endpoint)) return false;
+  if (!node_hint.empty() && node_hint == identity_.node_cert.node_id()) return false;
+  if (auto it = candidates_.find(endpoint); it != candidates_.end()) {
+    Candidate& c = it->second;
+    // A peer is connected to it now: it listens, so a back-off earned while the fleet was
+    // still starting need not be waited out. Handshake refusals keep theirs (not transient).
+    if (live && c.conn == 0 && !c.self && c.next_attempt > now && !c.refused) {
+      c.next_attempt = now;
+      c.hinted = true;
+    }
+    return false;
+  }
+  if (learned_count_ >= limits_.max_learned_addresses) return false;
+  Candidate c;
+  c.seed = kLearnedSeed;
+  c.node_id = node_hint;
+  c.next_attempt = now;
+  c.hinted = live;
+  candidates_.emplace(endpoint, std::move(c));
+  ++learned_count_;
+  stats_.pex_addresses_learned++;
+  return true;
+}
+
+void TransportImpl::on_peer_exchange(Connection& conn, const v1::PeerExchange& msg) {
+  // One per connection (sent right after the handshake): more would let a peer steer our
+  // dialer at will.
+  if (conn.pex_received()) {
+    stats_.pex_rejected++;
+    spdlog::debug("net: node '{}' sent a second PeerExchange: ignored", conn.cert().node_id());
+    return;
+  }
+  conn.set_pex_received();
+  auto pex = decode_peer_exchange(msg);
+  if (!pex) {
+    stats_.pex_rejected++;
+    spdlog::debug("net: PeerExchange from node '{}' ignored: {}", conn.cert().node_id(),
+                  pex.error().message);
+    return;
+  }
+  stats_.pex_received++;
+  const auto now = std::chrono::steady_clock::now();
+  if (!conn.outbound() && pex->listen_port != 0) {
+    // Its address is the one it connected from (authenticated: it is this session's peer).
+    const tcp::endpoint ep(conn.remote().address(), pex->listen_port);
+    if (dialable(ep)) {
+      conn.set_peer_listen(ep);
+      learn_address(ep, conn.cert().node_id(), false, now);
+      if (auto it = candidates_.find(ep); it != candidates_.end())
+        it->second.node_id = conn.cert().node_id();
+    }
+  }
+  for (const auto& a : pex->peers) learn_address(a.endpoint, a.node_id, true, now);
+  kick_dialer();
+}
+
+void TransportImpl::on_redirected(Connection& conn, const PeerExchange& pex) {
+  stats_.redirects_received++;
+  conn.set_dial_outcome(DialOutcome::redirected);
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& a : pex.peers) learn_address(a.endpoint, a.node_id, true, now);
 }
 
 void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure> failure,
                                const std::string& reason) {
   const PeerId id = conn.id();
   conns_.erase(id);
+  if (conn.redirect_only() && redirecting_ > 0) --redirecting_;
   const std::string remote = to_string(conn.info().remote);
+  if (failure)
+    conn.set_dial_outcome(*failure == HandshakeFailure::timeout ? DialOutcome::handshake_timeout
+                          : *failure == HandshakeFailure::io_error
+                              ? DialOutcome::closed_by_peer
+                              : DialOutcome::handshake_refused);
+  else
+    conn.set_dial_outcome(DialOutcome::connect_error);  // closed before it finished (stop)
   if (failure) {
     stats_.handshakes_failed[static_cast<std::size_t>(*failure)]++;
-    if (!stopped_) {
+    if (*failure == HandshakeFailure::redirected) {
+      spdlog::debug("net: dial to {}: {}", remote, reason);
+    } else if (!stopped_) {
       if (auto more = handshake_log_.admit())
         spdlog::warn("net: handshake {} {} failed ({}): {}{}", conn.outbound() ? "to" : "from",
                      remote, to_string(*failure), reason, LogLimit::and_more(*more));
@@ -242,9 +377,15 @@ void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure>
       } else {
         c.failures++;
       }
+      // A full node stays full for a while: not before ~2-3 s (the other peers it named are
+      // dialed meanwhile).
+      if (failure == HandshakeFailure::redirected) c.failures = std::max(c.failures, 5u);
       BackoffPolicy policy = limits_.backoff;
       const bool transient = !failure || *failure == HandshakeFailure::io_error ||
-                             *failure == HandshakeFailure::timeout;
+                             *failure == HandshakeFailure::timeout ||
+                             *failure == HandshakeFailure::redirected;
+      c.refused = !transient;
+      c.hinted = false;
       if (transient && live_count() < limits_.target_peers)
         policy.cap = std::min(policy.cap, policy.below_target_cap);
       const double r = randombytes_uniform(1u << 30) / static_cast<double>(1u << 30);

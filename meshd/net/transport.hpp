@@ -70,7 +70,17 @@ struct TransportLimits {
                          .frames_burst = 100000,
                          .bytes_per_s = 64.0 * 1024 * 1024,
                          .bytes_burst = 128.0 * 1024 * 1024};
-  BackoffPolicy backoff;                         // reconnect back-off (200 ms .. 30 s)
+  BackoffPolicy backoff;  // reconnect back-off (200 ms .. 30 s)
+  // Outbound connects + handshakes in flight at once. A fleet started at once has every node
+  // dialing; a few dials at a time finish within the handshake timeout on a loaded host where
+  // target_peers of them at once would not, and leave the others' accept queues shorter.
+  std::size_t max_concurrent_dials = 4;
+  // Peer exchange (meshd/net/peer_exchange.hpp): tell peers (with the feature) the addresses of
+  // our peers after each handshake, learn theirs, and when at max_peers answer a dialer with
+  // other peers' addresses (up to redirect_slots at a time) instead of closing at once.
+  bool peer_exchange = true;
+  std::size_t redirect_slots = 8;
+  std::size_t max_learned_addresses = 256;       // addresses learned from peers kept as candidates
   std::chrono::milliseconds dns_refresh{30000};  // seed re-resolution period
 };
 
@@ -83,6 +93,22 @@ struct TransportCallbacks {
   // decryption, before on_frame). The daemon scores the peer for it.
   std::function<void(PeerId)> on_rate_drop;
 };
+
+// How an outbound dial ended (one count per dial, at its end or once it is up).
+enum class DialOutcome : std::uint8_t {
+  up,                 // handshake done, announced to the daemon
+  refused,            // TCP connect refused (nothing listening yet)
+  connect_timeout,    // TCP connect did not finish within handshake_timeout
+  connect_error,      // another TCP connect error
+  handshake_timeout,  // connected, handshake not done within handshake_timeout
+  closed_by_peer,     // connected, the peer closed during the handshake (full, overloaded)
+  handshake_refused,  // another handshake failure (certs, ban, self, peer said why)
+  duplicate,          // handshake done, closed by the one-connection-per-node rule
+  redirected,         // the peer was full and answered with other peers' addresses
+  count_
+};
+constexpr std::size_t dial_outcome_count = static_cast<std::size_t>(DialOutcome::count_);
+std::string_view to_string(DialOutcome outcome);
 
 // Counters for the metrics page. Monotonic except where noted.
 struct TransportStats {
@@ -99,11 +125,12 @@ struct TransportStats {
   // certs by reason (wrong CA = cert_bad_signature).
   std::array<std::uint64_t, handshake_failure_count> handshakes_failed{};
   std::uint64_t duplicate_connections = 0;  // closed by the one-connection-per-node rule
-  std::uint64_t frames_in = 0;              // decrypted frames (incl. Ping/Pong/Goodbye)
-  std::uint64_t frames_out = 0;             // sealed frames queued for sending
-  std::uint64_t bytes_in = 0;               // TCP bytes read (all connections)
-  std::uint64_t bytes_out = 0;              // TCP bytes written
-  std::uint64_t oversize_frames = 0;        // length prefix above the limit (pre- or post-auth)
+  std::array<std::uint64_t, dial_outcome_count> dial_outcomes{};  // by DialOutcome
+  std::uint64_t frames_in = 0;        // decrypted frames (incl. Ping/Pong/Goodbye)
+  std::uint64_t frames_out = 0;       // sealed frames queued for sending
+  std::uint64_t bytes_in = 0;         // TCP bytes read (all connections)
+  std::uint64_t bytes_out = 0;        // TCP bytes written
+  std::uint64_t oversize_frames = 0;  // length prefix above the limit (pre- or post-auth)
   std::uint64_t decrypt_failures = 0;
   std::uint64_t protocol_errors = 0;   // handshake message after the handshake, bad Ping
   std::uint64_t rate_limit_drops = 0;  // frames dropped by the receive rate limit
@@ -113,6 +140,13 @@ struct TransportStats {
   std::uint64_t revoked_while_connected = 0;
   std::uint64_t pings_sent = 0;
   std::uint64_t resolve_failures = 0;  // seed resolutions that failed
+  // Peer exchange.
+  std::uint64_t pex_sent = 0;               // PeerExchange frames sent after a handshake
+  std::uint64_t pex_received = 0;           // ... received and used
+  std::uint64_t pex_rejected = 0;           // ... ignored: unknown version, malformed
+  std::uint64_t pex_addresses_learned = 0;  // new candidate addresses from peers
+  std::uint64_t redirects_sent = 0;         // dialers answered "full, try these" (at max_peers)
+  std::uint64_t redirects_received = 0;     // dials answered that way
 
   std::uint64_t handshakes_failed_total() const;
 };

@@ -17,6 +17,7 @@
 
 #include "meshd/common/clock.hpp"
 #include "meshd/net/handshake.hpp"
+#include "meshd/net/peer_exchange.hpp"
 #include "meshd/net/seeds.hpp"
 #include "meshd/net/transport.hpp"
 
@@ -30,15 +31,20 @@ std::string to_string(const tcp::endpoint& ep);
 
 class Connection;
 
-// A dialable address learned from a seed.
+// Candidate::seed of an address learned from a peer (peer exchange), not from a seed.
+constexpr std::size_t kLearnedSeed = static_cast<std::size_t>(-1);
+
+// A dialable address learned from a seed or from a peer.
 struct Candidate {
-  std::size_t seed = 0;          // index into TransportImpl::seeds_
+  std::size_t seed = 0;          // index into TransportImpl::seeds_, or kLearnedSeed
   std::uint64_t generation = 0;  // resolution round that last listed it
   unsigned failures = 0;         // consecutive failed attempts (back-off exponent)
   SteadyTime next_attempt{};     // not before
   PeerId conn = 0;               // live connection dialed to it (0 = none)
   std::string node_id;           // learned from a completed handshake
   bool self = false;             // it is us: never dial again
+  bool refused = false;          // its last handshake was refused (certs, ban): full back-off
+  bool hinted = false;           // a peer is connected to it: dialed before the others
 };
 
 class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
@@ -72,6 +78,12 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
                   const std::string& reason);
   void deliver_frame(PeerId id, std::span<const std::uint8_t> payload);
   void deliver_rate_drop(PeerId id);
+  // Peer exchange: a sealed PeerExchange from an up peer; a redirect answering our dial.
+  void on_peer_exchange(Connection& conn, const v1::PeerExchange& msg);
+  void on_redirected(Connection& conn, const PeerExchange& pex);
+  // What we tell `to` (excluded from the list): our listen port and up to
+  // kMaxPeerExchangeAddresses random peers whose listen address we know.
+  PeerExchange peer_exchange_for(const Connection& to, bool redirect);
 
  private:
   static asio::awaitable<void> accept_loop(std::shared_ptr<TransportImpl> self,
@@ -83,6 +95,12 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   void kick_dialer();
   void close_peer(PeerId id, const std::string& reason);
   std::size_t live_count() const;
+  std::size_t dials_in_flight() const;
+  // Adds an address a peer told us about (bounded by max_learned_addresses); `live` = the
+  // sender is connected to it now, so a back-off from a cold start need not be waited out.
+  // Returns true if it was new.
+  bool learn_address(const tcp::endpoint& endpoint, const std::string& node_hint, bool live,
+                     SteadyTime now);
 
   asio::io_context& io_;
   LocalIdentity identity_;
@@ -95,6 +113,9 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   bool stopped_ = false;
   bool started_ = false;
   PeerId next_id_ = 1;
+  std::size_t redirecting_ = 0;    // inbound connections accepted only to be redirected
+  std::size_t learned_count_ = 0;  // candidates with seed == kLearnedSeed
+  std::uint16_t listen_port_ = 0;  // of the first listener (told to peers), 0 = none
 
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
   std::unordered_map<PeerId, std::shared_ptr<Connection>> conns_;  // handshaking or up
@@ -115,7 +136,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class State { handshaking, up, closing, closed };
 
   Connection(std::shared_ptr<TransportImpl> transport, tcp::socket socket, PeerId id,
-             std::optional<tcp::endpoint> dialed);
+             std::optional<tcp::endpoint> dialed, bool redirect_only = false);
 
   // Inbound: handshake, then serve. Outbound: connect to `dialed` first. Spawn it with
   // spawn(), which keeps the connection alive while it runs.
@@ -131,6 +152,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reported to the daemon with on_peer_up (so on_peer_down is owed).
   bool announced() const { return announced_; }
   void set_announced() { announced_ = true; }
+  // Counts how this outbound dial ended, once (later calls and inbound connections: no-op).
+  void set_dial_outcome(DialOutcome outcome);
+  // Accepted at max_peers: after verifying the dialer it gets a redirect, never a session.
+  bool redirect_only() const { return redirect_only_; }
+  std::uint32_t peer_features() const { return peer_features_; }
+  // Where the peer accepts connections: the dialed address, or (inbound) its address with the
+  // listen port its PeerExchange named.
+  std::optional<tcp::endpoint> peer_listen() const { return dialed_ ? dialed_ : peer_listen_; }
+  void set_peer_listen(const tcp::endpoint& ep) { peer_listen_ = ep; }
+  bool pex_received() const { return pex_received_; }
+  void set_pex_received() { pex_received_ = true; }
+  // Seals and queues a transport frame (PeerExchange); state up only.
+  void send_transport_frame(const v1::Frame& frame) { send_control(frame); }
   std::chrono::steady_clock::duration up_for() const {
     return std::chrono::steady_clock::now() - up_since_;
   }
@@ -167,6 +201,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool retired_ = false;
   bool announced_ = false;
   bool timed_out_ = false;
+  bool dial_counted_ = false;
+  bool redirect_only_ = false;
+  bool pex_received_ = false;
+  std::uint32_t peer_features_ = 0;
+  std::optional<tcp::endpoint> peer_listen_;
   std::string close_reason_;  // for a graceful close in progress
   SteadyTime up_since_{};
 

@@ -23,7 +23,11 @@
 // every node had >= 1 / >= 4 / >= target peers and the overlay was one component.
 //
 // Usage (root): mesh_propagation_bench [--claims N] [--nodes N] [--backend bpf|dryrun]
-//   [--formation-probe-ms MS] [--formation-timeout-ms MS]
+//   [--formation-probe-ms MS] [--formation-timeout-ms MS] [--claim-gap-ms MS]
+// Also reported: latency by hop distance from node1 in the overlay the claims travel, and
+// the CPU the daemons and the followers used over the claims (is the host saturated?); at
+// the probe, the CPU the daemons used since start and the load average; once formed, why
+// dials ended as they did (meshd_dials_total by outcome, summed over the fleet).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -31,8 +35,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +80,7 @@ class Follower {
     reader_.join();
     ::close(fd_);
   }
+  pid_t pid() const { return pid_; }
   // "at" of the first `kind` event per prefix.
   std::map<std::string, std::int64_t> first(const std::string& kind) {
     std::lock_guard lock(mu_);
@@ -105,6 +113,48 @@ class Follower {
   std::map<std::string, std::map<std::string, std::int64_t>> first_;
 };
 
+// utime + stime of a process, in seconds.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = all.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(all.substr(close + 2));  // fields from 3 on
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i == 14 || i == 15) ticks += std::stol(field);
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+std::string read_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+// Sum over every node of the samples of a metric family, by the value of `label`.
+json metric_sums(const MeshCluster& mesh, const std::string& family, const std::string& label) {
+  std::map<std::string, double> sums;
+  const std::string prefix = family + "{" + label + "=\"";
+  for (int i = 1; i <= mesh.size(); ++i) {
+    std::istringstream text(mesh.metrics(i));
+    std::string line;
+    while (std::getline(text, line)) {
+      if (line.rfind(prefix, 0) != 0) continue;
+      const auto end = line.find('"', prefix.size());
+      const auto space = line.rfind(' ');
+      if (end == std::string::npos || space == std::string::npos) continue;
+      sums[line.substr(prefix.size(), end - prefix.size())] += std::stod(line.substr(space + 1));
+    }
+  }
+  json out = json::object();
+  for (const auto& [k, v] : sums)
+    if (v != 0) out[k] = v;
+  return out;
+}
+
 json histogram(const std::vector<int>& degrees) {
   std::map<int, int> h;
   for (int d : degrees) h[d]++;
@@ -127,6 +177,7 @@ int main(int argc, char** argv) {
   int nodes = 5;
   int probe_ms = 10000;
   int formation_timeout_ms = 120000;
+  int claim_gap_ms = 0;  // pause between two `block add` (0: one after the other)
   std::string backend = "bpf";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -140,6 +191,8 @@ int main(int argc, char** argv) {
       probe_ms = std::stoi(argv[i + 1]);
     else if (a == "--formation-timeout-ms")
       formation_timeout_ms = std::stoi(argv[i + 1]);
+    else if (a == "--claim-gap-ms")
+      claim_gap_ms = std::stoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "mesh_propagation_bench: unknown option '%s'\n", a.c_str());
       return 2;
@@ -167,6 +220,10 @@ int main(int argc, char** argv) {
   mesh.start_all();
   // Hands off during the probe window: polling 100 daemons costs CPU they need.
   std::this_thread::sleep_for(std::chrono::milliseconds(probe_ms));
+  // At the probe: CPU the daemons used so far (from /proc, no daemon is asked), and the load.
+  double cpu_at_probe_s = 0;
+  for (int i = 1; i <= mesh.size(); ++i) cpu_at_probe_s += cpu_seconds(mesh.pid(i));
+  const std::string loadavg_at_probe = read_line("/proc/loadavg");
   // Then one poll a second, so the polling itself weighs little on formation.
   bool formed = false;
   while (!formed && meshd::wall_now_ms() - started < formation_timeout_ms) {
@@ -227,7 +284,15 @@ int main(int argc, char** argv) {
                  {"all_ge_target_within_timeout", formed},
                  {"peers_histogram_at_end", histogram(OverlayReplay::degrees(now_peers))},
                  {"components_at_end", OverlayReplay::components(now_peers, &final_largest)},
-                 {"peer_events", replay.size()}};
+                 {"peer_events", replay.size()},
+                 {"daemon_cpu_s_at_probe", cpu_at_probe_s},
+                 {"loadavg_at_probe", loadavg_at_probe},
+                 // Summed over the fleet once formed (or at the timeout): why dials failed.
+                 {"dials_by_outcome", metric_sums(mesh, "meshd_dials_total", "outcome")},
+                 {"handshakes_failed_by_reason",
+                  metric_sums(mesh, "meshd_handshakes_failed_total", "reason")},
+                 {"inbound_refused_by_reason",
+                  metric_sums(mesh, "meshd_connections_refused_total", "reason")}};
   }
   if (!formed && !mesh.wait_ready(std::min(nodes - 1, 4), 30000 + 2000 * nodes)) {
     std::fprintf(stderr, "mesh did not come up\n%s\n%s", formation.dump().c_str(),
@@ -237,6 +302,34 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Follower>> followers;
   for (int i = 1; i <= mesh.size(); ++i) followers.push_back(std::make_unique<Follower>(mesh, i));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+
+  // The overlay the claims travel: hop distance of every node from node1 (BFS).
+  std::vector<int> hops(static_cast<std::size_t>(mesh.size()), -1);
+  {
+    const auto overlay = OverlayReplay::of(mesh).at(meshd::wall_now_ms());
+    std::vector<std::set<int>> sym(overlay.size());
+    for (std::size_t i = 0; i < overlay.size(); ++i)
+      for (int j : overlay[i]) {
+        sym[i].insert(j);
+        sym[static_cast<std::size_t>(j)].insert(static_cast<int>(i));
+      }
+    std::vector<int> queue{0};
+    hops[0] = 0;
+    for (std::size_t q = 0; q < queue.size(); ++q)
+      for (int j : sym[static_cast<std::size_t>(queue[q])])
+        if (hops[static_cast<std::size_t>(j)] < 0) {
+          hops[static_cast<std::size_t>(j)] = hops[static_cast<std::size_t>(queue[q])] + 1;
+          queue.push_back(j);
+        }
+  }
+  // CPU of the daemons and of the followers (the measuring apparatus) over the claims.
+  auto fleet_cpu = [&] {
+    double d = 0, f = 0;
+    for (int i = 1; i <= mesh.size(); ++i) d += cpu_seconds(mesh.pid(i));
+    for (auto& fo : followers) f += cpu_seconds(fo->pid());
+    return std::pair{d, f};
+  };
+  const auto cpu0 = fleet_cpu();
 
   std::vector<std::string> prefixes;
   std::map<std::string, std::int64_t> cmd_at;  // when `meshctl block add` was started
@@ -250,6 +343,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     prefixes.push_back(ip);  // hosts print without /32
+    if (claim_gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(claim_gap_ms));
   }
   const auto issue_ms = meshd::wall_now_ms() - t0;
   auto complete = [&] {
@@ -266,6 +360,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  const auto cpu1 = fleet_cpu();
+  const double claims_wall_s = static_cast<double>(meshd::wall_now_ms() - t0) / 1000.0;
   auto signed_at = followers[0]->first("claim_signed");
   std::vector<double> fleet, pairs;
   json per_node = json::object();
@@ -280,6 +376,17 @@ int main(int argc, char** argv) {
                               {"max_ms", percentile(v, 1.0)}};
     pairs.insert(pairs.end(), v.begin(), v.end());
   }
+  // Latency by hop distance from node1: per-hop cost vs queueing for the CPU.
+  std::map<int, std::vector<double>> by_hop;
+  for (int i = 2; i <= mesh.size(); ++i)
+    for (const auto& p : prefixes)
+      by_hop[hops[static_cast<std::size_t>(i - 1)]].push_back(
+          static_cast<double>(enforce[static_cast<std::size_t>(i - 1)][p] - signed_at[p]));
+  json by_hops = json::object();
+  for (const auto& [h, v] : by_hop)
+    by_hops[std::to_string(h)] = {{"nodes", v.size() / prefixes.size()},
+                                  {"p50_ms", percentile(v, 0.5)},
+                                  {"p99_ms", percentile(v, 0.99)}};
   std::vector<double> local, fleet_cmd, local_cmd;
   for (const auto& p : prefixes) {
     std::int64_t last = 0;
@@ -305,6 +412,16 @@ int main(int argc, char** argv) {
               {"fleet_from_cmd_p99_ms", percentile(fleet_cmd, 0.99)},
               {"origin_local_from_cmd_p50_ms", percentile(local_cmd, 0.5)},
               {"origin_local_from_cmd_p99_ms", percentile(local_cmd, 0.99)},
+              {"claim_gap_ms", claim_gap_ms},
+              {"latency_by_hops_from_origin", by_hops},
+              // CPU seconds used while the claims were issued and delivered, over that wall
+              // time: with 2 cores, 2.0 would mean the machine was saturated.
+              {"claims_wall_s", claims_wall_s},
+              {"daemons_cpu_s", cpu1.first - cpu0.first},
+              {"followers_cpu_s", cpu1.second - cpu0.second},
+              {"daemons_cpu_ms_per_claim",
+               (cpu1.first - cpu0.first) * 1000.0 / static_cast<double>(claims)},
+              {"loadavg_after_claims", read_line("/proc/loadavg")},
               {"formation", formation},
               {"per_node", per_node},
               {"timestamp_resolution_ms", 1},

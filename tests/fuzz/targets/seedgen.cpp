@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "proto/control.pb.h"
@@ -148,5 +149,53 @@ int main(int argc, char** argv) {
   write(out / "fuzz_handshake", "revoked", std::string("\x01\x00\x00\x00\x00", 5));
   write(out / "fuzz_handshake", "expired", std::string("\x06\x00\x00\x00\x00", 5));
   write(out / "fuzz_handshake", "truncate-auth", std::string("\x00\x00\x00\x03\x00\x20\x00", 7));
+
+  // fuzz_peer_exchange: Frame payloads holding a PeerExchange (after a handshake, a redirect,
+  // IPv6 and v4-mapped, entries that must be dropped, too many, an unknown version, a listen
+  // port out of range, an empty one).
+  auto pex = [](std::uint32_t version, bool redirect, std::uint32_t listen_port,
+                const std::vector<std::tuple<std::string, std::uint32_t, std::string>>& peers) {
+    v1::Frame f;
+    auto* m = f.mutable_peer_exchange();
+    m->set_version(version);
+    m->set_redirect(redirect);
+    m->set_listen_port(listen_port);
+    for (const auto& [ip, port, node] : peers) {
+      auto* a = m->add_peers();
+      a->set_ip(ip);
+      a->set_port(port);
+      a->set_node_id(node);
+    }
+    return f.SerializeAsString();
+  };
+  auto v4 = [](int a, int b, int c, int d) {
+    return std::string{static_cast<char>(a), static_cast<char>(b), static_cast<char>(c),
+                       static_cast<char>(d)};
+  };
+  const fs::path px = out / "fuzz_peer_exchange";
+  write(px, "after-handshake",
+        pex(1, false, 7946,
+            {{v4(10, 213, 0, 12), 7946, "node2"}, {v4(10, 213, 0, 13), 7946, "node3"}}));
+  std::vector<std::tuple<std::string, std::uint32_t, std::string>> five, forty;
+  for (int i = 1; i <= 5; ++i) five.emplace_back(v4(10, 0, 0, i), 7946, "n" + std::to_string(i));
+  for (int i = 0; i < 40; ++i) forty.emplace_back(v4(10, 1, i / 250, i % 250 + 1), 7946, "");
+  write(px, "redirect", pex(1, true, 7946, five));
+  write(px, "ipv6-and-mapped",
+        pex(1, false, 0,
+            {{std::string(15, '\0') + "\x01", 7946, "v6"},
+             {std::string(10, '\0') + "\xff\xff" + v4(10, 0, 0, 9), 7946, "mapped"}}));
+  write(px, "bad-entries",
+        pex(1, false, 0,
+            {{"\x01\x02\x03", 7946, ""},
+             {v4(0, 0, 0, 0), 7946, ""},
+             {v4(224, 0, 0, 1), 7946, ""},
+             {v4(10, 0, 0, 1), 0, ""},
+             {v4(10, 0, 0, 1), 70000, ""},
+             {v4(10, 0, 0, 1), 7946, "dup"},
+             {v4(10, 0, 0, 1), 7946, "dup"}}));
+  write(px, "too-many", pex(1, false, 0, forty));
+  write(px, "version-2", pex(2, false, 0, {{v4(10, 0, 0, 1), 7946, ""}}));
+  write(px, "listen-port-overflow", pex(1, false, 70000, {}));
+  write(px, "empty", pex(1, false, 0, {}));
   return 0;
 }

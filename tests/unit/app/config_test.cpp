@@ -31,6 +31,10 @@ mesh:
   handshake_timeout_ms: 1500
   idle_timeout_ms: 20000
   dns_refresh_ms: 5000
+  max_concurrent_dials: 2
+  peer_exchange: false
+  redirect_slots: 3
+  max_learned_addresses: 64
   peer_rate_frames_per_s: 150.5
   origin_rate_per_min: 60
   origin_burst: 20

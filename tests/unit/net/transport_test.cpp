@@ -206,7 +206,8 @@ TEST(Transport, HandshakeThenManyAndLargeFramesFlowBothWays) {
   EXPECT_EQ(peers[0].failure_domain, "zone-b");
   EXPECT_EQ(peers[0].cert_serial, 12u);
   EXPECT_FALSE(peers[0].outbound);
-  EXPECT_EQ(peers[0].frames_in, static_cast<std::uint64_t>(n + 3));
+  // Everything b sent, plus its PeerExchange right after the handshake.
+  EXPECT_EQ(peers[0].frames_in, static_cast<std::uint64_t>(n + 3 + 1));
   EXPECT_GE(peers[0].frames_out, static_cast<std::uint64_t>(n + 3));
   EXPECT_GT(peers[0].bytes_in, 3 * biggest);
   EXPECT_GT(peers[0].connected_since_ms, 0);
@@ -585,7 +586,8 @@ TEST(Transport, ReceiveRateLimitDropsFramesOverBudget) {
     ASSERT_TRUE(b.t->send(b.peer_id("node-a"), ping_like_payload(i, 32)));
   ASSERT_TRUE(
       run_until(io, [&] { return a.t->stats().rate_limit_drops + a.frames.size() >= 200; }));
-  EXPECT_GE(a.frames.size(), 20u);
+  // The burst of 20, less the token b's PeerExchange took right after the handshake.
+  EXPECT_GE(a.frames.size(), 19u);
   EXPECT_LE(a.frames.size(), 30u);
   EXPECT_GE(a.t->stats().rate_limit_drops, 170u);
   EXPECT_EQ(a.t->peers()[0].rate_limit_drops, a.t->stats().rate_limit_drops);
@@ -660,6 +662,7 @@ TEST(Transport, MaxPeersRefusesExtraInbound) {
   TestCa ca;
   auto limits = fast_limits();
   limits.max_peers = 1;
+  limits.peer_exchange = false;  // no redirects: the extra dialer is refused at once
   Node a(io, make_node(ca, "node-a"), limits);
   Node b(io, make_node(ca, "node-b"), fast_limits());
   Node c(io, make_node(ca, "node-c"), fast_limits());
@@ -670,6 +673,54 @@ TEST(Transport, MaxPeersRefusesExtraInbound) {
   ASSERT_TRUE(run_until(io, [&] { return a.t->stats().refused_max_peers >= 1; }));
   EXPECT_EQ(a.up.size(), 1u);
   EXPECT_TRUE(c.ups.empty());
+}
+
+// Accept-or-redirect: a full node (max_peers) verifies the dialer, then names its peers
+// instead of refusing; the dialer reaches one of them next and counts the dial as redirected.
+TEST(Transport, FullNodeRedirectsDialerToItsPeers) {
+  asio::io_context io;
+  TestCa ca;
+  auto full = fast_limits();
+  full.max_peers = 1;
+  Node a(io, make_node(ca, "node-a"), full);
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  Node c(io, make_node(ca, "node-c"), fast_limits());
+  a.listen();
+  b.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  // a learns b's listen port from b's PeerExchange (b dialed it, so only that tells it).
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && a.t->stats().pex_received == 1; }));
+  ASSERT_TRUE(c.t->add_seed(a.seed()));  // c knows only the full node
+  ASSERT_TRUE(run_until(io, [&] { return c.peer_id("node-b") != 0; }));
+  EXPECT_EQ(a.t->stats().redirects_sent, c.t->stats().redirects_received);
+  EXPECT_GE(a.t->stats().redirects_sent, 1u);
+  EXPECT_EQ(a.t->stats().refused_max_peers, 0u);
+  EXPECT_GE(c.t->stats().dial_outcomes[static_cast<std::size_t>(DialOutcome::redirected)], 1u);
+  EXPECT_GE(c.failed(HandshakeFailure::redirected), 1u);
+  EXPECT_EQ(c.peer_id("node-a"), 0u);  // never a session with the full node
+  EXPECT_EQ(a.up.size(), 1u);
+  EXPECT_TRUE(a.t->stats().pex_addresses_learned >= 1u);  // b's listen address
+}
+
+// Peer exchange: a node seeded with one address learns the others from its first peer and
+// connects to them (as a pod whose DNS answer lists only some of the fleet).
+TEST(Transport, PeerExchangeTeachesAddressesBeyondTheSeeds) {
+  asio::io_context io;
+  TestCa ca;
+  Node a(io, make_node(ca, "node-a"), fast_limits());
+  Node b(io, make_node(ca, "node-b"), fast_limits());
+  Node c(io, make_node(ca, "node-c"), fast_limits());
+  a.listen();
+  b.listen();
+  c.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return a.t->stats().pex_received == 1; }));
+  ASSERT_TRUE(c.t->add_seed(a.seed()));  // a tells c where b listens
+  ASSERT_TRUE(run_until(io, [&] {
+    return b.peer_id("node-c") != 0 && c.peer_id("node-b") != 0 && a.up.size() == 2;
+  }));
+  EXPECT_GE(c.t->stats().pex_addresses_learned, 1u);
+  EXPECT_EQ(b.t->stats().pex_rejected + c.t->stats().pex_rejected, 0u);
 }
 
 // Regression (issue [H], 1,000 half-open connections): one address cannot hold every slot
