@@ -24,6 +24,7 @@
 //
 // Usage (root): mesh_propagation_bench [--claims N] [--nodes N] [--backend bpf|dryrun]
 //   [--formation-probe-ms MS] [--formation-timeout-ms MS] [--claim-gap-ms MS]
+//   [--static-l2 on|off|auto]  (MeshOptions::static_l2; auto: on from 50 nodes)
 // Also reported: latency by hop distance from node1 in the overlay the claims travel, and
 // the CPU the daemons and the followers used over the claims (is the host saturated?); at
 // the probe, the CPU the daemons used since start and the load average; once formed, why
@@ -38,6 +39,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -113,6 +115,23 @@ class Follower {
   std::map<std::string, std::map<std::string, std::int64_t>> first_;
 };
 
+// utime and stime of a process, in seconds.
+std::pair<double, double> cpu_user_sys(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = all.rfind(')');
+  if (close == std::string::npos) return {0, 0};
+  std::istringstream rest(all.substr(close + 2));  // fields from 3 on
+  std::string field;
+  long user = 0, sys = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) user = std::stol(field);
+    if (i == 15) sys = std::stol(field);
+  }
+  const auto hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(user) / hz, static_cast<double>(sys) / hz};
+}
+
 // utime + stime of a process, in seconds.
 double cpu_seconds(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -163,6 +182,20 @@ json histogram(const std::vector<int>& degrees) {
   return out;
 }
 
+// Packets the kernel dropped because a CPU's input backlog was full (column 2 of
+// /proc/net/softnet_stat, hex, summed over the CPUs). Host-wide: other jobs count too.
+long long softnet_dropped() {
+  std::ifstream f("/proc/net/softnet_stat");
+  std::string line;
+  long long sum = 0;
+  while (std::getline(f, line)) {
+    std::istringstream cols(line);
+    std::string processed, dropped;
+    if (cols >> processed >> dropped) sum += std::stoll(dropped, nullptr, 16);
+  }
+  return sum;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
@@ -179,6 +212,7 @@ int main(int argc, char** argv) {
   int formation_timeout_ms = 120000;
   int claim_gap_ms = 0;  // pause between two `block add` (0: one after the other)
   std::string backend = "bpf";
+  std::optional<bool> static_l2;  // MeshOptions::static_l2 (unset: on from 50 nodes)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--claims")
@@ -193,7 +227,14 @@ int main(int argc, char** argv) {
       formation_timeout_ms = std::stoi(argv[i + 1]);
     else if (a == "--claim-gap-ms")
       claim_gap_ms = std::stoi(argv[i + 1]);
-    else {
+    else if (a == "--static-l2") {
+      const std::string v = argv[i + 1];
+      if (v != "on" && v != "off" && v != "auto") {
+        std::fprintf(stderr, "mesh_propagation_bench: --static-l2 takes on, off or auto\n");
+        return 2;
+      }
+      if (v != "auto") static_l2 = v == "on";
+    } else {
       std::fprintf(stderr, "mesh_propagation_bench: unknown option '%s'\n", a.c_str());
       return 2;
     }
@@ -214,8 +255,10 @@ int main(int argc, char** argv) {
   o.policy = {{"budget_burst", "10000"},
               {"budget_rate_per_min", "100000"},
               {"overrun_max_claims", "100000"}};
+  o.static_l2 = static_l2;
   MeshCluster mesh(o);
   const int target = std::min(nodes - 1, 8);  // mesh.target_peers default
+  const long long drops_at_start = softnet_dropped();
   const auto started = meshd::wall_now_ms();
   mesh.start_all();
   // Hands off during the probe window: polling 100 daemons costs CPU they need.
@@ -224,6 +267,7 @@ int main(int argc, char** argv) {
   double cpu_at_probe_s = 0;
   for (int i = 1; i <= mesh.size(); ++i) cpu_at_probe_s += cpu_seconds(mesh.pid(i));
   const std::string loadavg_at_probe = read_line("/proc/loadavg");
+  const long long drops_at_probe = softnet_dropped();
   // Then one poll a second, so the polling itself weighs little on formation.
   bool formed = false;
   while (!formed && meshd::wall_now_ms() - started < formation_timeout_ms) {
@@ -287,6 +331,10 @@ int main(int argc, char** argv) {
                  {"peer_events", replay.size()},
                  {"daemon_cpu_s_at_probe", cpu_at_probe_s},
                  {"loadavg_at_probe", loadavg_at_probe},
+                 {"static_l2", mesh.static_l2()},
+                 // Input-backlog drops host-wide, start -> probe and start -> formed.
+                 {"softnet_dropped_to_probe", drops_at_probe - drops_at_start},
+                 {"softnet_dropped_to_formed", softnet_dropped() - drops_at_start},
                  // Summed over the fleet once formed (or at the timeout): why dials failed.
                  {"dials_by_outcome", metric_sums(mesh, "meshd_dials_total", "outcome")},
                  {"handshakes_failed_by_reason",
@@ -329,7 +377,27 @@ int main(int argc, char** argv) {
     for (auto& fo : followers) f += cpu_seconds(fo->pid());
     return std::pair{d, f};
   };
+  // Frames the fleet moved over the claims: with eager push every node relays a new claim
+  // to all its peers but the sender, so frames per claim ~ sum of degrees.
+  auto fleet_sum = [&](const char* sample) {
+    double sum = 0;
+    for (int i = 1; i <= mesh.size(); ++i) sum += mesh.metric(i, sample).value_or(0);
+    return sum;
+  };
+  const double frames_in0 = fleet_sum("meshd_frames_in_total");
+  const double dups0 = fleet_sum("meshd_gossip_duplicates_total");
+  auto daemons_user_sys = [&] {
+    std::pair<double, double> sum{0, 0};
+    for (int i = 1; i <= mesh.size(); ++i) {
+      const auto [u, s] = cpu_user_sys(mesh.pid(i));
+      sum.first += u;
+      sum.second += s;
+    }
+    return sum;
+  };
+  const auto us0 = daemons_user_sys();
   const auto cpu0 = fleet_cpu();
+  const long long drops_before_claims = softnet_dropped();
 
   std::vector<std::string> prefixes;
   std::map<std::string, std::int64_t> cmd_at;  // when `meshctl block add` was started
@@ -361,6 +429,14 @@ int main(int argc, char** argv) {
   }
 
   const auto cpu1 = fleet_cpu();
+  const auto us1 = daemons_user_sys();
+  const double frames_in1 = fleet_sum("meshd_frames_in_total");
+  const double dups1 = fleet_sum("meshd_gossip_duplicates_total");
+  int degree_sum = 0;
+  {
+    const auto overlay = OverlayReplay::of(mesh).at(meshd::wall_now_ms());
+    for (int d : OverlayReplay::degrees(overlay)) degree_sum += d;
+  }
   const double claims_wall_s = static_cast<double>(meshd::wall_now_ms() - t0) / 1000.0;
   auto signed_at = followers[0]->first("claim_signed");
   std::vector<double> fleet, pairs;
@@ -421,7 +497,15 @@ int main(int argc, char** argv) {
               {"followers_cpu_s", cpu1.second - cpu0.second},
               {"daemons_cpu_ms_per_claim",
                (cpu1.first - cpu0.first) * 1000.0 / static_cast<double>(claims)},
+              {"daemons_user_s", us1.first - us0.first},
+              {"daemons_sys_s", us1.second - us0.second},
+              // Over the claims (anti-entropy and pings included), summed over the fleet.
+              {"frames_in_per_claim", (frames_in1 - frames_in0) / static_cast<double>(claims)},
+              {"gossip_duplicates_per_claim", (dups1 - dups0) / static_cast<double>(claims)},
+              {"mean_degree_after_claims",
+               static_cast<double>(degree_sum) / static_cast<double>(mesh.size())},
               {"loadavg_after_claims", read_line("/proc/loadavg")},
+              {"softnet_dropped_over_claims", softnet_dropped() - drops_before_claims},
               {"formation", formation},
               {"per_node", per_node},
               {"timestamp_resolution_ms", 1},

@@ -60,6 +60,12 @@ std::string MeshCluster::domain(int node) const {
   return options_.domains.at(static_cast<std::size_t>(node - 1) % options_.domains.size());
 }
 
+std::string MeshCluster::mac(int node) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "02:4d:53:00:%02x:%02x", (node >> 8) & 0xff, node & 0xff);
+  return buf;
+}
+
 std::string MeshCluster::dir(int node) const {
   return work_ + "/" + name(node);
 }
@@ -70,15 +76,27 @@ MeshCluster::MeshCluster(MeshOptions options) : options_(std::move(options)) {
   work_ = tmpl;
   try {
     ensure_bpffs();
+    static_l2_ = options_.static_l2.value_or(size() >= MeshOptions::kStaticL2FromNodes);
+    // IPv6 off in the namespace before its links exist (a per-namespace sysctl: the host's
+    // own settings are not touched).
+    const auto no_ipv6 = [&](const NetNs& ns) {
+      if (static_l2_)
+        run_checked(netns_prefix(ns) +
+                    "sysctl -qw net.ipv6.conf.default.disable_ipv6=1 "
+                    "net.ipv6.conf.all.disable_ipv6=1");
+    };
     hub_ = std::make_unique<NetNs>("mhub");
+    no_ipv6(*hub_);
     const std::string hub = "ip -n " + hub_->name() + " ";
     run_checked(hub + "link add br0 type bridge && " + hub + "link set br0 up");
     run_checked(bin("meshctl") + " ca init --out " + ca_dir());
     for (int i = 1; i <= size(); ++i) {
       Node n;
       n.ns = std::make_unique<NetNs>("mn" + std::to_string(i));
+      no_ipv6(*n.ns);
       const std::string veth = "v" + std::to_string(i);
-      run_checked(hub + "link add " + veth + " type veth peer name eth0 netns " + n.ns->name());
+      run_checked(hub + "link add " + veth + " type veth peer name eth0 address " + mac(i) +
+                  " netns " + n.ns->name());
       run_checked(hub + "link set " + veth + " master br0 up");
       run_checked("ip -n " + n.ns->name() + " addr add " + ip(i) + "/24 dev eth0 && ip -n " +
                   n.ns->name() + " link set eth0 up");
@@ -92,6 +110,22 @@ MeshCluster::MeshCluster(MeshOptions options) : options_(std::move(options)) {
       auto feed = options_.feeds.find(i);
       if (feed != options_.feeds.end()) write_text(dir(i) + "/feed.txt", feed->second);
       write_config(i);
+    }
+    if (static_l2_) {
+      // One `ip -batch` per namespace: 99 permanent neighbours each, no ARP at all.
+      for (int i = 1; i <= size(); ++i) {
+        std::ostringstream batch;
+        for (int j = 1; j <= size(); ++j)
+          if (j != i)
+            batch << "neigh replace " << ip(j) << " lladdr " << mac(j)
+                  << " dev eth0 nud permanent\n";
+        const std::string file = dir(i) + "/neigh.batch";
+        write_text(file, batch.str());
+        run_checked("ip -n " + ns(i).name() + " -batch " + file);
+      }
+      std::vector<int> all(static_cast<std::size_t>(size()));
+      for (int i = 1; i <= size(); ++i) all[static_cast<std::size_t>(i - 1)] = i;
+      add_static_fdb(all);
     }
   } catch (...) {
     // Members built so far (namespaces, cgroups, pins) are destroyed by the unwinding.
@@ -346,8 +380,23 @@ void MeshCluster::partition(const std::vector<int>& side) {
 
 void MeshCluster::heal() {
   const std::string hub = "ip -n " + hub_->name() + " ";
-  for (int i = 1; i <= size(); ++i)
-    run_checked(hub + "link set v" + std::to_string(i) + " master br0");
+  std::vector<int> moved;
+  for (int i = 1; i <= size(); ++i) {
+    const std::string v = "v" + std::to_string(i);
+    if (run(hub + "link show " + v + " | grep -q 'master br0'").ok()) continue;
+    run_checked(hub + "link set " + v + " master br0");
+    moved.push_back(i);
+  }
+  if (static_l2_) add_static_fdb(moved);
+}
+
+void MeshCluster::add_static_fdb(const std::vector<int>& nodes) {
+  if (nodes.empty()) return;
+  std::ostringstream batch;
+  for (int i : nodes) batch << "fdb replace " << mac(i) << " dev v" << i << " master static\n";
+  const std::string file = work_ + "/fdb.batch";
+  write_text(file, batch.str());
+  run_checked("bridge -n " + hub_->name() + " -batch " + file);
 }
 
 void MeshCluster::set_link(int i, bool up) {

@@ -58,6 +58,17 @@ struct MeshOptions {
   // Extra "key: value" line of node i's `node` section (1-based), e.g.
   // node_yaml[5] = "test_clock_offset_ms: -600000".
   std::map<int, std::string> node_yaml;
+  // Static layer 2 for large meshes: every node namespace gets a permanent neighbour (ARP)
+  // entry for every other node, the hub bridge a static FDB entry for every node's MAC, and
+  // IPv6 is off on the mesh links (no router solicitations, DAD or MLD reports at link-up).
+  // On one bridge with 100 ports every ARP request (and every unicast frame to a MAC the
+  // bridge has not learned yet) is copied to all ports in one softirq; a few at once overflow
+  // the per-CPU input backlog (net.core.netdev_max_backlog), the SYN or the ARP is lost and
+  // retried after 1 s: the harness, not the daemons, would then set the cold-start figures.
+  // Unset: on from kStaticL2FromNodes nodes. Namespaces attached later (attach()) still use
+  // ARP, and a partition()ed port relearns its MAC on the other bridge.
+  std::optional<bool> static_l2;
+  static constexpr int kStaticL2FromNodes = 50;
 };
 
 class MeshCluster {
@@ -71,6 +82,9 @@ class MeshCluster {
 
   int size() const { return options_.nodes; }
   static std::string ip(int node) { return "10.213.0." + std::to_string(10 + node); }
+  // MAC of the node's eth0 (locally administered, from the node index).
+  static std::string mac(int node);
+  bool static_l2() const { return static_l2_; }
   static constexpr int kMeshPort = 7946;
   std::string name(int node) const { return "node" + std::to_string(node); }
   std::string domain(int node) const;
@@ -153,7 +167,12 @@ class MeshCluster {
     pid_t pid = -1;
   };
 
+  // Static FDB entries of nodes' MACs on br0 (again after heal(): a port that leaves the
+  // bridge loses its entries).
+  void add_static_fdb(const std::vector<int>& nodes);
+
   MeshOptions options_;
+  bool static_l2_ = false;
   std::string work_;
   std::unique_ptr<NetNs> hub_;
   std::vector<Node> nodes_;
