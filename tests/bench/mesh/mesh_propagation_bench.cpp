@@ -24,7 +24,7 @@
 //
 // Usage (root): mesh_propagation_bench [--claims N] [--nodes N] [--backend bpf|dryrun]
 //   [--formation-probe-ms MS] [--formation-timeout-ms MS] [--claim-gap-ms MS]
-//   [--static-l2 on|off|auto]  (MeshOptions::static_l2; auto: on from 50 nodes)
+//   [--static-l2 on|off|auto]  (MeshOptions::static_l2; auto: on from 24 nodes)
 // Also reported: latency by hop distance from node1 in the overlay the claims travel, and
 // the CPU the daemons and the followers used over the claims (is the host saturated?); at
 // the probe, the CPU the daemons used since start and the load average; once formed, why
@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   int formation_timeout_ms = 120000;
   int claim_gap_ms = 0;  // pause between two `block add` (0: one after the other)
   std::string backend = "bpf";
-  std::optional<bool> static_l2;  // MeshOptions::static_l2 (unset: on from 50 nodes)
+  std::optional<bool> static_l2;  // MeshOptions::static_l2 (unset: on from 24 nodes)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--claims")

@@ -61,14 +61,18 @@ struct MeshOptions {
   // Static layer 2 for large meshes: every node namespace gets a permanent neighbour (ARP)
   // entry for every other node, the hub bridge a static FDB entry for every node's MAC, and
   // IPv6 is off on the mesh links (no router solicitations, DAD or MLD reports at link-up).
-  // On one bridge with 100 ports every ARP request (and every unicast frame to a MAC the
-  // bridge has not learned yet) is copied to all ports in one softirq; a few at once overflow
-  // the per-CPU input backlog (net.core.netdev_max_backlog), the SYN or the ARP is lost and
-  // retried after 1 s: the harness, not the daemons, would then set the cold-start figures.
-  // Unset: on from kStaticL2FromNodes nodes. Namespaces attached later (attach()) still use
-  // ARP, and a partition()ed port relearns its MAC on the other bridge.
+  // Why: the kernel's IPv4 neighbour table is one table for ALL namespaces of the host, with
+  // host-wide limits (net.ipv4.neigh.default.gc_thresh3, 1024 by default). A full mesh of 100
+  // nodes needs up to 100 x 99 = 9,900 resolved entries, so ARP fails with "neighbor table
+  // overflow" (dmesg), SYNs are dropped before they leave and dials time out: the harness, not
+  // the daemons, would set the cold-start figures. Permanent entries do not count against
+  // gc_thresh3, and no machine-wide sysctl is changed. (A fleet of separate machines has one
+  // table per machine.) Unset: on from kStaticL2FromNodes nodes (24 x 23 = 552 entries is
+  // above gc_thresh2 = 512, where the kernel starts evicting; other tests on the host share the
+  // table too). Namespaces attached later (attach()) still use ARP, and a partition()ed port
+  // relearns its MAC on the other bridge.
   std::optional<bool> static_l2;
-  static constexpr int kStaticL2FromNodes = 50;
+  static constexpr int kStaticL2FromNodes = 24;
 };
 
 class MeshCluster {
