@@ -15,8 +15,11 @@ namespace meshd::core::detail {
 // Open addressing, linear probing, backward-shift deletion. Only the first 16 bytes of an id
 // are kept: ids are uniformly distributed hashes (BLAKE2b-256 in production), so 128 bits
 // keep accidental collisions out of reach (2^-64 at 2^32 ids) at half the memory. The
-// all-zero key marks an empty slot; an id whose key is zero is tracked by a flag. Grows at
-// 70% load, never shrinks (its memory is reused after clear()).
+// all-zero key marks an empty slot; an id whose key is zero is tracked by a flag. Any table
+// size: the home slot is the high half of (first 8 id bytes) x size, so the table grows by
+// half at 75% load (between 0.5 and 0.75 ids per slot, ~26 bytes per id) instead of doubling
+// at 70% (0.35-0.7, ~35 bytes per id: 4 MiB for a generation of 100k ids). Never shrinks (its
+// memory is reused after clear()).
 class FlatIdSet {
  public:
   bool contains(const EventId& id) const { return contains(key_of(id)); }
@@ -36,8 +39,8 @@ class FlatIdSet {
       ++size_;
       return true;
     }
-    if ((size_ + 1) * 10 > slots_.size() * 7) grow();
-    for (std::size_t i = home(k);; i = (i + 1) & mask_) {
+    if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+    for (std::size_t i = home(k);; i = next(i)) {
       Key& s = slots_[i];
       if (s == k) return false;
       if (is_zero(s)) {
@@ -57,13 +60,13 @@ class FlatIdSet {
     }
     if (slots_.empty()) return false;
     std::size_t i = home(k);
-    for (;; i = (i + 1) & mask_) {
+    for (;; i = next(i)) {
       if (slots_[i] == k) break;
       if (is_zero(slots_[i])) return false;
     }
     // Backward shift: pull later members of the probe run into the hole.
     std::size_t hole = i;
-    for (std::size_t j = (i + 1) & mask_; !is_zero(slots_[j]); j = (j + 1) & mask_) {
+    for (std::size_t j = next(i); !is_zero(slots_[j]); j = next(j)) {
       std::size_t h = home(slots_[j]);
       // Move j into the hole if its home is not in the cyclic range (hole, j].
       bool in_range = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
@@ -96,12 +99,15 @@ class FlatIdSet {
     return k;
   }
   static bool is_zero(const Key& k) { return (k.lo | k.hi) == 0; }
-  // Same slot as EventIdHash (the id's first 8 bytes).
-  std::size_t home(const Key& k) const { return static_cast<std::size_t>(k.lo) & mask_; }
+  // From the id's first 8 bytes (uniform: ids are hashes), scaled to the table size.
+  std::size_t home(const Key& k) const {
+    return static_cast<std::size_t>((static_cast<unsigned __int128>(k.lo) * slots_.size()) >> 64);
+  }
+  std::size_t next(std::size_t i) const { return i + 1 == slots_.size() ? 0 : i + 1; }
   bool contains(const Key& k) const {
     if (is_zero(k)) return has_zero_;
     if (slots_.empty()) return false;
-    for (std::size_t i = home(k);; i = (i + 1) & mask_) {
+    for (std::size_t i = home(k);; i = next(i)) {
       const Key& s = slots_[i];
       if (s == k) return true;
       if (is_zero(s)) return false;
@@ -110,14 +116,13 @@ class FlatIdSet {
   void grow() {
     std::vector<Key> old;
     old.swap(slots_);
-    std::size_t n = old.empty() ? 64 : old.size() * 2;
+    const std::size_t n = old.empty() ? 64 : old.size() + old.size() / 2;
     slots_.assign(n, Key{});
-    mask_ = n - 1;
     bool zero = has_zero_;
     size_ = zero ? 1 : 0;
     for (const Key& s : old) {
       if (is_zero(s)) continue;
-      for (std::size_t i = home(s);; i = (i + 1) & mask_) {
+      for (std::size_t i = home(s);; i = next(i)) {
         if (is_zero(slots_[i])) {
           slots_[i] = s;
           ++size_;
@@ -128,7 +133,6 @@ class FlatIdSet {
   }
 
   std::vector<Key> slots_;
-  std::size_t mask_ = 0;
   std::size_t size_ = 0;
   bool has_zero_ = false;
 };
