@@ -25,8 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kEventLogSize = 2000;
-
 // The store's row for an enforced block (EnforcedBlock or an enforce/retime BlockChange).
 template <class Block>
 StoredBlock stored_block(const Block& b) {
@@ -668,9 +666,8 @@ void Daemon::Impl::shutdown() {
 }
 
 void Daemon::Impl::record_event(const std::string& line) {
-  events.push_back(line);
+  events.push(line);
   ++obs.events_total;
-  if (events.size() > kEventLogSize) events.pop_front();
   for (auto& [id, sink] : subscribers) sink(line);
 }
 
@@ -717,8 +714,10 @@ void Daemon::unsubscribe_events(std::uint64_t id) {
 
 std::deque<std::string> Daemon::recent_events(std::size_t limit) const {
   const auto& e = impl_->events;
-  auto n = std::min(limit, e.size());
-  return std::deque<std::string>(e.end() - static_cast<std::ptrdiff_t>(n), e.end());
+  const auto n = std::min(limit, e.size());
+  std::deque<std::string> out;
+  for (std::size_t i = e.size() - n; i < e.size(); ++i) out.emplace_back(e[i]);
+  return out;
 }
 
 std::string Daemon::metrics_text() const {

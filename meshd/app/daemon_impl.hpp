@@ -19,6 +19,7 @@
 #include "meshd/app/crowdsec_bridge.hpp"
 #include "meshd/app/daemon.hpp"
 #include "meshd/app/enforcement.hpp"
+#include "meshd/app/event_log.hpp"
 #include "meshd/app/http_server.hpp"
 #include "meshd/app/observability.hpp"
 #include "meshd/app/opener.hpp"
@@ -81,7 +82,7 @@ struct Daemon::Impl {
   std::string config_path;
   // Declared before `io`, so destroyed after it: destroying the io_context destroys the control
   // sessions it still holds (events --follow), and each unsubscribes from `subscribers`.
-  std::deque<std::string> events;  // recent JSON lines
+  EventLog events{2000};  // recent JSON lines (the newest 2,000)
   std::map<std::uint64_t, EventSink> subscribers;
   std::uint64_t next_subscriber = 1;
   boost::asio::io_context io;

@@ -208,7 +208,9 @@ HttpResponse events(Daemon::Impl& d, const HttpRequest& req) {
   for (std::uint64_t id = from; id <= total; ++id) {
     if (comma) body += ',';
     comma = true;
-    body += "{\"id\":" + std::to_string(id) + ",\"e\":" + log[id - first] + "}";
+    body += "{\"id\":" + std::to_string(id) + ",\"e\":";
+    body += log[id - first];
+    body += '}';
   }
   body += "]}";
   return json_response(200, std::move(body));
