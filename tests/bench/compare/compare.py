@@ -31,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
+HAND_MARKER = "<!-- hand-written below: kept when tests/bench/run regenerates this file -->"
 PY = sys.executable or "/usr/bin/python3"
 PREFIX = f"gbn{os.getpid() % 100000}"
 
@@ -1497,7 +1498,13 @@ def write_report(cfg, meta):
     if not NOTES and not ERRORS:
         md.append("- none")
     md.append("")
-    (Path(cfg.out) / "BENCHMARKS.md").write_text("\n".join(md))
+    # Measurements made by hand between runs (one program, not the whole comparison) live
+    # below HAND_MARKER in the old file: they are kept, under the new generated part.
+    md_path = Path(cfg.out) / "BENCHMARKS.md"
+    old_md = md_path.read_text() if md_path.exists() else ""
+    if HAND_MARKER in old_md:
+        md.append(HAND_MARKER + old_md.split(HAND_MARKER, 1)[1].rstrip("\n") + "\n")
+    md_path.write_text("\n".join(md))
     data = {"meta": meta, "rows": ROWS, "exactness": CTX.get("exact"), "errors": ERRORS,
             "notes": NOTES, "section_seconds": SECTION_TIMES,
             "details": {k: v for k, v in CTX.items() if k in (
