@@ -25,6 +25,7 @@
 // Usage (root): mesh_propagation_bench [--claims N] [--nodes N] [--backend bpf|dryrun]
 //   [--formation-probe-ms MS] [--formation-timeout-ms MS] [--claim-gap-ms MS]
 //   [--static-l2 on|off|auto]  (MeshOptions::static_l2; auto: on from 24 nodes)
+//   [--mesh KEY=VALUE]...  (extra keys of every node's mesh section, e.g. max_peers=10)
 // Also reported: latency by hop distance from node1 in the overlay the claims travel, and
 // the CPU the daemons and the followers used over the claims (is the host saturated?); at
 // the probe, the CPU the daemons used since start and the load average; once formed, why
@@ -213,6 +214,7 @@ int main(int argc, char** argv) {
   int claim_gap_ms = 0;  // pause between two `block add` (0: one after the other)
   std::string backend = "bpf";
   std::optional<bool> static_l2;  // MeshOptions::static_l2 (unset: on from 24 nodes)
+  std::map<std::string, std::string> extra_mesh;  // --mesh KEY=VALUE
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--claims")
@@ -227,7 +229,16 @@ int main(int argc, char** argv) {
       formation_timeout_ms = std::stoi(argv[i + 1]);
     else if (a == "--claim-gap-ms")
       claim_gap_ms = std::stoi(argv[i + 1]);
-    else if (a == "--static-l2") {
+    else if (a == "--mesh") {  // KEY=VALUE: one more line of every node's mesh section
+      const std::string kv = argv[i + 1];
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::fprintf(stderr, "mesh_propagation_bench: --mesh takes KEY=VALUE, got '%s'\n",
+                     kv.c_str());
+        return 2;
+      }
+      extra_mesh[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (a == "--static-l2") {
       const std::string v = argv[i + 1];
       if (v != "on" && v != "off" && v != "auto") {
         std::fprintf(stderr, "mesh_propagation_bench: --static-l2 takes on, off or auto\n");
@@ -255,9 +266,12 @@ int main(int argc, char** argv) {
   o.policy = {{"budget_burst", "10000"},
               {"budget_rate_per_min", "100000"},
               {"overrun_max_claims", "100000"}};
+  for (const auto& [k, v] : extra_mesh) o.mesh[k] = v;
   o.static_l2 = static_l2;
   MeshCluster mesh(o);
-  const int target = std::min(nodes - 1, 8);  // mesh.target_peers default
+  // mesh.target_peers (8 unless --mesh target_peers=N)
+  const int target = std::min(
+      nodes - 1, extra_mesh.contains("target_peers") ? std::stoi(extra_mesh["target_peers"]) : 8);
   const long long drops_at_start = softnet_dropped();
   const auto started = meshd::wall_now_ms();
   mesh.start_all();
