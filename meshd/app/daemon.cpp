@@ -277,9 +277,60 @@ void Daemon::Impl::on_frame(net::PeerId id, std::span<const std::uint8_t> payloa
     }
     // The core scores malformed input: hand it an empty push (a malformed message).
     msg = core::Message{core::Push{core::make_envelope(std::string())}};
+  } else if (park_push(*cid, *msg)) {
+    if (!actions.empty()) apply_actions(now, /*deferred=*/true);
+    return;
   }
   node->on_admitted_message(*cid, *msg, now, actions);
   apply_actions(now, /*deferred=*/true);
+}
+
+bool Daemon::Impl::park_push(core::PeerId cid, const core::Message& msg) {
+  const auto* push = std::get_if<core::Push>(&msg);
+  if (push == nullptr || !push->envelope) return false;
+  const core::EventId id = opener->event_id(*push->envelope);
+  if (node->seen(id)) return false;  // a duplicate: the core counts (and scores) it now
+  const std::string_view signer = signer_of(*push->envelope);
+  if (signer.empty()) return false;  // the core finds it malformed and scores the peer
+  switch (intake.offer(signer, {cid, push->envelope, id})) {
+    case PushIntake::Offer::queued:
+      if (!intake_scheduled) {
+        intake_scheduled = true;
+        boost::asio::post(io, [this] { drain_intake(); });
+      }
+      return true;
+    case PushIntake::Offer::already_queued:
+      ++counters.intake_copies;
+      return true;
+    case PushIntake::Offer::full:
+      ++counters.intake_full;
+      return false;
+  }
+  return false;
+}
+
+// kIntakePerTurn waiting pushes per io turn, one signer after another; then the readers, the
+// store flush and the timers run again, so a frame that arrives meanwhile joins the intake
+// before the next one is opened.
+void Daemon::Impl::drain_intake() {
+  intake_scheduled = false;
+  if (stopping) return;
+  for (std::size_t k = 0; k < kIntakePerTurn; ++k) {
+    auto item = intake.next();
+    if (!item) break;
+    const TimeMs now = wall_now_ms();
+    actions.clear();
+    // A peer that went down meanwhile: the core ignores it (messages_ignored); the event
+    // comes again from another peer or through anti-entropy.
+    node->on_admitted_message(item->peer, core::Message{core::Push{std::move(item->envelope)}}, now,
+                              actions);
+    // A received envelope like any other: into the open store batch, relayed after its commit.
+    apply_actions(now, /*deferred=*/true);
+  }
+  if (!intake.empty() && !intake_scheduled) {
+    intake_scheduled = true;
+    boost::asio::post(io, [this] { drain_intake(); });
+  }
 }
 
 void Daemon::Impl::on_rate_drop(net::PeerId id) {

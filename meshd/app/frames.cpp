@@ -124,6 +124,36 @@ Result<core::Message> decode_message(std::span<const std::uint8_t> payload) {
   }
 }
 
+std::string_view signer_of(std::string_view envelope) {
+  auto field1 = [](std::span<const std::uint8_t> msg, std::uint32_t want,
+                   std::span<const std::uint8_t>& out) {
+    WireReader in(msg);
+    while (!in.done()) {
+      std::uint32_t number, type;
+      if (!in.field(number, type)) return false;
+      if (type == kLen) {
+        std::span<const std::uint8_t> b;
+        if (!in.bytes(b)) return false;
+        if (number == want) {
+          out = b;
+          return true;
+        }
+      } else if (type == kVarint) {
+        std::uint64_t v;
+        if (!in.varint(v)) return false;
+      } else {
+        return false;  // no fixed-width fields before the ones we want in these messages
+      }
+    }
+    return false;
+  };
+  const std::span<const std::uint8_t> env(reinterpret_cast<const std::uint8_t*>(envelope.data()),
+                                          envelope.size());
+  std::span<const std::uint8_t> body, signer;
+  if (!field1(env, 2, body) || !field1(body, 1, signer)) return {};
+  return {reinterpret_cast<const char*>(signer.data()), signer.size()};
+}
+
 std::string encode_message(const core::Message& message) {
   std::string out;
   if (const auto* push = std::get_if<core::Push>(&message)) {

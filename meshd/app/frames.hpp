@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "meshd/common/result.hpp"
 #include "meshd/core/messages.hpp"
@@ -19,5 +20,11 @@ namespace meshd::app {
 // a handshake message after the handshake, ...).
 Result<core::Message> decode_message(std::span<const std::uint8_t> frame_payload);
 std::string encode_message(const core::Message& message);
+
+// The signer named in a serialized Envelope's body (field 1 of every body kind: Claim.origin,
+// Retraction.origin, OperatorDecision.operator_id, MisbehaviourProof.reporter), read from the
+// wire without decoding or verifying anything. Empty when the bytes do not name one. Only for
+// scheduling (PushIntake): the signature check comes later.
+std::string_view signer_of(std::string_view envelope);
 
 }  // namespace meshd::app

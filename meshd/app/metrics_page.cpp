@@ -99,6 +99,14 @@ std::string Daemon::Impl::metrics_text() const {
   w.sample("meshd_gossip_dropped_total", c.rate_limited_peer, {{"reason", "peer_rate_limit"}});
   w.sample("meshd_gossip_dropped_total", c.origin_dropped, {{"reason", "origin_rate_limit"}});
   w.sample("meshd_gossip_dropped_total", c.from_quarantined, {{"reason", "quarantined_origin"}});
+  w.gauge("meshd_push_intake", "Pushed events waiting for their signature check.",
+          static_cast<double>(intake.size()));
+  w.counter("meshd_push_intake_copies_total",
+            "Pushes dropped as copies of an event already waiting in the intake.",
+            counters.intake_copies);
+  w.counter("meshd_push_intake_full_total",
+            "Pushes opened at once, in arrival order, because the intake was full.",
+            counters.intake_full);
   w.counter("meshd_equivocations_total", "Equivocations detected.", c.equivocations);
   w.counter("meshd_proofs_received_total", "Misbehaviour proofs received.", c.proofs_received);
   w.counter("meshd_proofs_invalid_total", "Misbehaviour proofs that did not verify.",
