@@ -269,8 +269,11 @@ bool TransportImpl::learn_address(const tcp::endpoint& endpoint, const std::stri
   if (auto it = candidates_.find(endpoint); it != candidates_.end()) {
     Candidate& c = it->second;
     // A peer is connected to it now: it listens, so a back-off earned while the fleet was
-    // still starting need not be waited out. Handshake refusals keep theirs (not transient).
-    if (live && c.conn == 0 && !c.self && c.next_attempt > now && !c.refused) {
+    // still starting need not be waited out. Handshake refusals keep theirs (not transient),
+    // and so does a node that redirected us: it is full, and a redirect from another full node
+    // naming it must not send us straight back (two full nodes would bounce a dialer between
+    // them as fast as handshakes complete).
+    if (live && c.conn == 0 && !c.self && c.next_attempt > now && !c.refused && !c.full) {
       c.next_attempt = now;
       c.hinted = true;
     }
@@ -385,6 +388,7 @@ void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure>
                              *failure == HandshakeFailure::timeout ||
                              *failure == HandshakeFailure::redirected;
       c.refused = !transient;
+      c.full = failure == HandshakeFailure::redirected;
       c.hinted = false;
       if (transient && live_count() < limits_.target_peers)
         policy.cap = std::min(policy.cap, policy.below_target_cap);

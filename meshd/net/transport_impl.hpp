@@ -45,6 +45,7 @@ struct Candidate {
   bool self = false;             // it is us: never dial again
   bool refused = false;          // its last handshake was refused (certs, ban): full back-off
   bool hinted = false;           // a peer is connected to it: dialed before the others
+  bool full = false;  // its last answer was a redirect (at max_peers): keeps its back-off
 };
 
 class TransportImpl : public std::enable_shared_from_this<TransportImpl> {

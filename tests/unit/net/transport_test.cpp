@@ -702,6 +702,32 @@ TEST(Transport, FullNodeRedirectsDialerToItsPeers) {
   EXPECT_TRUE(a.t->stats().pex_addresses_learned >= 1u);  // b's listen address
 }
 
+// Regression (100-node run with max_peers 10): two full nodes name each other in their
+// redirects. The hint that the other one "is live" must not cancel the back-off the other one
+// earned by redirecting us, or a dialer bounces between them as fast as handshakes complete
+// (234,320 redirected dials in ~2 min across 100 daemons).
+TEST(Transport, TwoFullNodesDoNotBounceADialerBetweenThem) {
+  asio::io_context io;
+  TestCa ca;
+  auto full = fast_limits();
+  full.max_peers = 1;
+  Node a(io, make_node(ca, "node-a"), full);
+  Node b(io, make_node(ca, "node-b"), full);
+  Node d(io, make_node(ca, "node-d"), fast_limits());
+  a.listen();
+  b.listen();
+  ASSERT_TRUE(b.t->add_seed(a.seed()));
+  // Both full (one peer each), and a knows b's listen port from b's PeerExchange.
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1 && a.t->stats().pex_received == 1; }));
+  ASSERT_TRUE(d.t->add_seed(a.seed()));
+  ASSERT_TRUE(d.t->add_seed(b.seed()));
+  ASSERT_TRUE(run_until(io, [&] { return d.t->stats().redirects_received >= 2; }));
+  run_for(io, std::chrono::milliseconds(3000));
+  // Each full node is retried after its back-off (>= ~1 s below target), not at once.
+  EXPECT_LE(d.t->stats().redirects_received, 10u);
+  EXPECT_EQ(d.up.size(), 0u);
+}
+
 // Peer exchange: a node seeded with one address learns the others from its first peer and
 // connects to them (as a pod whose DNS answer lists only some of the fleet).
 TEST(Transport, PeerExchangeTeachesAddressesBeyondTheSeeds) {
