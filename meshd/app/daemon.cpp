@@ -292,21 +292,39 @@ bool Daemon::Impl::park_push(core::PeerId cid, const core::Message& msg) {
   if (node->seen(id)) return false;  // a duplicate: the core counts (and scores) it now
   const std::string_view signer = signer_of(*push->envelope);
   if (signer.empty()) return false;  // the core finds it malformed and scores the peer
-  switch (intake.offer(signer, {cid, push->envelope, id})) {
-    case PushIntake::Offer::queued:
-      if (!intake_scheduled) {
-        intake_scheduled = true;
-        boost::asio::post(io, [this] { drain_intake(); });
-      }
-      return true;
-    case PushIntake::Offer::already_queued:
-      ++counters.intake_copies;
-      return true;
-    case PushIntake::Offer::full:
-      ++counters.intake_full;
-      return false;
+  auto offer = intake.offer(signer, {cid, push->envelope, id});
+  if (offer == PushIntake::Offer::full) {
+    ++counters.intake_full;
+    // Never past this signer's own waiting events (push_intake.hpp): open its oldest now and
+    // queue the new one behind the rest. None waiting: the new one is next in order anyway.
+    auto oldest = intake.take_oldest(signer);
+    if (!oldest) return false;
+    if (!actions.empty()) apply_actions(wall_now_ms(), /*deferred=*/true);
+    open_parked(std::move(*oldest));
+    actions.clear();
+    offer = intake.offer(signer, {cid, push->envelope, id});
+    if (offer == PushIntake::Offer::full) return false;  // cannot happen: one place was freed
   }
-  return false;
+  if (offer == PushIntake::Offer::already_queued) {
+    ++counters.intake_copies;
+    return true;
+  }
+  if (!intake_scheduled) {
+    intake_scheduled = true;
+    boost::asio::post(io, [this] { drain_intake(); });
+  }
+  return true;
+}
+
+void Daemon::Impl::open_parked(PushIntake::Item item) {
+  const TimeMs now = wall_now_ms();
+  actions.clear();
+  // A peer that went down meanwhile: the core ignores it (messages_ignored); the event
+  // comes again from another peer or through anti-entropy.
+  node->on_admitted_message(item.peer, core::Message{core::Push{std::move(item.envelope)}}, now,
+                            actions);
+  // A received envelope like any other: into the open store batch, relayed after its commit.
+  apply_actions(now, /*deferred=*/true);
 }
 
 // kIntakePerTurn waiting pushes per io turn, one signer after another; then the readers, the
@@ -318,14 +336,7 @@ void Daemon::Impl::drain_intake() {
   for (std::size_t k = 0; k < kIntakePerTurn; ++k) {
     auto item = intake.next();
     if (!item) break;
-    const TimeMs now = wall_now_ms();
-    actions.clear();
-    // A peer that went down meanwhile: the core ignores it (messages_ignored); the event
-    // comes again from another peer or through anti-entropy.
-    node->on_admitted_message(item->peer, core::Message{core::Push{std::move(item->envelope)}}, now,
-                              actions);
-    // A received envelope like any other: into the open store batch, relayed after its commit.
-    apply_actions(now, /*deferred=*/true);
+    open_parked(std::move(*item));
   }
   if (!intake.empty() && !intake_scheduled) {
     intake_scheduled = true;

@@ -193,6 +193,8 @@ struct Daemon::Impl {
   // was queued there or dropped as a copy of one waiting; false = hand it to the core now.
   bool park_push(core::PeerId cid, const core::Message& msg);
   void drain_intake();
+  // Hands one parked push to the core and applies what it answers (deferred, like a frame).
+  void open_parked(PushIntake::Item item);
   // A frame of `cid` was dropped by a rate limit: one warning per 10 s at most, naming the
   // peer, its limit and its penalty (the core scored it; at its threshold it is banned).
   void log_rate_limited(core::PeerId cid, TimeMs now, const char* where);

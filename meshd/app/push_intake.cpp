@@ -1,5 +1,6 @@
 #include "meshd/app/push_intake.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace meshd::app {
@@ -39,6 +40,20 @@ std::optional<PushIntake::Item> PushIntake::next() {
     queues_.erase(it);
   else
     turns_.push_back(std::move(signer));  // its next event waits for every other signer's
+  return item;
+}
+
+std::optional<PushIntake::Item> PushIntake::take_oldest(std::string_view signer) {
+  auto it = queues_.find(std::string(signer));
+  if (it == queues_.end()) return std::nullopt;
+  Item item = std::move(it->second.front());
+  it->second.pop_front();
+  waiting_.erase(item.id);
+  --size_;
+  if (it->second.empty()) {
+    turns_.erase(std::find(turns_.begin(), turns_.end(), it->first));
+    queues_.erase(it);
+  }
   return item;
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "meshd/app/frames.hpp"
 #include "proto/crypto.hpp"
@@ -90,6 +91,39 @@ TEST(PushIntake, BoundedPerSignerAndInTotal) {
   EXPECT_EQ(q.size(), 5u);
   ASSERT_TRUE(q.next());
   EXPECT_EQ(q.offer("d", item(30)), PushIntake::Offer::queued);
+}
+
+// What the daemon does when a signer's queue is full: its oldest is opened out of turn and the
+// new one queued behind the rest, so one origin's events are opened in arrival order however
+// long its burst (the core refuses events too far ahead of the ones it holds).
+TEST(PushIntake, TakeOldestKeepsOneSignersOrderPastTheBound) {
+  PushIntake q(3, 100);
+  for (std::uint32_t n = 0; n < 3; ++n) ASSERT_EQ(q.offer("a", item(n)), PushIntake::Offer::queued);
+  ASSERT_EQ(q.offer("b", item(50)), PushIntake::Offer::queued);
+  std::vector<std::uint32_t> opened;
+  auto number = [](const PushIntake::Item& i) {
+    return static_cast<std::uint32_t>(i.id[0]) | static_cast<std::uint32_t>(i.id[1]) << 8;
+  };
+  for (std::uint32_t n = 3; n < 10; ++n) {
+    ASSERT_EQ(q.offer("a", item(n)), PushIntake::Offer::full);
+    auto oldest = q.take_oldest("a");
+    ASSERT_TRUE(oldest);
+    opened.push_back(number(*oldest));
+    ASSERT_EQ(q.offer("a", item(n)), PushIntake::Offer::queued);
+  }
+  while (auto next = q.next()) opened.push_back(number(*next));
+  std::vector<std::uint32_t> of_a;
+  for (auto n : opened)
+    if (n != 50) of_a.push_back(n);
+  EXPECT_EQ(of_a, (std::vector<std::uint32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(opened.size(), 11u);
+  EXPECT_FALSE(q.take_oldest("a"));
+  EXPECT_FALSE(q.take_oldest("nobody"));
+  // The last of a signer's waiting events taken out of turn also ends its turn.
+  ASSERT_EQ(q.offer("c", item(60)), PushIntake::Offer::queued);
+  ASSERT_TRUE(q.take_oldest("c"));
+  EXPECT_EQ(q.signers(), 0u);
+  EXPECT_TRUE(q.empty());
 }
 
 TEST(SignerOf, NamesTheSignerOfEveryBodyKindWithoutDecoding) {
