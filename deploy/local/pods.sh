@@ -632,7 +632,10 @@ enforced_on 2 "$C2_IP" >/dev/null || die "the restarted $(pod_of 2) lost the blo
 # Taken over, not stacked: the same number of pinned links, and the daemon says so.
 AFTER_LINKS=$(find "/sys/fs/bpf/$PREFIX-node2/meshd/links" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 [ "$AFTER_LINKS" = "$DOWN_LINKS" ] || die "node2 has $AFTER_LINKS pinned links after the restart, $DOWN_LINKS before"
-pm 2 logs "$(pod_of 2)-meshd" 2>&1 | grep -q "taken over" ||
+# The log is read whole before it is searched: with pipefail, `podman logs | grep -q` failed
+# whenever grep matched and exited while podman was still writing (SIGPIPE), a false failure.
+node2_log=$(pm 2 logs "$(pod_of 2)-meshd" 2>&1) || die "podman logs of $(pod_of 2)-meshd failed: $node2_log"
+[[ $node2_log == *"taken over"* ]] ||
   die "the restarted $(pod_of 2) did not take node2's pinned programs over (no 'taken over' in its log)"
 say "  it took the $AFTER_LINKS pinned program links over in place (no second program on any hook)"
 say "  back: ready $RESTART_READY_MS ms after kube play (no enrollment needed: same key and certificate),"
