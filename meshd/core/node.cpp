@@ -62,29 +62,26 @@ bool Node::admit(PeerId peer, TimeMs now, Actions& out) {
 
 void Node::on_admitted_message(PeerId peer, const Message& message, TimeMs now, Actions& out) {
   Impl& I = *impl_;
-  if (!I.unreleased.empty()) I.release_persisted();
-  ++I.stats.messages_received;
-  PeerState* p = I.find_peer(peer);
-  if (p == nullptr || !p->connected) {
-    ++I.stats.messages_ignored;
-  } else {
-    I.dispatch(*p, message, now, out);
-  }
+  if (PeerState* p = I.receive_from(peer)) I.dispatch(*p, message, now, out);
   I.finish(now, out);
 }
 
 void Node::on_rate_dropped(PeerId peer, TimeMs now, Actions& out) {
   Impl& I = *impl_;
-  if (!I.unreleased.empty()) I.release_persisted();
-  ++I.stats.messages_received;
-  PeerState* p = I.find_peer(peer);
-  if (p == nullptr || !p->connected) {
-    ++I.stats.messages_ignored;
-  } else {
+  if (PeerState* p = I.receive_from(peer)) {
     ++I.stats.rate_limited_peer;
     I.penalize(*p, I.config.penalty_rate_limit, Cause::rate, now, out);
   }
   I.finish(now, out);
+}
+
+PeerState* Node::Impl::receive_from(PeerId peer) {
+  if (!unreleased.empty()) release_persisted();
+  ++stats.messages_received;
+  PeerState* p = find_peer(peer);
+  if (p != nullptr && p->connected) return p;
+  ++stats.messages_ignored;
+  return nullptr;
 }
 
 bool Node::Impl::admit(PeerState* p, TimeMs now, Actions& out) {

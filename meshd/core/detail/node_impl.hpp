@@ -280,6 +280,9 @@ struct Node::Impl {
   // node.cpp: messages and events
   // The per-peer limit: false = not connected (counted) or over the limit (counted, scored).
   bool admit(PeerState* p, TimeMs now, Actions& out);
+  // A message (or a dropped frame) from `peer` arrives: counted; its peer state, or nullptr
+  // (counted as ignored) when the peer is unknown or no longer connected.
+  PeerState* receive_from(PeerId peer);
   void dispatch(PeerState& p, const Message& message, TimeMs now, Actions& out);
   void ingest(PeerState* from, const Envelope& env, Source src, TimeMs now, Actions& out);
   void process(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
