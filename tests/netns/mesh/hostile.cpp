@@ -120,7 +120,8 @@ void prepare_hostile_mesh(MeshCluster& mesh) {
   run_checked(MeshCluster::bin("meshd") + " --check-config " + mesh.config_path(1));
 }
 
-std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, double rate) {
+std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, double rate,
+                                    int rounds) {
   const NetNs& atk = mesh.attach("matk", {kAttacker});
   const std::string in_atk = netns_prefix(atk);
   const std::string target = MeshCluster::ip(1) + ":" + std::to_string(MeshCluster::kMeshPort);
@@ -132,12 +133,22 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
     return tool + " --ca " + ca + " --key " + d + "/node.key --cert " + d +
            "/node.cert --connect " + target + " --timeout-ms 3000 ";
   };
+  // A banned node id stays banned for a minute: each round of an attack gets its own
+  // identity (mallory-flood, mallory-flood-2, ...), taken in turn by the attack's start().
+  auto identities = [&](const std::string& id) {
+    auto list = std::make_shared<std::vector<std::string>>();
+    for (int r = 1; r <= std::max(rounds, 1); ++r)
+      list->push_back(identity(r == 1 ? id : id + "-" + std::to_string(r)));
+    return [list, turn = std::make_shared<std::size_t>(0)] {
+      return (*list)[(*turn)++ % list->size()];
+    };
+  };
   const std::string rogue = identity("rogue", true);
-  const std::string forger = identity("mallory-forge");
-  const std::string replayer = identity("mallory-replay");
-  const std::string equivocator = identity("mallory-equiv");
-  const std::string flooder = identity("mallory-flood");
-  const std::string raw = identity("mallory-raw");
+  const auto forger = identities("mallory-forge");
+  const auto replayer = identities("mallory-replay");
+  const auto equivocator = identities("mallory-equiv");
+  const auto flooder = identities("mallory-flood");
+  const auto raw = identities("mallory-raw");
   const std::string replay_file = mesh.work_dir() + "/replay.hex";
   const std::string node1_ns = netns_prefix(mesh.ns(1));
 
@@ -158,7 +169,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
                      [=, &mesh] {
                        return std::make_unique<BackgroundProcess>(
                            in_atk + "sh -c '" +
-                           forever(forger + "forge --count 50 --hold-ms 500 --forge-cert " +
+                           forever(forger() + "forge --count 50 --hold-ms 500 --forge-cert " +
                                    mesh.dir(2) + "/node.cert") +
                            "'");
                      }});
@@ -172,7 +183,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
                      "/data/meshd.db' 'SELECT hex(bytes) FROM envelopes' > " + replay_file);
          return std::make_unique<BackgroundProcess>(
              in_atk + "sh -c '" +
-             forever(replayer + "replay --count 50 --hold-ms 500 --file " + replay_file) + "'");
+             forever(replayer() + "replay --count 50 --hold-ms 500 --file " + replay_file) + "'");
        }});
   attacks.push_back(
       {"equivocation",
@@ -182,7 +193,8 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
        [=] {
          return std::make_unique<BackgroundProcess>(
              in_atk + "sh -c '" +
-             forever(equivocator + "equivocate --count 20 --hold-ms 500 --base 100.70.0.0") + "'");
+             forever(equivocator() + "equivocate --count 20 --hold-ms 500 --base 100.70.0.0") +
+             "'");
        }});
   attacks.push_back({"rate-10x",
                      "a certified peer pushing valid claims at 10x mesh.peer_rate_frames_per_s",
@@ -192,7 +204,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
                      [=] {
                        return std::make_unique<BackgroundProcess>(
                            in_atk + "sh -c '" +
-                           forever(flooder + "flood --count " +
+                           forever(flooder() + "flood --count " +
                                    std::to_string(static_cast<long>(rate * 40)) + " --rate " +
                                    std::to_string(rate) + " --hold-ms 0 --base 100.72.0.0") +
                            "'");
@@ -225,9 +237,10 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
         "meshd_envelopes_refused_total{reason=\"malformed\"}"},
        "mallory-raw (frame length prefix says",
        [=] {
+         const std::string who = raw();
          return std::make_unique<BackgroundProcess>(
              in_atk + "sh -c '" +
-             forever(raw + "nested --count 20 --hold-ms 300; " + raw + "oversized --hold-ms 300") +
+             forever(who + "nested --count 20 --hold-ms 300; " + who + "oversized --hold-ms 300") +
              "'");
        }});
   return attacks;
@@ -342,6 +355,7 @@ HonestTraffic::Window HonestTraffic::take(int grace_ms) {
     if (complete()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   } while (std::chrono::steady_clock::now() < until);
+  int claim = 0;
   for (const auto& [p, origin] : issued) {
     auto s = signed_at[origin].find(p);
     for (int i = 1; i <= mesh_.size(); ++i) {
@@ -352,7 +366,9 @@ HonestTraffic::Window HonestTraffic::take(int grace_ms) {
         continue;
       }
       w.delays_ms.push_back(static_cast<double>(e->second - s->second));
+      w.claim_of.push_back(claim);
     }
+    ++claim;
   }
   return w;
 }

@@ -40,8 +40,10 @@ MeshOptions hostile_mesh_options(double peer_rate = 200);
 void prepare_hostile_mesh(MeshCluster& mesh);
 
 // The attacks, in the order. `peer_tool` is mesh_peer_tool's path; `rate` the
-// flood rate of the rate-limit attack (10x the mesh's peer_rate).
-std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& peer_tool, double rate);
+// flood rate of the rate-limit attack (10x the mesh's peer_rate). Each certified attacker gets
+// `rounds` identities, one per start() in turn, so a repeated attack is not met by its last ban.
+std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& peer_tool, double rate,
+                                    int rounds = 1);
 
 // Sum of the attack's metrics on node1 (-1 when node1 does not answer).
 double attack_count(const MeshCluster& mesh, const Attack& attack);
@@ -64,6 +66,7 @@ class HonestTraffic {
 
   struct Window {
     std::vector<double> delays_ms;  // one per (claim, receiving node)
+    std::vector<int> claim_of;      // index (in this window) of the claim of each delay
     int claims = 0;                 // claims signed in the window
     int failed = 0;                 // `block add` calls that failed
     int missing = 0;                // (claim, node) pairs never enforced
