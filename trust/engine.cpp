@@ -117,14 +117,15 @@ Outcome Engine::on_claim(const ClaimFacts& f, const Digest& digest, TimeMs now) 
 
   std::uint32_t t = m.get_target(f.prefix);
   for (std::uint32_t c = m.targets[t].head; c != kNone; c = m.claims[c].t_next) {
-    if (m.claims[c].origin != oi || (m.claims[c].flags & detail::kSuperseded)) continue;
+    if (m.claims[c].flags & detail::kSuperseded) break;
+    if (m.claims[c].origin != oi) continue;
     if (m.claims[c].seq > f.seq) {
       out.status = ClaimStatus::stale;
       ++m.stats.claims_stale;
       m.maybe_free_target(t);
       return out;
     }
-    m.claims[c].flags |= detail::kSuperseded;  // the newer claim of the same origin replaces it
+    m.supersede(c);  // the newer claim of the same origin replaces it
     break;
   }
   const std::uint32_t c = m.add_claim(f, digest, oi, t, now);
@@ -325,7 +326,8 @@ std::vector<BlockChange> Engine::on_local_corroboration(const Prefix& prefix, Ti
   for (std::uint32_t t : m.overlapping_targets(prefix))
     for (std::uint32_t c = m.targets[t].head; c != kNone; c = m.claims[c].t_next) {
       auto& cr = m.claims[c];
-      if (cr.flags & (detail::kCreditLocal | detail::kSuperseded)) continue;
+      if (cr.flags & detail::kSuperseded) break;
+      if (cr.flags & detail::kCreditLocal) continue;
       cr.flags |= detail::kCreditLocal;
       m.queue_gain(cr.origin, m.params.weight_local, now);
     }
@@ -341,8 +343,8 @@ std::vector<BlockChange> Engine::on_local_contradiction(const Prefix& prefix, Ti
   for (std::uint32_t t : m.overlapping_targets(prefix))
     for (std::uint32_t c = m.targets[t].head; c != kNone; c = m.claims[c].t_next) {
       auto& cr = m.claims[c];
-      if ((cr.flags & (detail::kDebitLocal | detail::kSuperseded)) || m.origins[cr.origin].self)
-        continue;
+      if (cr.flags & detail::kSuperseded) break;
+      if ((cr.flags & detail::kDebitLocal) || m.origins[cr.origin].self) continue;
       cr.flags |= detail::kDebitLocal;
       m.ledger.add_loss(m.origins[cr.origin].node, m.params.weight_contradiction, now);
       ++m.stats.trust_losses;

@@ -60,8 +60,8 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
   if (T) {
     for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
       const ClaimRec& cr = claims[c];
-      // Expired (not yet collected by tick()) or replaced by a newer claim of its origin.
-      if (cr.expires_at <= now || (cr.flags & detail::kSuperseded)) continue;
+      if (cr.flags & detail::kSuperseded) break;  // the rest were replaced by newer claims
+      if (cr.expires_at <= now) continue;         // expired, not yet collected
       ++count;
       dir = any_dir ? unite(dir, cr.direction) : cr.direction;
       any_dir = true;
@@ -129,9 +129,10 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
     // The block lasts while `need` claims remain: the need-th latest claim expiry.
     auto& times = scratch_times;
     times.clear();
-    for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next)
-      if (claims[c].expires_at > now && !(claims[c].flags & detail::kSuperseded))
-        times.push_back(claims[c].expires_at);
+    for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
+      if (claims[c].flags & detail::kSuperseded) break;
+      if (claims[c].expires_at > now) times.push_back(claims[c].expires_at);
+    }
     std::nth_element(times.begin(), times.begin() + (need - 1), times.end(), std::greater<>());
     d.expires_at = std::min(times[need - 1], now + params.ttl_max_ms);
     d.ttl = d.expires_at - now;
@@ -216,8 +217,8 @@ detail::Eval Engine::Impl::evaluate(std::uint32_t t, const Prefix& p, TimeMs now
       TimeMs retry = 0;
       for (std::uint32_t c = T->head; c != kNone; c = claims[c].t_next) {
         const ClaimRec& cr = claims[c];
-        if (cr.expires_at <= now || cr.epoch != T->epoch || (cr.flags & detail::kSuperseded))
-          continue;
+        if (cr.flags & detail::kSuperseded) break;
+        if (cr.expires_at <= now || cr.epoch != T->epoch) continue;
         const auto& o = origins[cr.origin];
         if (o.domain != a.domain) continue;
         double tc = o.trust * static_cast<double>(cr.confidence);
@@ -364,7 +365,8 @@ void Engine::Impl::credit_corroboration(std::uint32_t t, TimeMs now) {
   double best1 = 0, best2 = 0;
   for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
     const auto& cr = claims[c];
-    if (cr.expires_at <= now || cr.epoch != T.epoch || (cr.flags & detail::kSuperseded)) continue;
+    if (cr.flags & detail::kSuperseded) break;
+    if (cr.expires_at <= now || cr.epoch != T.epoch) continue;
     const auto& o = origins[cr.origin];
     if (!(o.trust * cr.confidence > 0)) continue;
     if (o.domain == dom1) {
@@ -379,9 +381,8 @@ void Engine::Impl::credit_corroboration(std::uint32_t t, TimeMs now) {
   }
   for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
     auto& cr = claims[c];
-    if (cr.expires_at <= now || cr.epoch != T.epoch ||
-        (cr.flags & (detail::kCreditDomain | detail::kSuperseded)))
-      continue;
+    if (cr.flags & detail::kSuperseded) break;
+    if (cr.expires_at <= now || cr.epoch != T.epoch || (cr.flags & detail::kCreditDomain)) continue;
     const auto& o = origins[cr.origin];
     if (!(o.trust * cr.confidence > 0)) continue;
     const double other = o.domain == dom1 ? best2 : best1;

@@ -118,7 +118,8 @@ Explanation Engine::Impl::explain(std::uint32_t t, const Prefix& p, TimeMs now) 
   const bool trust_mode = params.mode == PolicyMode::trust;
   for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
     const auto& cr = claims[c];
-    if (cr.expires_at <= now || (cr.flags & detail::kSuperseded)) continue;
+    if (cr.flags & detail::kSuperseded) break;  // the rest were replaced by newer claims
+    if (cr.expires_at <= now) continue;
     const auto& o = origins[cr.origin];
     ClaimExplanation ce;
     ce.origin = Origin{o.node, domains[o.domain]};

@@ -200,6 +200,7 @@ std::uint32_t Engine::Impl::add_claim(const ClaimFacts& f, const Digest& dg, std
   T.head = c;
   auto& o = origins[origin];
   cr.o_next = o.head;
+  cr.o_prev = o.head == kNone ? c : claims[o.head].o_prev;  // the head's o_prev is the tail
   if (o.head != kNone) claims[o.head].o_prev = c;
   o.head = c;
   ++o.nclaims;
@@ -209,28 +210,85 @@ std::uint32_t Engine::Impl::add_claim(const ClaimFacts& f, const Digest& dg, std
   return c;
 }
 
+// A target's list: its active claims, newest first, then its superseded ones, the first of
+// which expires earliest (rearm needs only that one), the rest in no order. An origin's list:
+// its active claims, newest first, then its superseded ones; the head's o_prev is the tail.
+// Decisions and drain() stop at the first superseded claim: a target re-claimed often by the
+// same origins made them wade through all the replaced claims (96 % of the claims walked in
+// a 150-node milking run).
 void Engine::Impl::unlink_from_target(std::uint32_t c) {
   auto& cr = claims[c];
-  auto& T = targets[cr.target];
-  for (std::uint32_t* link = &T.head; *link != kNone; link = &claims[*link].t_next) {
-    if (*link == c) {
-      *link = cr.t_next;
-      break;
-    }
+  std::uint32_t* link = &targets[cr.target].head;
+  bool after_superseded = false;
+  while (*link != kNone && *link != c) {
+    after_superseded = claims[*link].flags & detail::kSuperseded;
+    link = &claims[*link].t_next;
   }
+  if (*link == kNone) return;
+  *link = cr.t_next;
   cr.t_next = kNone;
+  if ((cr.flags & detail::kSuperseded) && !after_superseded) bring_earliest_forward(link);
+}
+
+void Engine::Impl::bring_earliest_forward(std::uint32_t* front) {
+  if (*front == kNone) return;
+  std::uint32_t* best = front;
+  for (std::uint32_t* l = &claims[*front].t_next; *l != kNone; l = &claims[*l].t_next)
+    if (claims[*l].expires_at < claims[*best].expires_at) best = l;
+  if (best == front) return;
+  std::uint32_t m = *best;
+  *best = claims[m].t_next;
+  claims[m].t_next = *front;
+  *front = m;
+}
+
+void Engine::Impl::unlink_from_origin(std::uint32_t c) {
+  auto& cr = claims[c];
+  auto& o = origins[cr.origin];
+  if (c == o.head) {
+    o.head = cr.o_next;
+    if (o.head != kNone) claims[o.head].o_prev = cr.o_prev;  // the tail
+  } else {
+    claims[cr.o_prev].o_next = cr.o_next;
+    claims[cr.o_next != kNone ? cr.o_next : o.head].o_prev = cr.o_prev;
+  }
+  cr.o_prev = cr.o_next = kNone;
+}
+
+void Engine::Impl::supersede(std::uint32_t c) {
+  auto& cr = claims[c];
+  // Out of the target's active front; in before the first superseded claim if it expires
+  // earlier than that one, else right behind it.
+  std::uint32_t* link = &targets[cr.target].head;
+  while (*link != kNone && !(claims[*link].flags & detail::kSuperseded)) {
+    if (*link == c)
+      *link = cr.t_next;
+    else
+      link = &claims[*link].t_next;
+  }
+  if (*link != kNone && claims[*link].expires_at <= cr.expires_at) link = &claims[*link].t_next;
+  cr.flags |= detail::kSuperseded;
+  cr.t_next = *link;
+  *link = c;
+  // To the origin's tail.
+  unlink_from_origin(c);
+  auto& o = origins[cr.origin];
+  if (o.head == kNone) {
+    o.head = c;
+    cr.o_prev = c;
+  } else {
+    std::uint32_t tail = claims[o.head].o_prev;
+    claims[tail].o_next = c;
+    cr.o_prev = tail;
+    claims[o.head].o_prev = c;
+  }
 }
 
 void Engine::Impl::free_claim(std::uint32_t c) {
   auto& cr = claims[c];
   unlink_from_target(c);
-  auto& o = origins[cr.origin];
-  if (cr.o_prev != kNone)
-    claims[cr.o_prev].o_next = cr.o_next;
-  else
-    o.head = cr.o_next;
-  if (cr.o_next != kNone) claims[cr.o_next].o_prev = cr.o_prev;
-  --o.nclaims;
+  unlink_from_origin(c);
+  --origins[cr.origin].nclaims;
   claim_index.erase(claim_hash(cr.origin, cr.seq), c);
   cr.flags = 0;
   cr.expires_at = 0;
@@ -393,8 +451,10 @@ void Engine::Impl::drain(TimeMs now, std::vector<BlockChange>& out) {
     std::vector<std::uint32_t> ts;
     for (std::uint32_t oi : list) {
       origins[oi].dirty = false;
-      for (std::uint32_t c = origins[oi].head; c != kNone; c = claims[c].o_next)
-        if (!(claims[c].flags & detail::kSuperseded)) ts.push_back(claims[c].target);
+      for (std::uint32_t c = origins[oi].head; c != kNone; c = claims[c].o_next) {
+        if (claims[c].flags & detail::kSuperseded) break;  // the rest are superseded too
+        ts.push_back(claims[c].target);
+      }
     }
     std::sort(ts.begin(), ts.end());
     ts.erase(std::unique(ts.begin(), ts.end()), ts.end());
@@ -489,7 +549,11 @@ void Engine::Impl::rearm(std::uint32_t t) {
   auto take = [&](TimeMs x) {
     if (x > 0 && (at == 0 || x < at)) at = x;
   };
-  for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) take(claims[c].expires_at);
+  // Superseded claims follow the active ones in order of expiry: the first of them is enough.
+  for (std::uint32_t c = T.head; c != kNone; c = claims[c].t_next) {
+    take(claims[c].expires_at);
+    if (claims[c].flags & detail::kSuperseded) break;
+  }
   if (T.flags & (detail::kEnforced | detail::kPending)) take(T.expires_at);
   if (T.flags & detail::kOperator)
     if (auto it = op_blocks.find(t); it != op_blocks.end()) take(it->second.expires_at);
@@ -507,13 +571,15 @@ void Engine::Impl::process_deadline(const detail::Deadline& d, TimeMs now,
       T.wake_at = 0;
       bool due = false;
       // Expired claims go (superseded ones silently: they no longer counted).
-      for (std::uint32_t c = T.head; c != kNone;) {
-        std::uint32_t next = claims[c].t_next;
+      // free_claim() may bring the earliest of the superseded ones to *link: look at it again.
+      for (std::uint32_t* link = &T.head; *link != kNone;) {
+        std::uint32_t c = *link;
         if (claims[c].expires_at <= now) {
           due |= !(claims[c].flags & detail::kSuperseded);
           free_claim(c);
+        } else {
+          link = &claims[c].t_next;
         }
-        c = next;
       }
       if (T.flags & detail::kOperator) {
         auto it = op_blocks.find(d.id);

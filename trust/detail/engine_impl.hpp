@@ -39,7 +39,7 @@ struct ClaimRec {
   std::uint32_t target = kNone;
   std::uint32_t origin = kNone;
   std::uint32_t t_next = kNone;  // next claim on the same target
-  std::uint32_t o_prev = kNone;  // per-origin doubly linked list
+  std::uint32_t o_prev = kNone;  // per-origin doubly linked list (the head's o_prev: the tail)
   std::uint32_t o_next = kNone;
   float confidence = 0;
   std::uint16_t detector = 0;
@@ -58,7 +58,7 @@ enum TargetFlag : std::uint8_t {
 
 struct TargetRec {
   Prefix prefix;
-  std::uint32_t head = kNone;  // claims (not superseded)
+  std::uint32_t head = kNone;  // claims: active ones newest first, then superseded ones
   TimeMs since = 0;            // enforced: start of this enforcement
   TimeMs expires_at = 0;       // enforced: expiry; pending: retry time
   TimeMs wake_at = 0;          // the one live target_wake deadline (0: none); later ones are not
@@ -80,7 +80,7 @@ struct OriginRec {
   double pending_gain = 0;  // batched corroboration gains (applied at flush)
   TimeMs quarantine_until = 0;
   std::uint32_t domain = 0;
-  std::uint32_t head = kNone;  // claims (incl. superseded)
+  std::uint32_t head = kNone;  // claims: active ones newest first, then superseded ones
   std::uint32_t nclaims = 0;
   bool self = false;
   bool dirty = false;        // queued for re-evaluation of its targets
@@ -227,6 +227,9 @@ struct Engine::Impl {
   std::uint32_t add_claim(const ClaimFacts& f, const Digest& dg, std::uint32_t origin,
                           std::uint32_t target, TimeMs now);
   void unlink_from_target(std::uint32_t c);
+  void supersede(std::uint32_t c);  // flags it and moves it behind the active claims
+  void bring_earliest_forward(std::uint32_t* front);
+  void unlink_from_origin(std::uint32_t c);
   void free_claim(std::uint32_t c);  // unlinks everywhere
   bool tombstoned(std::uint32_t origin, std::uint64_t seq) const;
   void add_tombstone(std::uint32_t origin, std::uint64_t seq, TimeMs now);
