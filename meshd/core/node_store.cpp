@@ -69,7 +69,7 @@ const StoredEvent* Node::Impl::find_stored(const OriginState& o, std::uint64_t s
 }
 
 Envelope Node::Impl::envelope_of(const OriginState& o, const StoredEvent& s) {
-  if (s.envelope) return s.envelope;
+  if (const Envelope& mine = envelope_at(s)) return mine;
   std::vector<Envelope> one;
   archive->load(o.id, std::span<const std::uint64_t>(&s.seq, 1), one);
   Envelope env = one.empty() ? nullptr : std::move(one.front());
@@ -83,7 +83,7 @@ void Node::Impl::envelopes_of(const OriginState& o, std::span<const std::uint64_
   if (archive == nullptr) {
     for (std::uint64_t seq : seqs) {
       const StoredEvent* s = find_stored(o, seq);
-      out.push_back(s ? s->envelope : nullptr);
+      out.push_back(s ? envelope_at(*s) : nullptr);
     }
     return;
   }
@@ -92,7 +92,7 @@ void Node::Impl::envelopes_of(const OriginState& o, std::span<const std::uint64_
   // Envelopes still in memory (stored during the latest call, not yet persisted) win.
   for (std::size_t k = 0; k < seqs.size(); ++k) {
     const StoredEvent* s = find_stored(o, seqs[k]);
-    if (s != nullptr && s->envelope) out[base + k] = s->envelope;
+    if (s != nullptr && s->slot != detail::kNoSlot) out[base + k] = envelope_at(*s);
     if (!out[base + k]) ++stats.archive_misses;
   }
 }
@@ -102,9 +102,32 @@ void Node::Impl::release_persisted() {
     OriginState& o = origins[oi];
     auto it = std::lower_bound(o.store.begin(), o.store.end(), seq,
                                [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
-    if (it != o.store.end() && it->seq == seq) it->envelope.reset();
+    if (it != o.store.end() && it->seq == seq) drop_envelope(*it);
   }
   unreleased.clear();
+  // All released (archive mode): return the slot table of a big call (a restore) at once.
+  if (free_slots.size() == envelopes.size()) {
+    std::vector<Envelope>().swap(envelopes);
+    std::vector<std::uint32_t>().swap(free_slots);
+  }
+}
+
+std::uint32_t Node::Impl::add_envelope(const Envelope& env) {
+  if (!free_slots.empty()) {
+    const std::uint32_t slot = free_slots.back();
+    free_slots.pop_back();
+    envelopes[slot] = env;
+    return slot;
+  }
+  envelopes.push_back(env);
+  return static_cast<std::uint32_t>(envelopes.size() - 1);
+}
+
+void Node::Impl::drop_envelope(StoredEvent& s) {
+  if (s.slot == detail::kNoSlot) return;
+  envelopes[s.slot].reset();
+  free_slots.push_back(s.slot);
+  s.slot = detail::kNoSlot;
 }
 
 TimeMs Node::Impl::store(std::uint32_t oi, const SignedEvent& ev, const Envelope& env, TimeMs now,
@@ -120,7 +143,7 @@ TimeMs Node::Impl::store(std::uint32_t oi, const SignedEvent& ev, const Envelope
   OriginState& o = origins[oi];
   auto it = std::lower_bound(o.store.begin(), o.store.end(), ev.seq,
                              [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
-  o.store.insert(it, StoredEvent{ev.seq, expires, env, ev.kind});
+  o.store.insert(it, StoredEvent{ev.seq, expires, add_envelope(env), ev.kind});
   if (archive != nullptr) unreleased.emplace_back(oi, ev.seq);
   expiry.push_back(ExpiryEntry{expires, oi, ev.seq});
   std::push_heap(expiry.begin(), expiry.end(), std::greater<>{});
@@ -139,7 +162,8 @@ void Node::Impl::evict_top(Actions& out) {
   auto it = std::lower_bound(o.store.begin(), o.store.end(), e.seq,
                              [](const StoredEvent& s, std::uint64_t v) { return s.seq < v; });
   if (it == o.store.end() || it->seq != e.seq) return;
-  if (archive == nullptr) out.forget.push_back(opener.event_id(*it->envelope));
+  if (archive == nullptr) out.forget.push_back(opener.event_id(*envelope_at(*it)));
+  drop_envelope(*it);
   o.store.erase(it);
   --stored;
   ++stats.forgotten;

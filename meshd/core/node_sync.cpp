@@ -293,7 +293,7 @@ void Node::Impl::on_request(PeerState& p, const RangeRequest& rq, TimeMs now, Ac
           rs.truncated = true;
           break;
         }
-        rs.envelopes.push_back(it->envelope);
+        rs.envelopes.push_back(envelope_at(*it));
       }
     } else {
       // The same selection, read back from the archive in one batch; what it cannot return

@@ -23,12 +23,19 @@ enum class Source : std::uint8_t { push, sync, local, restore };
 
 inline constexpr TimeMs kUnset = INT64_MIN;
 
+inline constexpr std::uint32_t kNoSlot = UINT32_MAX;
+
+// 24 bytes: a node holds one per stored event (100k and more). The envelope itself is not
+// here but in Node::Impl::envelopes (`slot`): without an archive every stored event has one;
+// with an archive only those of the latest call, not persisted yet (kNoSlot once released:
+// read back from the archive).
 struct StoredEvent {
   std::uint64_t seq = 0;
   TimeMs expires_at = 0;
-  Envelope envelope;  // null once persisted when the node has an archive (read back from it)
+  std::uint32_t slot = kNoSlot;
   EventKind kind = EventKind::claim;
 };
+static_assert(sizeof(StoredEvent) == 24, "StoredEvent grew");
 
 // A valid event over its origin's rate limit, waiting for a token.
 struct Deferred {
@@ -185,12 +192,15 @@ struct PeerState {
   double by_invalid = 0, by_malformed = 0, by_rate = 0, by_dup = 0;
 };
 
-struct ExpiryEntry {
+// Packed to 20 bytes (4-byte aligned; x86 reads the unaligned 8-byte fields at full speed):
+// one per stored event, in the expiry heap.
+struct __attribute__((packed, aligned(4))) ExpiryEntry {
   TimeMs at = 0;
   std::uint32_t origin = 0;
   std::uint64_t seq = 0;
   bool operator>(const ExpiryEntry& o) const { return at > o.at; }
 };
+static_assert(sizeof(ExpiryEntry) == 20, "ExpiryEntry grew");
 
 enum class Cause : std::uint8_t { invalid, malformed, rate, duplicate };
 
@@ -274,6 +284,15 @@ struct Node::Impl {
   // (origin, seq) stored during the latest call: their envelopes stay in memory until the
   // driver has persisted that call's actions (its next call into the Node).
   std::vector<std::pair<std::uint32_t, std::uint64_t>> unreleased;
+  // Envelopes of stored events, addressed by StoredEvent::slot; freed slots are reused.
+  std::vector<Envelope> envelopes;
+  std::vector<std::uint32_t> free_slots;
+  std::uint32_t add_envelope(const Envelope& env);
+  void drop_envelope(StoredEvent& s);
+  const Envelope& envelope_at(const StoredEvent& s) const {
+    static const Envelope kNull;
+    return s.slot == detail::kNoSlot ? kNull : envelopes[s.slot];
+  }
   std::vector<std::uint64_t> scratch_seqs;
   std::vector<Envelope> scratch_envelopes;
 
