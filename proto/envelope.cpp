@@ -12,8 +12,11 @@ Result<M> parse_body(const v1::Envelope& env) {
   const std::string& body = env.body();
   if (body.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
       !msg.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-    return fail("undecodable_body", "envelope body of " + std::to_string(body.size()) +
-                                        " bytes is not a " + std::string(M::descriptor()->name()));
+    // The lite runtime has no descriptors: the message name is the type name's last part.
+    std::string name = msg.GetTypeName();
+    name.erase(0, name.rfind('.') + 1);
+    return fail("undecodable_body",
+                "envelope body of " + std::to_string(body.size()) + " bytes is not a " + name);
   }
   return msg;
 }
