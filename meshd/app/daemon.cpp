@@ -134,9 +134,13 @@ Result<void> Daemon::Impl::restore_state(TimeMs now) {
     envs.clear();
     for (auto& e : rows) envs.push_back(core::make_envelope(std::move(e.bytes)));
     node->restore(envs, now, actions);
+    // reconcile() below installs everything the engine enforces: the slice's block changes
+    // are not kept (100k of them were the bulk of a restart's peak memory).
+    actions.blocks.clear();
     restored += envs.size();
   });
   envs.clear();
+  envs.shrink_to_fit();
   if (!scanned) return std::unexpected(scanned.error());
   spdlog::info("restored {} envelopes from {}", restored, store->path());
 
@@ -159,8 +163,14 @@ Result<void> Daemon::Impl::restore_state(TimeMs now) {
   for (const auto& e : rec.errors) spdlog::warn("reconcile: {}", e.message);
   spdlog::info("reconciled enforcement: {} installed, {} stale removed", rec.applied, rec.removed);
   actions.blocks.clear();  // reconcile covered what the ledger and restore() enforced
+  actions.blocks.shrink_to_fit();
+  std::vector<trust::EnforcedBlock>().swap(want);  // before the rows: not both at the peak
   std::vector<StoredBlock> rows;
-  for (const auto& b : node->enforced()) rows.push_back(stored_block(b));
+  {
+    const auto enforced = node->enforced();
+    rows.reserve(enforced.size());
+    for (const auto& b : enforced) rows.push_back(stored_block(b));
+  }
   if (auto r = store->replace_blocks(rows); !r) {
     // A read-only or full store must not keep the node from enforcing and gossiping;
     // watch_store() logs it once.
