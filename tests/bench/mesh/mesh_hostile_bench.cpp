@@ -4,12 +4,13 @@
 // ramp-up left out; each round with a fresh attacker identity); then a closing baseline.
 // For every window: p50/p99 of the delay from claim_signed at the origin to block_enforce at
 // each other node, the p99 change against the round's baseline, node1's RSS (max over the
-// window's end of all nodes too), the metric that counted the attack and whether a log line
-// of node1 names the attacker. Prints one JSON object per window, then a Markdown table.
-// Then the comparison the goal is about: every attack's samples pooled over its rounds against
-// all baseline windows pooled, p99 change with a 95 % bootstrap interval (claims resampled,
-// a claim's delays to the four other nodes kept together), and the same for the baselines
-// against each other (even vs odd windows): how far apart two measurements of one thing land.
+// window's end of all nodes too), the CPU seconds the five daemons used in the window, the
+// metric that counted the attack and whether a log line of node1 names the attacker. Prints one
+// JSON object per window, then a Markdown table. Then the comparison the goal is about: every
+// attack's samples pooled over its rounds against all baseline windows pooled, p99 change with a 95
+// % bootstrap interval (claims resampled, a claim's delays to the four other nodes kept together),
+// and the same for the baselines against each other (even vs odd windows): how far apart two
+// measurements of one thing land.
 //
 // Usage (root): mesh_hostile_bench [--phase-s 20] [--interval-ms 200] [--peer-rate 200]
 //                                   [--rounds 1] [--only ATTACK[,ATTACK...]]
@@ -150,9 +151,25 @@ int main(int argc, char** argv) {
     return m;
   };
   auto pause = [](int s) { std::this_thread::sleep_for(std::chrono::seconds(s)); };
+  // CPU seconds of the five daemons since the window began: what the attack costs the mesh.
+  auto daemons_cpu = [&] {
+    double sum = 0;
+    for (int i = 1; i <= mesh.size(); ++i) sum += cpu_s(mesh.pid(i));
+    return sum;
+  };
+  double cpu_mark = 0;
+  auto begin_window = [&] {
+    (void)honest.take(0);
+    cpu_mark = daemons_cpu();
+  };
+  auto end_window = [&](double& cpu) {
+    cpu = daemons_cpu() - cpu_mark;
+    return honest.take();
+  };
 
   std::vector<json> rows;
-  auto window = [&](const std::string& name, const HonestTraffic::Window& w, double base_p99) {
+  auto window = [&](const std::string& name, const HonestTraffic::Window& w, double base_p99,
+                    double cpu) {
     const double p99 = percentile(w.delays_ms, 99);
     json row{{"window", name},
              {"claims", w.claims},
@@ -164,20 +181,22 @@ int main(int argc, char** argv) {
              {"p99_change_percent", base_p99 > 0 ? (p99 - base_p99) / base_p99 * 100 : 0},
              {"node1_rss_mb", rss_mb(mesh.pid(1))},
              {"max_rss_mb", max_rss()},
+             {"daemons_cpu_s", cpu},
              {"node1_running", mesh.running(1)}};
     return row;
   };
 
   pause(3);
-  (void)honest.take(0);
+  begin_window();
   Pool baselines, even, odd;
   std::map<std::string, Pool> attacked;
   auto baseline = [&](const std::string& name, double base_p99) {
     pause(phase_s);
-    const auto w = honest.take();
+    double cpu = 0;
+    const auto w = end_window(cpu);
     baselines.add(w);
     (baselines.windows % 2 ? odd : even).add(w);
-    json row = window(name, w, base_p99);
+    json row = window(name, w, base_p99, cpu);
     std::printf("%s\n", row.dump().c_str());
     std::fflush(stdout);
     rows.push_back(row);
@@ -193,12 +212,13 @@ int main(int argc, char** argv) {
       // before its ban) comes within ~1.5 s of its connect, and a ramp-up left out of the
       // window left it out of the measurement once the peer tool stopped signing everything up
       // front.
-      (void)honest.take(0);
+      begin_window();
       auto process = attack.start();
       pause(phase_s);
-      const auto w = honest.take();
+      double cpu = 0;
+      const auto w = end_window(cpu);
       attacked[attack.name].add(w);
-      json row = window(attack.name, w, base_p99);
+      json row = window(attack.name, w, base_p99, cpu);
       const double after = attack_count(mesh, attack);
       process.reset();
       row["attack"] = attack.description;
@@ -210,14 +230,15 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       rows.push_back(row);
       pause(3);  // recovery, not measured
-      (void)honest.take(0);
+      begin_window();
     }
   }
   baseline("baseline-end", rows.front()["p99_ms"].get<double>());
 
   std::printf(
       "\n| window | honest p50 / p99 ms | p99 vs baseline | missing | node1 RSS MB (max all) | "
-      "metric (delta on node1) | log names attacker |\n|---|---|---|---|---|---|---|\n");
+      "daemons' CPU s | metric (delta on node1) | log names attacker |\n"
+      "|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
     std::string metric = "-";
     if (r.contains("metric")) {
@@ -226,13 +247,14 @@ int main(int argc, char** argv) {
         metric += (metric.empty() ? "" : " + ") + m.get<std::string>();
       metric += " (+" + std::to_string(static_cast<long>(r["metric_delta"].get<double>())) + ")";
     }
-    std::printf(
-        "| %s | %.0f / %.0f | %+.0f %% | %d | %.1f (%.1f) | `%s` | %s |\n",
-        r["window"].get<std::string>().c_str(), r["p50_ms"].get<double>(),
-        r["p99_ms"].get<double>(), r["p99_change_percent"].get<double>(), r["missing"].get<int>(),
-        r["node1_rss_mb"].get<double>(), r["max_rss_mb"].get<double>(), metric.c_str(),
-        r.contains("log_names_attacker") ? (r["log_names_attacker"].get<bool>() ? "yes" : "no")
-                                         : "-");
+    std::printf("| %s | %.0f / %.0f | %+.0f %% | %d | %.1f (%.1f) | %.2f | `%s` | %s |\n",
+                r["window"].get<std::string>().c_str(), r["p50_ms"].get<double>(),
+                r["p99_ms"].get<double>(), r["p99_change_percent"].get<double>(),
+                r["missing"].get<int>(), r["node1_rss_mb"].get<double>(),
+                r["max_rss_mb"].get<double>(), r["daemons_cpu_s"].get<double>(), metric.c_str(),
+                r.contains("log_names_attacker")
+                    ? (r["log_names_attacker"].get<bool>() ? "yes" : "no")
+                    : "-");
   }
   // The goal: p99 under attack < 1.2 x baseline. Met only when the whole interval is below
   // +20 %, missed when it is above; the baselines against each other show the resolution.

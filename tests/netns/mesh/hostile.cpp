@@ -4,9 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include <unistd.h>
 
 namespace meshd::test {
 namespace {
@@ -378,6 +381,20 @@ double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
   return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+double cpu_s(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  const auto paren = all.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream rest(all.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i >= 14) ticks += std::stod(field);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 double rss_mb(pid_t pid) {

@@ -88,6 +88,8 @@ class HonestTraffic {
 
 // p-th percentile (0..100) of `v` (nearest rank); -1 when empty.
 double percentile(std::vector<double> v, double p);
+// CPU time (user + system) a pid has used, in seconds (0 when unreadable).
+double cpu_s(pid_t pid);
 // VmRSS of a pid in MB (-1 when unreadable).
 double rss_mb(pid_t pid);
 
