@@ -199,6 +199,11 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
              forever(equivocator() + "equivocate --count 20 --hold-ms 500 --base 100.70.0.0") +
              "'");
        }});
+  // Each round floods its own prefixes (100.72.0.0, 100.74.0.0, ...): a prefix already blocked
+  // costs the nodes less than a new one.
+  auto flood_base = [turn = std::make_shared<int>(0), rounds] {
+    return "100." + std::to_string(72 + 2 * ((*turn)++ % std::max(rounds, 1))) + ".0.0";
+  };
   attacks.push_back({"rate-10x",
                      "a certified peer pushing valid claims at 10x mesh.peer_rate_frames_per_s",
                      {"meshd_frames_rejected_total{reason=\"rate_limit\"}",
@@ -209,7 +214,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
                            in_atk + "sh -c '" +
                            forever(flooder() + "flood --count " +
                                    std::to_string(static_cast<long>(rate * 40)) + " --rate " +
-                                   std::to_string(rate) + " --hold-ms 0 --base 100.72.0.0") +
+                                   std::to_string(rate) + " --hold-ms 0 --base " + flood_base()) +
                            "'");
                      }});
   attacks.push_back({"half-open-1000",
