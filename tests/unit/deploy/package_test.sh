@@ -47,12 +47,20 @@ done
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 check "Depends computed by dpkg-shlibdeps (libc6)" grep -q 'libc6' <<<"$depends"
-check "Depends include libsodium" grep -q 'libsodium' <<<"$depends"
 check "meshd.yaml is a conffile" \
   grep -qx /etc/meshd/meshd.yaml <(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 
 root=$tmp/root
 dpkg-deb -x "$deb" "$root"
+# Every library meshd links shared is a dependency (SQLite, libsodium and protobuf-lite are
+# linked statically where their archives are installed: MESHD_STATIC_DEPS).
+needed=$(objdump -p "$root/usr/bin/meshd" | awk '/NEEDED/ {print $2}')
+check "meshd links some libraries shared" grep -q 'libyaml-cpp' <<<"$needed"
+for lib in libsodium libsqlite3 libprotobuf-lite libyaml-cpp libspdlog libbpf; do
+  if grep -q "^$lib" <<<"$needed"; then
+    check "Depends include $lib (meshd links it shared)" grep -q "$lib" <<<"$depends"
+  fi
+done
 "$root/usr/bin/meshd" --help >"$tmp/help" 2>&1 || true
 check "meshd --help" quiet "$root/usr/bin/meshd" --help
 check "meshd --help documents --config" grep -q -- --config "$tmp/help"
