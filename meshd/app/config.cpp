@@ -162,6 +162,10 @@ const ConfigKey kKeys[] = {
               "refused"),
     MESHD_KEY("mesh.max_learned_addresses", mesh.max_learned_addresses,
               "addresses learned from peers kept for dialing (bounded: peers cannot fill memory)"),
+    MESHD_KEY("mesh.trim_surplus", mesh.trim_surplus,
+              "once formed, drop links above target_peers by agreement with a peer that keeps "
+              "more than target_peers and shares a neighbour (each link costs two frames per "
+              "claim)"),
     MESHD_KEY("mesh.peer_rate_frames_per_s", mesh.peer_rate_frames_per_s,
               "per-peer receive limit; excess lowers the peer's score"),
     MESHD_KEY(

@@ -43,6 +43,7 @@ struct MeshConfig {
   bool peer_exchange = true;             // share peers' addresses; redirect dialers when full
   int redirect_slots = 8;                // dialers being redirected at once when full
   int max_learned_addresses = 256;       // addresses learned from peers kept for dialing
+  bool trim_surplus = true;              // drop links above target_peers by agreement
   double peer_rate_frames_per_s = 2000;  // per-peer receive limit (sustained)
   double origin_rate_per_min = 600;      // new events accepted per origin (sustained)
   double origin_burst = 200;             // and in a burst

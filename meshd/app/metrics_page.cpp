@@ -159,6 +159,14 @@ std::string Daemon::Impl::metrics_text() const {
         std::pair{"rejected", t.pex_rejected}, std::pair{"redirects_sent", t.redirects_sent},
         std::pair{"redirects_received", t.redirects_received}})
     w.sample("meshd_peer_exchange_total", n, {{"event", what}});
+  w.family("meshd_trim_total", "counter",
+           "Surplus links dropped by agreement (TransportLimits::trim_surplus), by what happened.");
+  for (const auto& [what, n] :
+       {std::pair{"requested", t.trim_requests_sent}, std::pair{"granted", t.trim_requests_granted},
+        std::pair{"refused", t.trim_requests_refused},
+        std::pair{"refusals_received", t.trim_refusals_received}, std::pair{"dropped", t.trims},
+        std::pair{"rejected", t.trim_rejected}})
+    w.sample("meshd_trim_total", n, {{"event", what}});
   w.counter("meshd_peer_addresses_learned_total",
             "Peer addresses learned from other peers (candidates for dialing).",
             t.pex_addresses_learned);

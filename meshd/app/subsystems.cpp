@@ -38,6 +38,7 @@ net::TransportLimits transport_limits(const AppConfig& c) {
   l.peer_exchange = c.mesh.peer_exchange;
   l.redirect_slots = static_cast<std::size_t>(c.mesh.redirect_slots);
   l.max_learned_addresses = static_cast<std::size_t>(c.mesh.max_learned_addresses);
+  l.trim_surplus = c.mesh.trim_surplus;
   return l;
 }
 

@@ -45,6 +45,7 @@ constexpr std::uint8_t tag_hello = frame_tag(v1::Frame::kHelloFieldNumber);
 constexpr std::uint8_t tag_hello_auth = frame_tag(v1::Frame::kHelloAuthFieldNumber);
 constexpr std::uint8_t tag_goodbye = frame_tag(v1::Frame::kGoodbyeFieldNumber);
 constexpr std::uint8_t tag_peer_exchange = frame_tag(v1::Frame::kPeerExchangeFieldNumber);
+constexpr std::uint8_t tag_trim = frame_tag(v1::Frame::kTrimFieldNumber);
 
 void put_be32(std::uint8_t* p, std::size_t v) {
   p[0] = static_cast<std::uint8_t>((v >> 24) & 0xff);
@@ -388,7 +389,7 @@ void Connection::handle_frame(std::span<const std::uint8_t> plain) {
   if (state_ != State::up) return;  // closing: the daemon was told the peer is down
   const std::uint8_t first = plain.empty() ? 0 : plain[0];
   if (first == tag_ping || first == tag_pong || first == tag_goodbye || first == tag_hello ||
-      first == tag_hello_auth || first == tag_peer_exchange) {
+      first == tag_hello_auth || first == tag_peer_exchange || first == tag_trim) {
     v1::Frame frame;
     if (frame.ParseFromArray(plain.data(), static_cast<int>(plain.size()))) {
       switch (frame.payload_case()) {
@@ -405,6 +406,9 @@ void Connection::handle_frame(std::span<const std::uint8_t> plain) {
           return;
         case v1::Frame::kPeerExchange:
           t_->on_peer_exchange(*this, frame.peer_exchange());
+          return;
+        case v1::Frame::kTrim:
+          t_->on_trim(*this, frame.trim());
           return;
         case v1::Frame::kHello:
         case v1::Frame::kHelloAuth:

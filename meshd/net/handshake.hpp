@@ -37,7 +37,8 @@ namespace meshd::net {
 constexpr std::uint32_t protocol_version = 1;
 // Hello.features bits (within protocol version 1; a peer without a bit never gets that frame).
 constexpr std::uint32_t feature_peer_exchange = 1u << 0;  // PeerExchange frames
-constexpr std::uint32_t our_features = feature_peer_exchange;
+constexpr std::uint32_t feature_trim = 1u << 1;           // Trim frames (surplus connections)
+constexpr std::uint32_t our_features = feature_peer_exchange | feature_trim;
 
 // Why a handshake failed. Stable names (to_string) are metric labels and log words.
 enum class HandshakeFailure : std::uint8_t {

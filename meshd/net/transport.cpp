@@ -75,7 +75,8 @@ TransportImpl::TransportImpl(asio::io_context& io, LocalIdentity identity, Trans
       limits_(limits),
       callbacks_(std::move(callbacks)),
       resolve_timer_(io),
-      dial_timer_(io) {
+      dial_timer_(io),
+      trim_timer_(io) {
   // A full-size frame must always be able to pass the byte bucket eventually.
   auto& rate = limits_.receive_rate;
   if (rate.bytes_per_s > 0) {
@@ -91,6 +92,14 @@ void TransportImpl::start() {
   started_ = true;
   asio::co_spawn(io_, resolve_loop(shared_from_this()), asio::detached);
   asio::co_spawn(io_, dial_loop(shared_from_this()), asio::detached);
+  start_trim();
+}
+
+void TransportImpl::start_trim() {
+  // A node that only listens (no seeds) has surplus links to trim too.
+  if (trim_started_ || stopped_ || !limits_.trim_surplus) return;
+  trim_started_ = true;
+  asio::co_spawn(io_, trim_loop(shared_from_this()), asio::detached);
 }
 
 void TransportImpl::stop() {
@@ -103,6 +112,7 @@ void TransportImpl::stop() {
   acceptors_.clear();
   resolve_timer_.cancel();
   dial_timer_.cancel();
+  trim_timer_.cancel();
   std::vector<std::shared_ptr<Connection>> all;
   for (auto& [id, conn] : conns_) all.push_back(conn);
   for (auto& conn : all) conn->close("transport stopped");
@@ -129,6 +139,7 @@ Result<tcp::endpoint> TransportImpl::listen(const tcp::endpoint& endpoint) {
   acceptors_.push_back(acceptor);
   if (listen_port_ == 0) listen_port_ = bound.port();
   asio::co_spawn(io_, accept_loop(shared_from_this(), acceptor), asio::detached);
+  start_trim();
   spdlog::info("net: node {} listening on {}", identity_.node_cert.node_id(), to_string(bound));
   return bound;
 }
@@ -229,6 +240,7 @@ bool TransportImpl::on_established(const std::shared_ptr<Connection>& conn) {
                                "': replaced by the one initiated by the smaller node id");
   }
   by_node_[node] = conn->id();
+  last_peer_up_ = std::chrono::steady_clock::now();
   conn->set_announced();
   conn->set_dial_outcome(DialOutcome::up);
   const PeerInfo info = conn->info();
@@ -334,6 +346,8 @@ void TransportImpl::on_retired(Connection& conn, std::optional<HandshakeFailure>
                                const std::string& reason) {
   const PeerId id = conn.id();
   conns_.erase(id);
+  if (id == trim_asked_) trim_asked_ = 0;
+  if (id == trim_granted_) trim_granted_ = 0;
   if (conn.redirect_only() && redirecting_ > 0) --redirecting_;
   const std::string remote = to_string(conn.info().remote);
   if (failure)

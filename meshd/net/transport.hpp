@@ -21,6 +21,9 @@
 // Fairness: a connection hands at most a few frames to on_frame in a row, then lets the
 // other ready handlers run, so one peer's backlog never holds up another peer's frames.
 //
+// Trim: above target_peers once settled, one surplus link at a time is dropped by agreement
+// with the peer (TransportLimits::trim_surplus).
+//
 // Dialer: keeps about target_peers connections (inbound + outbound) from the seeds;
 // "host:port" and "dns:NAME:PORT" seeds are re-resolved every dns_refresh; failed or lost
 // peers are retried with jittered exponential back-off (BackoffPolicy; capped lower for
@@ -82,6 +85,16 @@ struct TransportLimits {
   std::size_t redirect_slots = 8;
   std::size_t max_learned_addresses = 256;       // addresses learned from peers kept as candidates
   std::chrono::milliseconds dns_refresh{30000};  // seed re-resolution period
+  // Surplus connections (a fleet started at once ends with ~2x target_peers: every node dials
+  // target_peers and accepts up to max_peers). Once no peer came up for trim_settle and no dial
+  // is in flight, a node above target_peers asks one peer at a time (Trim frame) whether they
+  // may drop their link; the peer agrees only if it keeps more than target_peers itself and is
+  // connected to one of the asker's other peers. A node takes part in one trim at a time, so
+  // the link dropped always lies on a triangle of links that stay: nobody is isolated and the
+  // overlay is not split by trimming. Every claim is pushed over every link, so each link
+  // dropped saves two frames per claim (its copies in both directions).
+  bool trim_surplus = true;
+  std::chrono::milliseconds trim_settle{2000};
 };
 
 struct TransportCallbacks {
@@ -147,6 +160,13 @@ struct TransportStats {
   std::uint64_t pex_addresses_learned = 0;  // new candidate addresses from peers
   std::uint64_t redirects_sent = 0;         // dialers answered "full, try these" (at max_peers)
   std::uint64_t redirects_received = 0;     // dials answered that way
+  // Trimming surplus connections (TransportLimits::trim_surplus).
+  std::uint64_t trim_requests_sent = 0;      // we asked a peer to drop our link
+  std::uint64_t trim_requests_granted = 0;   // a peer asked us and we agreed
+  std::uint64_t trim_requests_refused = 0;   // a peer asked us and we refused (not surplus, busy)
+  std::uint64_t trim_refusals_received = 0;  // a peer refused our request
+  std::uint64_t trims = 0;                   // links we closed after the peer agreed
+  std::uint64_t trim_rejected = 0;           // Trim frames ignored: bad version, unsolicited reply
 
   std::uint64_t handshakes_failed_total() const;
 };

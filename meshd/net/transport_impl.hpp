@@ -53,7 +53,8 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   TransportImpl(asio::io_context& io, LocalIdentity identity, TransportLimits limits,
                 TransportCallbacks callbacks);
 
-  void start();  // spawns the resolver and dialer loops
+  void start();       // spawns the resolver and dialer loops (and the trim loop)
+  void start_trim();  // spawns the trim loop once (start() or listen())
   void stop();
 
   Result<tcp::endpoint> listen(const tcp::endpoint& endpoint);
@@ -82,6 +83,8 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   // Peer exchange: a sealed PeerExchange from an up peer; a redirect answering our dial.
   void on_peer_exchange(Connection& conn, const v1::PeerExchange& msg);
   void on_redirected(Connection& conn, const PeerExchange& pex);
+  // Trim (TransportLimits::trim_surplus): a request or reply from an up peer.
+  void on_trim(Connection& conn, const v1::Trim& msg);
   // What we tell `to` (excluded from the list): our listen port and up to
   // kMaxPeerExchangeAddresses random peers whose listen address we know.
   PeerExchange peer_exchange_for(const Connection& to, bool redirect);
@@ -91,6 +94,11 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
                                            std::shared_ptr<tcp::acceptor> acceptor);
   static asio::awaitable<void> resolve_loop(std::shared_ptr<TransportImpl> self);
   static asio::awaitable<void> dial_loop(std::shared_ptr<TransportImpl> self);
+  static asio::awaitable<void> trim_loop(std::shared_ptr<TransportImpl> self);
+  // Asks one peer to drop a surplus link if we should; returns when to look again.
+  std::chrono::steady_clock::duration trim_round(SteadyTime now);
+  // In a trim now (asked a peer, or agreed to one and wait for its close): no other.
+  bool trim_busy(SteadyTime now);
   SteadyTime dial_round(SteadyTime now);  // dials what it should; returns the next wake-up
   void dial(const tcp::endpoint& endpoint, Candidate& candidate);
   void kick_dialer();
@@ -113,6 +121,7 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   LogLimit refused_log_, handshake_log_;
   bool stopped_ = false;
   bool started_ = false;
+  bool trim_started_ = false;
   PeerId next_id_ = 1;
   std::size_t redirecting_ = 0;    // inbound connections accepted only to be redirected
   std::size_t learned_count_ = 0;  // candidates with seed == kLearnedSeed
@@ -130,6 +139,15 @@ class TransportImpl : public std::enable_shared_from_this<TransportImpl> {
   std::map<tcp::endpoint, Candidate> candidates_;
   asio::steady_timer resolve_timer_;
   asio::steady_timer dial_timer_;
+  // Trim state: the peer we asked (0 = none) and since when; the peer we agreed with and until
+  // when we wait for it to close; when a peer last came up (formation still going on).
+  PeerId trim_asked_ = 0;
+  SteadyTime trim_asked_at_{};
+  PeerId trim_granted_ = 0;
+  SteadyTime trim_granted_until_{};
+  SteadyTime last_peer_up_{};
+  SteadyTime trim_pause_until_{};  // after an answer: the next request not before
+  asio::steady_timer trim_timer_;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -164,6 +182,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void set_peer_listen(const tcp::endpoint& ep) { peer_listen_ = ep; }
   bool pex_received() const { return pex_received_; }
   void set_pex_received() { pex_received_ = true; }
+  // Trim: not asked again before this (it refused us).
+  SteadyTime trim_refused_until() const { return trim_refused_until_; }
+  void set_trim_refused_until(SteadyTime t) { trim_refused_until_ = t; }
   // Seals and queues a transport frame (PeerExchange); state up only.
   void send_transport_frame(const v1::Frame& frame) { send_control(frame); }
   std::chrono::steady_clock::duration up_for() const {
@@ -209,6 +230,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<tcp::endpoint> peer_listen_;
   std::string close_reason_;  // for a graceful close in progress
   SteadyTime up_since_{};
+  SteadyTime trim_refused_until_{};
 
   asio::steady_timer deadline_;  // handshake deadline, then graceful-close deadline
   asio::steady_timer idle_timer_;

@@ -446,10 +446,14 @@ int main(int argc, char** argv) {
   const auto us1 = daemons_user_sys();
   const double frames_in1 = fleet_sum("meshd_frames_in_total");
   const double dups1 = fleet_sum("meshd_gossip_duplicates_total");
-  int degree_sum = 0;
+  int degree_sum = 0, min_degree_after = 1 << 30, components_after = 0;
   {
     const auto overlay = OverlayReplay::of(mesh).at(meshd::wall_now_ms());
-    for (int d : OverlayReplay::degrees(overlay)) degree_sum += d;
+    for (int d : OverlayReplay::degrees(overlay)) {
+      degree_sum += d;
+      min_degree_after = std::min(min_degree_after, d);
+    }
+    components_after = OverlayReplay::components(overlay);
   }
   const double claims_wall_s = static_cast<double>(meshd::wall_now_ms() - t0) / 1000.0;
   auto signed_at = followers[0]->first("claim_signed");
@@ -518,6 +522,10 @@ int main(int argc, char** argv) {
               {"gossip_duplicates_per_claim", (dups1 - dups0) / static_cast<double>(claims)},
               {"mean_degree_after_claims",
                static_cast<double>(degree_sum) / static_cast<double>(mesh.size())},
+              {"min_degree_after_claims", min_degree_after},
+              {"components_after_claims", components_after},
+              // Surplus links dropped by agreement (mesh.trim_surplus), summed over the fleet.
+              {"trim_by_event", metric_sums(mesh, "meshd_trim_total", "event")},
               {"loadavg_after_claims", read_line("/proc/loadavg")},
               {"softnet_dropped_over_claims", softnet_dropped() - drops_before_claims},
               {"formation", formation},

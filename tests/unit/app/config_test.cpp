@@ -33,6 +33,7 @@ mesh:
   dns_refresh_ms: 5000
   max_concurrent_dials: 2
   peer_exchange: false
+  trim_surplus: false
   redirect_slots: 3
   max_learned_addresses: 64
   peer_rate_frames_per_s: 150.5

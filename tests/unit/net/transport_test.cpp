@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "meshd/net/transport.hpp"
@@ -770,6 +771,112 @@ TEST(Transport, OneAddressHoldsAtMostFourHandshakingConnections) {
   Node b(io, make_node(ca, "node-b"), fast_limits());
   ASSERT_TRUE(b.t->add_seed(a.seed()));  // from 127.0.0.1
   ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 1; }));
+}
+
+// Links of the overlay as seen by the nodes (each link once, by node index).
+std::set<std::pair<int, int>> overlay_links(const std::vector<std::unique_ptr<Node>>& nodes) {
+  std::map<std::string, int> index;
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    index[nodes[i]->t->node_id()] = static_cast<int>(i);
+  std::set<std::pair<int, int>> links;
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    for (const auto& [id, node] : nodes[i]->up) {
+      const int a = static_cast<int>(i), b = index.at(node);
+      links.emplace(std::min(a, b), std::max(a, b));
+    }
+  return links;
+}
+
+int components(std::size_t n, const std::set<std::pair<int, int>>& links) {
+  std::vector<int> parent(n);
+  for (std::size_t i = 0; i < n; ++i) parent[i] = static_cast<int>(i);
+  std::function<int(int)> find = [&](int x) {
+    return parent[x] == x ? x : parent[x] = find(parent[x]);
+  };
+  for (auto [a, b] : links) parent[find(a)] = find(b);
+  std::set<int> roots;
+  for (std::size_t i = 0; i < n; ++i) roots.insert(find(static_cast<int>(i)));
+  return static_cast<int>(roots.size());
+}
+
+// A fleet started at once overshoots target_peers (every node dials target_peers and accepts
+// more); once settled, the surplus links are dropped by agreement: every node keeps
+// >= target_peers, the overlay stays one component, and fewer links carry each claim.
+TEST(Transport, SurplusLinksAreTrimmedToTargetWithoutSplittingTheOverlay) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.target_peers = 3;
+  limits.trim_settle = 300ms;
+  std::vector<std::unique_ptr<Node>> nodes;
+  for (int i = 0; i < 8; ++i) {
+    nodes.push_back(std::make_unique<Node>(io, make_node(ca, "n" + std::to_string(i)), limits));
+    nodes.back()->listen();
+  }
+  for (auto& a : nodes) {
+    for (auto& b : nodes) {
+      if (a != b) {
+        ASSERT_TRUE(a->t->add_seed(b->seed()));
+      }
+    }
+  }
+  // Formed with a surplus: more than 8 x 3 / 2 = 12 links at some point.
+  std::size_t most = 0;
+  ASSERT_TRUE(run_until(io, [&] {
+    most = std::max(most, overlay_links(nodes).size());
+    std::uint64_t trims = 0;
+    for (auto& n : nodes) trims += n->t->stats().trims;
+    return trims > 0;
+  }));
+  run_for(io, 3000ms);  // settles
+  const auto links = overlay_links(nodes);
+  std::uint64_t trims = 0, granted = 0;
+  for (auto& n : nodes) {
+    EXPECT_GE(n->up.size(), 3u) << n->t->node_id();
+    trims += n->t->stats().trims;
+    granted += n->t->stats().trim_requests_granted;
+    EXPECT_EQ(n->t->stats().trim_rejected, 0u);
+  }
+  EXPECT_GT(most, 12u);
+  EXPECT_LT(links.size(), most);
+  EXPECT_EQ(components(nodes.size(), links), 1);
+  EXPECT_GE(trims, 1u);
+  EXPECT_GE(granted, trims);
+}
+
+// A link that is the only path between its ends (no common neighbour) is never dropped, and a
+// peer that would fall below target_peers refuses: two hubs, each with two leaves of its own,
+// joined by one link; both hubs are above target_peers (1) but nothing may be trimmed.
+TEST(Transport, TrimKeepsABridgeAndAPeerAtTarget) {
+  asio::io_context io;
+  TestCa ca;
+  auto limits = fast_limits();
+  limits.target_peers = 1;
+  limits.trim_settle = 200ms;
+  Node a(io, make_node(ca, "hub-a"), limits);
+  Node b(io, make_node(ca, "hub-b"), limits);
+  a.listen();
+  b.listen();
+  ASSERT_TRUE(a.t->add_seed(b.seed()));
+  std::vector<std::unique_ptr<Node>> leaves;
+  for (int i = 0; i < 4; ++i) {
+    leaves.push_back(std::make_unique<Node>(io, make_node(ca, "leaf" + std::to_string(i)), limits));
+    ASSERT_TRUE(leaves.back()->t->add_seed(i < 2 ? a.seed() : b.seed()));
+  }
+  ASSERT_TRUE(run_until(io, [&] { return a.up.size() == 3 && b.up.size() == 3; }));
+  ASSERT_TRUE(run_until(io, [&] {
+    return a.t->stats().trim_refusals_received >= 2 && b.t->stats().trim_refusals_received >= 2;
+  }));
+  run_for(io, 1000ms);
+  EXPECT_EQ(a.up.size(), 3u);
+  EXPECT_EQ(b.up.size(), 3u);
+  EXPECT_NE(a.peer_id("hub-b"), 0u);
+  for (Node* n : {&a, &b}) {
+    EXPECT_EQ(n->t->stats().trims, 0u);
+    EXPECT_EQ(n->t->stats().trim_requests_granted, 0u);
+    EXPECT_GE(n->t->stats().trim_requests_refused, 1u);  // the other hub asked: no witness
+  }
+  for (auto& l : leaves) EXPECT_EQ(l->up.size(), 1u);
 }
 
 TEST(Transport, DialerStopsAtTargetPeers) {
