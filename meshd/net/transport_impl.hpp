@@ -182,9 +182,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void set_peer_listen(const tcp::endpoint& ep) { peer_listen_ = ep; }
   bool pex_received() const { return pex_received_; }
   void set_pex_received() { pex_received_ = true; }
-  // Trim: not asked again before this (it refused us).
+  // Trim: not asked again before this (it refused us); how often it refused us so far.
   SteadyTime trim_refused_until() const { return trim_refused_until_; }
-  void set_trim_refused_until(SteadyTime t) { trim_refused_until_ = t; }
+  unsigned trim_refusals() const { return trim_refusals_; }
+  void trim_refused(SteadyTime until) {
+    trim_refused_until_ = until;
+    ++trim_refusals_;
+  }
   // Seals and queues a transport frame (PeerExchange); state up only.
   void send_transport_frame(const v1::Frame& frame) { send_control(frame); }
   std::chrono::steady_clock::duration up_for() const {
@@ -231,6 +235,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string close_reason_;  // for a graceful close in progress
   SteadyTime up_since_{};
   SteadyTime trim_refused_until_{};
+  unsigned trim_refusals_ = 0;
 
   asio::steady_timer deadline_;  // handshake deadline, then graceful-close deadline
   asio::steady_timer idle_timer_;

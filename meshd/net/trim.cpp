@@ -32,8 +32,11 @@ constexpr int kMaxTrimNeighbours = 64;
 // lapses (the asker only closes if the answer came within kTrimAskTimeout, which is shorter).
 constexpr auto kTrimAskTimeout = std::chrono::milliseconds(1500);
 constexpr auto kTrimGrantTimeout = std::chrono::milliseconds(3000);
-// A peer that refused is not asked again before this (its own peers change meanwhile).
+// A peer that refused is not asked again before this, doubled with each refusal up to 16x
+// (its peers change meanwhile; a node stuck above target_peers among peers at target_peers
+// would otherwise ask each of them every few seconds for ever).
 constexpr auto kTrimRefusedFor = std::chrono::milliseconds(3000);
+constexpr unsigned kTrimRefusedMaxShift = 4;
 
 std::chrono::milliseconds jitter_ms(std::uint32_t lo, std::uint32_t hi) {
   return std::chrono::milliseconds(lo + randombytes_uniform(hi - lo + 1));
@@ -133,7 +136,8 @@ void TransportImpl::on_trim(Connection& conn, const v1::Trim& msg) {
   trim_asked_ = 0;
   if (!msg.accept()) {
     stats_.trim_refusals_received++;
-    conn.set_trim_refused_until(now + kTrimRefusedFor + jitter_ms(0, 1000));
+    const unsigned shift = std::min(conn.trim_refusals(), kTrimRefusedMaxShift);
+    conn.trim_refused(now + kTrimRefusedFor * (1u << shift) + jitter_ms(0, 1000));
   } else if (in_time && by_node_.size() > limits_.target_peers) {
     stats_.trims++;
     conn.close_gracefully("surplus link dropped by agreement (" + std::to_string(by_node_.size()) +
