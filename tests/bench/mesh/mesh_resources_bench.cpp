@@ -9,8 +9,9 @@
 //   3. catch-up (unless --catchup-claims 0): node3 is stopped (SIGTERM), the peer pushes
 //      --catchup-claims more (default claims/10) into node1 until the four running nodes hold
 //      them, then node3 is started again: seconds until it answers `status` (its restore
-//      from the store), until it holds every claim (restore + anti-entropy), its peak RSS
-//      (VmHWM) over the restart and its RSS once settled.
+//      from the store), until it holds every claim (restore + anti-entropy), the CPU seconds
+//      the new process used by each of those two moments (less load-dependent than the wall
+//      times), its peak RSS (VmHWM) over the restart and its RSS once settled.
 // Goals: idle RSS <= 15 MB, RSS with 100k active claims <= 40 MB, idle CPU <= 0.5% of a core.
 // MESHD_TEST_BIN_DIR in the environment runs another build's meshd/meshctl (before/after).
 // The config raises mesh.origin_rate_per_min / origin_burst / peer_rate_frames_per_s and the
@@ -246,6 +247,10 @@ int main(int argc, char** argv) {
       mesh.start(kNode);
       const bool answered = mesh.wait_status(kNode, max_load_s * 1000);
       const double restore_s = seconds_since(r0);
+      // CPU the restarted daemon used (a new process: all of it is restore + catch-up). Less
+      // dependent on the machine's other load than the wall times.
+      const double hz_r = static_cast<double>(::sysconf(_SC_CLK_TCK));
+      const double restore_cpu_s = static_cast<double>(cpu_ticks(mesh.pid(kNode))) / hz_r;
       long have = -1;
       while (answered && !g_stop && seconds_since(r0) < max_load_s) {
         json st = mesh.ctl_json(kNode, "status");
@@ -254,6 +259,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
       const double catchup_s = seconds_since(r0);
+      const double catchup_cpu_s = static_cast<double>(cpu_ticks(mesh.pid(kNode))) / hz_r;
       caught_up = have >= target;
       const double hwm = status_mb(mesh.pid(kNode), "VmHWM");
       sleep_s(12);  // settled, as for loaded_rss
@@ -263,6 +269,8 @@ int main(int argc, char** argv) {
                  {"caught_up", caught_up},
                  {"status_after_s", restore_s},
                  {"all_claims_after_s", catchup_s},
+                 {"cpu_s_when_status_answered", restore_cpu_s},
+                 {"cpu_s_when_all_claims_held", catchup_cpu_s},
                  {"peak_rss_mb", hwm},
                  {"settled_rss_mb", rss_detail(mesh.pid(kNode))}};
     } else {
