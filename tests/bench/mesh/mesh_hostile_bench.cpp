@@ -14,6 +14,7 @@
 //
 // Usage (root): mesh_hostile_bench [--phase-s 20] [--interval-ms 200] [--peer-rate 200]
 //                                   [--rounds 1] [--only ATTACK[,ATTACK...]]
+//                                   [--mesh KEY=VALUE]... [--policy KEY=VALUE]...
 //   (the flood runs at 10x --peer-rate; the peer tool's path is compiled in; --only runs the
 //   named attacks alone, e.g. --only rate-10x, between the same baselines)
 #include <algorithm>
@@ -104,9 +105,21 @@ int main(int argc, char** argv) {
   int phase_s = 20, interval_ms = 200, rounds = 1;
   double peer_rate = 200;
   std::string only;  // comma-separated attack names; empty = all
+  // --mesh / --policy KEY=VALUE override the bench's relaxed limits (hostile_mesh_options),
+  // e.g. to measure an attack against the daemon's own defaults.
+  std::map<std::string, std::string> extra_mesh, extra_policy;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--phase-s")
+    if (a == "--mesh" || a == "--policy") {
+      const std::string kv = argv[i + 1];
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::fprintf(stderr, "mesh_hostile_bench: %s takes KEY=VALUE, got '%s'\n", a.c_str(),
+                     kv.c_str());
+        return 2;
+      }
+      (a == "--mesh" ? extra_mesh : extra_policy)[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (a == "--phase-s")
       phase_s = std::stoi(argv[i + 1]);
     else if (a == "--interval-ms")
       interval_ms = std::stoi(argv[i + 1]);
@@ -125,7 +138,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mesh_hostile_bench: needs root (netns)\n");
     return 1;
   }
-  MeshCluster mesh(hostile_mesh_options(peer_rate));
+  MeshOptions options = hostile_mesh_options(peer_rate);
+  for (auto& [k, v] : extra_mesh) options.mesh[k] = v;
+  for (auto& [k, v] : extra_policy) options.policy[k] = v;
+  MeshCluster mesh(options);
   prepare_hostile_mesh(mesh);
   mesh.start_all();
   if (!mesh.wait_ready(4, 30000)) {
