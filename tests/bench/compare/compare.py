@@ -1435,11 +1435,12 @@ def write_report(cfg, meta):
     md.append(f"- command: `{meta['command']}` at commit {meta['commit']}")
     md.append(f"- machine: {meta['cpus']} CPUs ({meta['cpu_model']}), kernel {meta['kernel']}, "
               f"{meta['mem_gb']:.1f} GB RAM")
-    md.append(f"- **the machine was shared**: other engineers' builds and tests ran during this "
-              f"run. Load average at start {meta['load_start']}, at the end {meta['load_end']}. "
-              f"Wall times therefore run high and noisy; CPU seconds and kernel-measured "
-              f"per-packet costs are less affected. CPUs were not pinned (two cores shared by "
-              f"everyone; pinning would only have chosen which build to collide with).")
+    # The load says whether other jobs competed with the run; the run cannot know who ran them.
+    md.append(f"- load average at start {meta['load_start']}, at the end {meta['load_end']} "
+              f"(above the number of CPUs, other jobs competed with this run: wall times then "
+              f"run high and noisy; CPU seconds and kernel-measured per-packet costs are less "
+              f"affected). CPUs were not pinned (on a shared machine pinning would only choose "
+              f"which other job to collide with).")
     md.append("- peers: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
     md.append("- **ratio** = how many times better meshd is: peer ÷ meshd for "
               "lower-is-better figures (times, CPU, memory), meshd ÷ peer for "

@@ -125,9 +125,11 @@ def main():
                f"{ratio(i_f2b)} | at most 10,000 entries | one `nft -f` batch: "
                f"{side(i_nft, 'peer')} |")
     cs_incomplete = bool(i_cs and "INCOMPLETE" in i_cs.get("note", ""))
-    lb = "> " if cs_incomplete else ""
+    cs_cpu = side(i_csc, "peer")  # already "> ..." when the CPU row itself is incomplete
+    if cs_incomplete and not cs_cpu.startswith(">"):
+        cs_cpu = "> " + cs_cpu
     out.append(f"| install {n} prefixes (CPU, every process) | bpf: {side(i_nftc, 'meshd')} | "
-               f"{lb}{side(i_csc, 'peer')} | — | — | {side(i_nftc, 'peer')} |")
+               f"{cs_cpu} | — | — | {side(i_nftc, 'peer')} |")
     out.append(f"| XDP cost per packet, 10,000 entries (pass / drop) | "
                f"{side(x_pass, 'meshd')} / {side(x_drop, 'meshd')} | — (nftables) | — (nftables) "
                f"| {side(x_pass, 'peer')} / {side(x_drop, 'peer')} | — |")
