@@ -111,14 +111,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--mesh" || a == "--policy") {
-      const std::string kv = argv[i + 1];
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
+      if (!MeshOptions::set_line(a == "--mesh" ? extra_mesh : extra_policy, argv[i + 1])) {
         std::fprintf(stderr, "mesh_hostile_bench: %s takes KEY=VALUE, got '%s'\n", a.c_str(),
-                     kv.c_str());
+                     argv[i + 1]);
         return 2;
       }
-      (a == "--mesh" ? extra_mesh : extra_policy)[kv.substr(0, eq)] = kv.substr(eq + 1);
     } else if (a == "--phase-s")
       phase_s = std::stoi(argv[i + 1]);
     else if (a == "--interval-ms")

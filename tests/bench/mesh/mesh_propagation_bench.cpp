@@ -53,6 +53,7 @@
 namespace {
 
 using meshd::test::MeshCluster;
+using meshd::test::MeshOptions;
 using meshd::test::OverlayReplay;
 using nlohmann::json;
 
@@ -230,14 +231,11 @@ int main(int argc, char** argv) {
     else if (a == "--claim-gap-ms")
       claim_gap_ms = std::stoi(argv[i + 1]);
     else if (a == "--mesh") {  // KEY=VALUE: one more line of every node's mesh section
-      const std::string kv = argv[i + 1];
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
+      if (!MeshOptions::set_line(extra_mesh, argv[i + 1])) {
         std::fprintf(stderr, "mesh_propagation_bench: --mesh takes KEY=VALUE, got '%s'\n",
-                     kv.c_str());
+                     argv[i + 1]);
         return 2;
       }
-      extra_mesh[kv.substr(0, eq)] = kv.substr(eq + 1);
     } else if (a == "--static-l2") {
       const std::string v = argv[i + 1];
       if (v != "on" && v != "off" && v != "auto") {

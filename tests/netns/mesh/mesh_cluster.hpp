@@ -42,6 +42,13 @@ struct MeshOptions {
   // Extra "key: value" lines of each section (no indentation), e.g. mesh["origin_burst"].
   std::map<std::string, std::string> mesh;
   std::map<std::string, std::string> policy;
+  // One bench option's "KEY=VALUE" into `section` (mesh or policy); false if it has no key or '='.
+  static bool set_line(std::map<std::string, std::string>& section, const std::string& kv) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return false;
+    section[kv.substr(0, eq)] = kv.substr(eq + 1);
+    return true;
+  }
   std::vector<std::string> protected_prefixes;
   // Threat-feed file contents per node (1-based); nodes without an entry get no feed.
   std::map<int, std::string> feeds;
