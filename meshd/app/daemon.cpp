@@ -58,13 +58,16 @@ Result<void> load_identity(Daemon::Impl& d, TimeMs now) {
 }
 
 std::string change_json(const trust::BlockChange& c) {
+  // One clock reading for both times: "at" (ms, what every reader uses) is at_us / 1000.
+  const std::int64_t at_us = realtime_ns() / 1000;
   return json{{"event", std::string("block_") + std::string(to_string(c.kind))},
               {"prefix", c.prefix.to_string()},
               {"direction", std::string(to_string(c.direction))},
               {"expires_at", c.expires_at},
               {"score", c.score},
               {"cause", std::string(to_string(c.cause))},
-              {"at", wall_now_ms()}}
+              {"at", at_us / 1000},
+              {"at_us", at_us}}
       .dump();
 }
 

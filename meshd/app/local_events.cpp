@@ -25,7 +25,10 @@ Result<void> Daemon::Impl::submit_local(v1::Envelope env, TimeMs now) {
 }
 
 Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d, DurationMs ttl) {
-  const TimeMs now = wall_now_ms();
+  // One clock reading: `now` (the claim's issued_at_ms and the event's "at") is wall_now_ms()
+  // of this instant, at_us the same instant in microseconds (sub-ms delay measurements).
+  const std::int64_t now_us = realtime_ns() / 1000;
+  const TimeMs now = now_us / 1000;
   // A claim inside a protected prefix is refused by this node's own engine, yet the core would
   // still gossip it, and every peer sharing a fleet-wide protected list takes it as proof of
   // misbehaviour and quarantines this node. Such a claim is never signed.
@@ -67,7 +70,9 @@ Result<std::uint64_t> Daemon::Impl::submit_claim(const sensor::Detection& d, Dur
       {"detector", d.detector},
       {"confidence", d.confidence},
       {"reason", d.reason},
-      {"at", now}}.dump());
+      {"at", now},
+      {"at_us",
+       now_us}}.dump());
   return *seq;
 }
 

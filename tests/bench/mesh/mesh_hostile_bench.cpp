@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
         metric += (metric.empty() ? "" : " + ") + m.get<std::string>();
       metric += " (+" + std::to_string(static_cast<long>(r["metric_delta"].get<double>())) + ")";
     }
-    std::printf("| %s | %.0f / %.0f | %+.0f %% | %d | %.1f (%.1f) | %.2f | `%s` | %s |\n",
+    std::printf("| %s | %.2f / %.2f | %+.0f %% | %d | %.1f (%.1f) | %.2f | `%s` | %s |\n",
                 r["window"].get<std::string>().c_str(), r["p50_ms"].get<double>(),
                 r["p99_ms"].get<double>(), r["p99_change_percent"].get<double>(),
                 r["missing"].get<int>(), r["node1_rss_mb"].get<double>(),
@@ -286,7 +286,7 @@ int main(int argc, char** argv) {
       verdict = c.low > -20 && c.high < 20 ? "resolves 20 %"
                 : c.low > 0 || c.high < 0  ? "baselines moved: intervals too narrow"
                                            : "cannot resolve 20 %";
-    std::printf("| %s | %.0f (%d, %zu) | %.0f (%d, %zu) | %+.0f %% | %+.0f .. %+.0f %% | %s |\n",
+    std::printf("| %s | %.2f (%d, %zu) | %.2f (%d, %zu) | %+.0f %% | %+.0f .. %+.0f %% | %s |\n",
                 name.c_str(), c.a_p99, a.windows, a.delays.size(), c.b_p99, b.windows,
                 b.delays.size(), c.percent, c.low, c.high, verdict);
   };

@@ -329,7 +329,7 @@ HonestTraffic::Window HonestTraffic::take(int grace_ms) {
   w.claims = static_cast<int>(issued.size());
   std::set<std::string> wanted;
   for (const auto& [p, n] : issued) wanted.insert(p);
-  // node -> prefix -> first time of the event that matters there
+  // node -> prefix -> first time (µs since the epoch) of the event that matters there
   std::vector<std::map<std::string, std::int64_t>> signed_at(mesh_.size() + 1),
       enforced_at(mesh_.size() + 1);
   auto scan = [&] {
@@ -343,7 +343,9 @@ HonestTraffic::Window HonestTraffic::take(int grace_ms) {
         const std::string prefix = j.value("prefix", "");
         if (!wanted.contains(prefix)) continue;
         const std::string ev = j.value("event", "");
-        const auto at = j.value("at", std::int64_t{0});
+        // Microseconds where the daemon gives them (at_us), else the whole ms of "at".
+        const auto at = j.contains("at_us") ? j.value("at_us", std::int64_t{0})
+                                            : j.value("at", std::int64_t{0}) * 1000;
         if (ev == "claim_signed") signed_at[i].try_emplace(prefix, at);
         if (ev == "block_enforce") enforced_at[i].try_emplace(prefix, at);
       }
@@ -373,7 +375,7 @@ HonestTraffic::Window HonestTraffic::take(int grace_ms) {
         ++w.missing;
         continue;
       }
-      w.delays_ms.push_back(static_cast<double>(e->second - s->second));
+      w.delays_ms.push_back(static_cast<double>(e->second - s->second) / 1000.0);
       w.claim_of.push_back(claim);
     }
     ++claim;

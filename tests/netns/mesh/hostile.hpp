@@ -54,9 +54,9 @@ double metric_sum(const std::string& metrics_text, const std::string& sample_or_
 // turn every `interval_ms` (targets 198.19.x.y), and each node's event stream
 // (`meshctl events --follow --json`, one background process per node) is kept in a file.
 // take() ends a measurement window: for each claim signed in it, the delay from its
-// claim_signed at the origin to block_enforce at every other node, in ms (wall clocks of one
-// machine). Claims not enforced somewhere within `grace_ms` after the window count as
-// `missing`.
+// claim_signed at the origin to block_enforce at every other node, in ms with µs resolution (the
+// events' at_us; one machine's CLOCK_REALTIME, shared by every namespace). Claims not enforced
+// somewhere within `grace_ms` after the window count as `missing`.
 class HonestTraffic {
  public:
   HonestTraffic(MeshCluster& mesh, int interval_ms);

@@ -366,17 +366,33 @@ TEST_F(ControlApi, EventsShowTheBlockAdd) {
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(evs.front()["event"], "started");
   bool signed_claim = false, enforced = false;
+  std::int64_t signed_us = 0, enforced_us = 0;
+  // "at_us" is the same clock reading as "at", in microseconds: at == floor(at_us / 1000).
+  auto times_agree = [](const json& e) {
+    ASSERT_TRUE(e.contains("at_us") && e["at_us"].is_number_integer()) << e.dump();
+    ASSERT_TRUE(e["at"].is_number_integer()) << e.dump();
+    EXPECT_EQ(e["at"].get<std::int64_t>(), e["at_us"].get<std::int64_t>() / 1000) << e.dump();
+  };
   for (const auto& e : evs) {
     if (e["event"] == "claim_signed" && e["prefix"] == "203.0.113.11") {
       signed_claim = true;
       EXPECT_EQ(e["detector"], "manual");
       EXPECT_EQ(e["reason"], "test");
       EXPECT_EQ(e["seq"], 1);
+      times_agree(e);
+      signed_us = e.value("at_us", std::int64_t{0});
     }
-    if (e["event"] == "block_enforce" && e["prefix"] == "203.0.113.11") enforced = true;
+    if (e["event"] == "block_enforce" && e["prefix"] == "203.0.113.11") {
+      enforced = true;
+      times_agree(e);
+      enforced_us = e.value("at_us", std::int64_t{0});
+    }
   }
   EXPECT_TRUE(signed_claim);
   EXPECT_TRUE(enforced);
+  // The claim's time is read before it is signed, the enforcement's when the block is applied.
+  EXPECT_GT(signed_us, 0);
+  EXPECT_GE(enforced_us, signed_us);
   auto limited = daemon_.ctl({"events", "--json", "--limit", "1"});
   ASSERT_EQ(limited.exit_code, 0);
   EXPECT_EQ(std::count(limited.out.begin(), limited.out.end(), '\n'), 1);
