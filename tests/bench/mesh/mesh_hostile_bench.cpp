@@ -238,7 +238,7 @@ int main(int argc, char** argv) {
       row["metric"] = attack.metrics;
       row["metric_delta"] = after - before;
       row["log_names_attacker"] =
-          read_from(log, log_at).find(attack.log_needle) != std::string::npos;
+          read_from(log, log_at).find(attack.log_needle()) != std::string::npos;
       std::printf("%s\n", row.dump().c_str());
       std::fflush(stdout);
       rows.push_back(row);

@@ -138,14 +138,27 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
   };
   // A banned node id stays banned for a minute: each round of an attack gets its own
   // identity (mallory-flood, mallory-flood-2, ...), taken in turn by the attack's start().
-  auto identities = [&](const std::string& id) {
-    auto list = std::make_shared<std::vector<std::string>>();
-    for (int r = 1; r <= std::max(rounds, 1); ++r)
-      list->push_back(identity(r == 1 ? id : id + "-" + std::to_string(r)));
-    return [list, turn = std::make_shared<std::size_t>(0)] {
-      return (*list)[(*turn)++ % list->size()];
-    };
+  // Its log needle names the identity of the round: "mallory-raw (" does not match the line
+  // that names mallory-raw-2.
+  struct Rotation {
+    std::vector<std::string> ids, commands;
+    std::size_t turn = 0;
+    std::string next() { return commands[turn++ % commands.size()]; }
+    const std::string& current() const { return ids[(turn + ids.size() - 1) % ids.size()]; }
   };
+  auto identities = [&](const std::string& id) {
+    auto r = std::make_shared<Rotation>();
+    for (int k = 1; k <= std::max(rounds, 1); ++k) {
+      r->ids.push_back(k == 1 ? id : id + "-" + std::to_string(k));
+      r->commands.push_back(identity(r->ids.back()));
+    }
+    return r;
+  };
+  // A needle `before` + the round's identity + `after`.
+  auto names = [](std::shared_ptr<Rotation> r, std::string before, std::string after) {
+    return [r, before, after] { return before + r->current() + after; };
+  };
+  auto fixed = [](std::string needle) { return [needle] { return needle; }; };
   const std::string rogue = identity("rogue", true);
   const auto forger = identities("mallory-forge");
   const auto replayer = identities("mallory-replay");
@@ -159,7 +172,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
   attacks.push_back({"uncertified-dialer",
                      "a dialer whose cert comes from another CA, reconnecting",
                      {"meshd_handshakes_failed_total"},
-                     std::string("handshake from ") + kAttacker,
+                     fixed(std::string("handshake from ") + kAttacker),
                      [=] {
                        return std::make_unique<BackgroundProcess>(
                            in_atk + "sh -c '" +
@@ -168,11 +181,11 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
   attacks.push_back({"forged-signatures",
                      "a certified peer relaying claims of node2 with bad signatures",
                      {"meshd_envelopes_refused_total{reason=\"bad_signature\"}"},
-                     "disconnecting peer mallory-forge",
+                     names(forger, "disconnecting peer ", ":"),
                      [=, &mesh] {
                        return std::make_unique<BackgroundProcess>(
                            in_atk + "sh -c '" +
-                           forever(forger() + "forge --count 50 --hold-ms 500 --forge-cert " +
+                           forever(forger->next() + "forge --count 50 --hold-ms 500 --forge-cert " +
                                    mesh.dir(2) + "/node.cert") +
                            "'");
                      }});
@@ -180,25 +193,26 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
       {"replay",
        "a certified peer replaying the envelopes node2 stored, 50 times over",
        {"meshd_gossip_duplicates_total"},
-       "disconnecting peer mallory-replay",
+       names(replayer, "disconnecting peer ", ":"),
        [=, &mesh] {
          run_checked("sqlite3 '" + mesh.dir(2) +
                      "/data/meshd.db' 'SELECT hex(bytes) FROM envelopes' > " + replay_file);
          return std::make_unique<BackgroundProcess>(
              in_atk + "sh -c '" +
-             forever(replayer() + "replay --count 50 --hold-ms 500 --file " + replay_file) + "'");
-       }});
-  attacks.push_back(
-      {"equivocation",
-       "a certified peer signing two claims under each sequence number",
-       {"meshd_equivocations_total"},
-       "misbehaviour by mallory-equiv",
-       [=] {
-         return std::make_unique<BackgroundProcess>(
-             in_atk + "sh -c '" +
-             forever(equivocator() + "equivocate --count 20 --hold-ms 500 --base 100.70.0.0") +
+             forever(replayer->next() + "replay --count 50 --hold-ms 500 --file " + replay_file) +
              "'");
        }});
+  attacks.push_back({"equivocation",
+                     "a certified peer signing two claims under each sequence number",
+                     {"meshd_equivocations_total"},
+                     names(equivocator, "misbehaviour by ", ":"),
+                     [=] {
+                       return std::make_unique<BackgroundProcess>(
+                           in_atk + "sh -c '" +
+                           forever(equivocator->next() +
+                                   "equivocate --count 20 --hold-ms 500 --base 100.70.0.0") +
+                           "'");
+                     }});
   // Each round floods its own prefixes (100.72.0.0, 100.74.0.0, ...): a prefix already blocked
   // costs the nodes less than a new one.
   auto flood_base = [turn = std::make_shared<int>(0), rounds] {
@@ -208,11 +222,11 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
                      "a certified peer pushing valid claims at 10x mesh.peer_rate_frames_per_s",
                      {"meshd_frames_rejected_total{reason=\"rate_limit\"}",
                       "meshd_gossip_dropped_total{reason=\"peer_rate_limit\"}"},
-                     "disconnecting peer mallory-flood",
+                     names(flooder, "disconnecting peer ", ":"),
                      [=] {
                        return std::make_unique<BackgroundProcess>(
                            in_atk + "sh -c '" +
-                           forever(flooder() + "flood --count " +
+                           forever(flooder->next() + "flood --count " +
                                    std::to_string(static_cast<long>(rate * 40)) + " --rate " +
                                    std::to_string(rate) + " --hold-ms 0 --base " + flood_base()) +
                            "'");
@@ -220,7 +234,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
   attacks.push_back({"half-open-1000",
                      "1,000 parallel TCP connections that never handshake",
                      {"meshd_handshakes_failed_total", "meshd_connections_refused_total"},
-                     std::string("from ") + kAttacker,
+                     fixed(std::string("from ") + kAttacker),
                      [=] {
                        return std::make_unique<BackgroundProcess>(
                            in_atk +
@@ -230,7 +244,7 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
                      "100 byte-a-second connections each to metrics, Falco and control",
                      {"meshd_http_connections_closed_total", "meshd_falco_requests_rejected_total",
                       "meshd_control_connections_closed_total"},
-                     "slow client",
+                     fixed("slow client"),
                      [=, &mesh] {
                        return std::make_unique<BackgroundProcess>(
                            node1_ns + slowloris_script({"tcp:127.0.0.1:9464", "tcp:127.0.0.1:2801",
@@ -243,9 +257,9 @@ std::vector<Attack> hostile_attacks(MeshCluster& mesh, const std::string& tool, 
        {"meshd_frames_rejected_total{reason=\"undecodable\"}",
         "meshd_frames_rejected_total{reason=\"frame_too_large\"}",
         "meshd_envelopes_refused_total{reason=\"malformed\"}"},
-       "mallory-raw (frame length prefix says",
+       names(raw, "peer down: ", " (frame length prefix says"),
        [=] {
-         const std::string who = raw();
+         const std::string who = raw->next();
          return std::make_unique<BackgroundProcess>(
              in_atk + "sh -c '" +
              forever(who + "nested --count 20 --hold-ms 300; " + who + "oversized --hold-ms 300") +

@@ -27,8 +27,9 @@ struct Attack {
   // Metric samples on node1 whose sum counts the attack: exact samples
   // (`name{label="v"}`) or whole families (a bare name sums every label value).
   std::vector<std::string> metrics;
-  // A line of node1's log must contain this (it names the attacking peer).
-  std::string log_needle;
+  // What a line of node1's log must contain: it names the attacking peer, the identity the
+  // last start() used (mallory-raw, then mallory-raw-2, ...), so call it after start().
+  std::function<std::string()> log_needle;
   std::function<std::unique_ptr<BackgroundProcess>()> start;
 };
 
