@@ -217,7 +217,11 @@ std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, st
                                      TimeMs now, Actions& out) {
   const std::uint32_t oi = origin_of(origin);
   std::uint64_t cur = 1;
-  const std::vector<std::uint64_t>* above = nullptr;
+  // Seqs not to ask for: held above the contiguous mark, or waiting in the origin's queue.
+  static const std::vector<std::uint64_t> none;
+  const std::vector<std::uint64_t>* skip = &none;
+  std::vector<std::uint64_t> held_or_queued;
+  std::uint64_t budget = config.max_range_span;
   if (oi != kNoOrigin) {
     const OriginState& o = origins[oi];
     // Already being fetched from some peer: wait for that answer (or its timeout).
@@ -226,23 +230,34 @@ std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, st
       return 0;
     }
     cur = o.contiguous + 1;
-    above = &o.above;
+    skip = &o.above;
+    if (o.extra && !o.extra->deferred.empty()) {
+      // An origin over its rate limit: ask for no more than its queue can still take. More
+      // would be opened (an Ed25519 verify in the daemon) only to be dropped, and what waits
+      // in the queue would be served again each round and dropped as a duplicate.
+      const auto& q = o.extra->deferred;
+      const std::size_t room =
+          std::min(config.origin_queue_max - std::min(config.origin_queue_max, q.size()),
+                   config.deferred_total_max - std::min(config.deferred_total_max, deferred_total));
+      budget = std::min<std::uint64_t>(budget, room);
+      held_or_queued = o.above;
+      for (const Deferred& d : q) held_or_queued.push_back(d.event.seq);
+      std::sort(held_or_queued.begin(), held_or_queued.end());
+      skip = &held_or_queued;
+    }
   }
-  // One request per gap below `theirs`, at most max_range_span seqs in total per origin and
-  // per vector, skipping seqs held above the contiguous mark.
+  // One request per gap below `theirs`, at most `budget` seqs in total per origin and per
+  // vector, skipping the seqs above.
   std::size_t sent = 0;
-  std::uint64_t budget = config.max_range_span;
   std::size_t idx = 0;
   while (cur <= theirs && budget > 0) {
-    if (above != nullptr) {
-      while (idx < above->size() && (*above)[idx] < cur) ++idx;
-      if (idx < above->size() && (*above)[idx] == cur) {
-        ++cur;
-        continue;
-      }
+    while (idx < skip->size() && (*skip)[idx] < cur) ++idx;
+    if (idx < skip->size() && (*skip)[idx] == cur) {
+      ++cur;
+      continue;
     }
     std::uint64_t end = std::min(theirs, cur + budget - 1);
-    if (above != nullptr && idx < above->size()) end = std::min(end, (*above)[idx] - 1);
+    if (idx < skip->size()) end = std::min(end, (*skip)[idx] - 1);
     if (!request(p, oi, origin, cur, end, theirs, now, out)) break;
     ++sent;
     budget -= end - cur + 1;
