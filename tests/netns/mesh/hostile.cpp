@@ -11,6 +11,9 @@
 
 #include <unistd.h>
 
+#include "meshd/app/config.hpp"
+#include "trust/params.hpp"
+
 namespace meshd::test {
 namespace {
 
@@ -92,16 +95,47 @@ std::string slowloris_script(const std::vector<std::string>& endpoints, int n) {
 
 }  // namespace
 
-MeshOptions hostile_mesh_options(double peer_rate) {
+const char* to_string(Limits l) {
+  return l == Limits::relaxed ? "relaxed" : "daemon_defaults";
+}
+
+MeshOptions hostile_mesh_options(double peer_rate, Limits limits) {
   MeshOptions o;
   o.handshake_timeout_ms = 1000;
-  o.mesh = {{"origin_rate_per_min", "100000"},
-            {"origin_burst", "2000"},
-            {"peer_rate_frames_per_s", std::to_string(peer_rate)}};
-  o.policy = {{"budget_burst", "5000"},
-              {"budget_rate_per_min", "100000"},
-              {"overrun_max_claims", "1000000"}};
+  // Why each key is set: hostile.hpp, Limits.
+  o.mesh = {{"peer_rate_frames_per_s", std::to_string(peer_rate)}};
+  o.policy = {{"budget_burst", "5000"}, {"budget_rate_per_min", "100000"}};
+  if (limits == Limits::relaxed) {
+    o.mesh["origin_rate_per_min"] = "100000";
+    o.mesh["origin_burst"] = "2000";
+    o.policy["overrun_max_claims"] = "1000000";
+  }
   return o;
+}
+
+std::string honest_stream_problem(const MeshOptions& options, int interval_ms) {
+  auto value = [](const std::map<std::string, std::string>& section, const std::string& key,
+                  double fallback) {
+    auto it = section.find(key);
+    return it == section.end() ? fallback : std::stod(it->second);
+  };
+  const double origin_rate =
+      value(options.mesh, "origin_rate_per_min", app::MeshConfig{}.origin_rate_per_min);
+  const double overrun =
+      value(options.policy, "overrun_max_claims", trust::Params{}.overrun_max_claims);
+  const double window_min = value(options.policy, "overrun_window_ms",
+                                  static_cast<double>(trust::Params{}.overrun_window_ms)) /
+                            60000.0;
+  // Claims per minute of one origin: the nodes take turns.
+  const double per_origin = 60000.0 / (interval_ms * static_cast<double>(options.nodes));
+  std::ostringstream why;
+  if (per_origin >= origin_rate)
+    why << "the honest stream signs " << per_origin << " claims a minute per origin, not below "
+        << "mesh.origin_rate_per_min " << origin_rate << "; ";
+  if (per_origin * window_min >= overrun)
+    why << "the honest stream signs " << per_origin * window_min << " claims per overrun window "
+        << "per origin, not below policy.overrun_max_claims " << overrun << "; ";
+  return why.str();
 }
 
 void prepare_hostile_mesh(MeshCluster& mesh) {
