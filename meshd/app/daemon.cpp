@@ -413,6 +413,11 @@ void Daemon::Impl::apply_actions(TimeMs now, bool deferred) {
         spdlog::debug("{}", r.error().message);
       }
     // Durable before anything is sent: the relays wait for the batch's commit.
+    if (!batch_pending && (!actions.persist.empty() || !actions.sends.empty())) {
+      batch_pending = true;
+      batch_begun = std::chrono::steady_clock::now();
+    }
+    batch_envelopes += actions.persist.size();
     persist_actions(now);
     for (const auto& s : actions.sends)
       deferred_sends.emplace_back(s.peer, encode_message(s.message));
@@ -420,7 +425,8 @@ void Daemon::Impl::apply_actions(TimeMs now, bool deferred) {
       flush_posted = true;
       boost::asio::post(io, [this] {
         flush_posted = false;
-        if (!stopping) flush_received();
+        // Held: the next open (drain_intake is scheduled) posts this flush again.
+        if (!stopping && !hold_batch()) flush_received();
       });
     }
   } else {
@@ -472,7 +478,14 @@ void Daemon::Impl::persist_actions(TimeMs now) {
   watch_store();  // one log line when the store stops (or resumes) taking writes
 }
 
+bool Daemon::Impl::hold_batch() const {
+  return intake_scheduled && !intake.empty() && batch_envelopes < kBatchMaxEnvelopes &&
+         std::chrono::steady_clock::now() - batch_begun < kBatchMaxAge;
+}
+
 void Daemon::Impl::flush_received() {
+  batch_pending = false;
+  batch_envelopes = 0;
   if (store && store->in_batch()) {
     if (auto r = store->commit_batch(); !r) {
       ++counters.store_errors;
