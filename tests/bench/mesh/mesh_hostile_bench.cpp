@@ -23,7 +23,8 @@
 //                                   [--mesh KEY=VALUE]... [--policy KEY=VALUE]...
 //                                   [--settle-min-s N] [--settle-max-s 60]
 //   (the flood runs at 10x --peer-rate; the peer tool's path is compiled in; --only runs the
-//   named attacks alone, e.g. --only rate-10x, between the same baselines). --limits: meshd's
+//   named attacks alone, e.g. --only rate-10x, between the same baselines; --only none runs
+//   --rounds + 1 baseline windows and nothing else). --limits: meshd's
 //   own per-origin rate and overrun limits (defaults, the default) or the relaxed ones that
 //   leave the per-peer frame limit alone against the flood (tests/netns/mesh/hostile.hpp,
 //   Limits); --mesh/--policy override single keys on top. An --interval-ms whose honest stream
@@ -222,7 +223,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto attacks = hostile_attacks(mesh, MESHD_PEER_TOOL, 10 * peer_rate, rounds);
-  if (!only.empty()) {
+  if (only == "none") {
+    attacks.clear();  // baselines only: what the run can resolve, window against window
+  } else if (!only.empty()) {
     const std::string list = "," + only + ",";
     std::erase_if(attacks, [&](const Attack& a) {
       return list.find("," + a.name + ",") == std::string::npos;
@@ -294,6 +297,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", row.dump().c_str());
     std::fflush(stdout);
     rows.push_back(row);
+    cpu_mark = daemons_cpu();  // the next window starts here (with --only none, a baseline)
     return row["p99_ms"].get<double>();
   };
   // After an attack: its own window, until the daemons are back to a quiet baseline's CPU:
