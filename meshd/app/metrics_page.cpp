@@ -99,6 +99,10 @@ std::string Daemon::Impl::metrics_text() const {
   w.sample("meshd_gossip_dropped_total", c.rate_limited_peer, {{"reason", "peer_rate_limit"}});
   w.sample("meshd_gossip_dropped_total", c.origin_dropped, {{"reason", "origin_rate_limit"}});
   w.sample("meshd_gossip_dropped_total", c.from_quarantined, {{"reason", "quarantined_origin"}});
+  w.counter("meshd_gossip_dropped_unopened_total",
+            "Of the origin_rate_limit drops, those shed before the signature check (the "
+            "origin's queue was full).",
+            c.origin_dropped_unopened);
   w.gauge("meshd_push_intake", "Pushed events waiting for their signature check.",
           static_cast<double>(intake.size()));
   w.counter("meshd_push_intake_copies_total",

@@ -98,6 +98,15 @@ Result<const ProductionOpener::KnownCert*> ProductionOpener::signer_cert(const v
   return known;
 }
 
+std::optional<core::UnverifiedOrigin> ProductionOpener::peek(const std::string& envelope) const {
+  v1::Envelope env;
+  if (!env.ParseFromString(envelope)) return std::nullopt;
+  auto signer = proto::peek_signer(env);
+  if (!signer) return std::nullopt;  // open() names what is wrong with it
+  return core::UnverifiedOrigin{std::move(signer->signer), signer->seq,
+                                signer->kind == proto::SignKind::operator_decision};
+}
+
 Result<core::SignedEvent> ProductionOpener::open(const std::string& envelope, TimeMs now) {
   return open_impl(envelope, now, true);
 }

@@ -37,6 +37,7 @@ class ProductionOpener final : public core::EventOpener {
   void set_revoked_serials(std::unordered_set<std::uint64_t> serials);
 
   core::EventId event_id(const std::string& envelope) const override;
+  std::optional<core::UnverifiedOrigin> peek(const std::string& envelope) const override;
   Result<core::SignedEvent> open(const std::string& envelope, TimeMs now) override;
   Result<core::SignedEvent> open_evidence(const std::string& envelope, TimeMs now) override;
 

@@ -279,6 +279,12 @@ void Node::Impl::ingest(PeerState* from, const Envelope& env, Source src, TimeMs
     if (from != nullptr) note_duplicate(*from, src, now, out);
     return;
   }
+  if (deferred_total > 0 && src != Source::local && sheds_unopened(*env, now)) {
+    ++stats.origin_dropped;
+    ++stats.origin_dropped_unopened;
+    seen.erase(id);
+    return;
+  }
   auto ev = opener.open(*env, now);
   if (!ev) {
     open_failed(from, ev.error(), now, out);
@@ -293,6 +299,22 @@ void Node::Impl::ingest(PeerState* from, const Envelope& env, Source src, TimeMs
     return;
   }
   process(from, id, env, std::move(*ev), src, now, out);
+}
+
+bool Node::Impl::sheds_unopened(const std::string& envelope, TimeMs now) {
+  const auto named = opener.peek(envelope);
+  if (!named || named->exempt) return false;
+  const std::uint32_t oi = origin_of(named->origin);
+  if (oi == kNoOrigin) return false;
+  const OriginState& o = origins[oi];
+  // Exactly the events process() would hand to defer() to be dropped there: a queue that is
+  // not empty (so no token is taken) and full. A seq already held goes on to be opened (a
+  // second body under it is an equivocation to detect), and so does a quarantined origin's.
+  if (!o.extra || o.extra->deferred.empty()) return false;
+  if (o.extra->deferred.size() < config.origin_queue_max &&
+      deferred_total < config.deferred_total_max)
+    return false;
+  return !held(o, named->seq) && o.quarantined_until <= now;
 }
 
 void Node::Impl::process(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,

@@ -9,6 +9,7 @@
 // open() at most once per distinct event id (dedup happens before opening).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,9 +35,27 @@ inline constexpr std::string_view unknown_signer = "unknown_signer";
 inline constexpr std::string_view stale = "stale";
 }  // namespace open_error
 
+// What an envelope says about itself, read WITHOUT verifying anything (a forger can name any
+// origin). Only for shedding load, never for a decision about the event itself.
+struct UnverifiedOrigin {
+  std::string origin;
+  std::uint64_t seq = 0;
+  bool exempt = false;  // an operator decision: not subject to the per-origin limit
+};
+
 class EventOpener {
  public:
   virtual ~EventOpener() = default;
+
+  // The origin and seq an envelope names, without opening it (cheap: a decode, no
+  // signature). The core asks only while some origin has events waiting for its rate limit:
+  // an event of an origin whose queue is full would be opened (the Ed25519 verify) only to be
+  // dropped, so it is dropped unopened and fetched again by anti-entropy once there is room.
+  // nullopt (the default): not known, the envelope is opened as usual.
+  virtual std::optional<UnverifiedOrigin> peek(const std::string& envelope) const {
+    (void)envelope;
+    return std::nullopt;
+  }
 
   // Identity of the envelope bytes (production: BLAKE2b-256 of `envelope`). Pure, total
   // (also for garbage bytes), deterministic.

@@ -304,6 +304,8 @@ struct Node::Impl {
   PeerState* receive_from(PeerId peer);
   void dispatch(PeerState& p, const Message& message, TimeMs now, Actions& out);
   void ingest(PeerState* from, const Envelope& env, Source src, TimeMs now, Actions& out);
+  // True if `envelope` names an origin whose full queue would drop it after opening.
+  bool sheds_unopened(const std::string& envelope, TimeMs now);
   void process(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
                Source src, TimeMs now, Actions& out);
   void apply(PeerState* from, const EventId& id, const Envelope& env, const SignedEvent& ev,

@@ -89,6 +89,14 @@ class FakeOpener final : public EventOpener {
     ++opens[envelope];
     return decode(envelope, now, true);
   }
+  // Off unless a test turns it on (the production opener peeks; the simulator's does not).
+  std::optional<UnverifiedOrigin> peek(const std::string& envelope) const override {
+    if (!peeks) return std::nullopt;
+    const Spec* s = reg_.find(envelope);
+    if (s == nullptr) return std::nullopt;
+    return UnverifiedOrigin{s->origin, s->seq, s->kind == EventKind::operator_decision};
+  }
+  bool peeks = false;
   Result<SignedEvent> open_evidence(const std::string& envelope, TimeMs now) override {
     ++evidence_opens;
     return decode(envelope, now, false);

@@ -301,6 +301,61 @@ TEST_F(Fixture, PerOriginRateLimitQueuesThenDropsWithoutBreakingConvergence) {
   EXPECT_EQ(t.opener.opens[*evs[3]], 1);
 }
 
+// With an opener that can peek (production), an event whose origin's queue is full is
+// dropped before it is opened: the Ed25519 verify would be spent on an event dropped anyway.
+// Everything else stays as without the peek: a held seq is still opened (an equivocation must
+// be seen), and a dropped event is accepted later once the queue has room.
+TEST_F(Fixture, FullOriginQueueShedsEventsBeforeOpeningThem) {
+  Config cfg;
+  cfg.origin_burst = 2;
+  cfg.origin_rate_per_min = 60;  // one per second
+  cfg.origin_queue_max = 2;
+  TestNode t(reg, "me", "dA", cfg);
+  t.opener.peeks = true;
+  t.node.on_peer_up(1, kT0);
+  std::vector<Envelope> evs;
+  for (std::uint64_t s = 1; s <= 7; ++s)
+    evs.push_back(reg.make(
+        Spec{.origin = "n1", .seq = s, .prefix = "198.51.100." + std::to_string(s) + "/32"}));
+  for (const auto& e : evs) t.node.on_message(1, Push{e}, kT0);
+  // Two taken, two queued (each opened once), three shed unopened.
+  EXPECT_EQ(t.node.contiguous_seq("n1"), 2u);
+  EXPECT_EQ(t.node.stats().rate_limited_origin, 2u);
+  EXPECT_EQ(t.node.stats().origin_dropped, 3u);
+  EXPECT_EQ(t.node.stats().origin_dropped_unopened, 3u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(t.opener.opens[*evs[i]], 1) << i;
+  for (std::size_t i = 4; i < 7; ++i) EXPECT_EQ(t.opener.opens[*evs[i]], 0) << i;
+  // A second body under held seq 1 is opened and proven, queue full or not.
+  const Envelope twin =
+      reg.make(Spec{.origin = "n1", .seq = 1, .prefix = "198.51.100.1/32", .salt = "other body"});
+  t.node.on_message(1, Push{twin}, kT0);
+  EXPECT_EQ(t.opener.opens[*twin], 1);
+  EXPECT_EQ(t.node.stats().equivocations, 1u);
+}
+
+TEST_F(Fixture, ShedEventsArriveOnceTheQueueHasRoom) {
+  Config cfg;
+  cfg.origin_burst = 2;
+  cfg.origin_rate_per_min = 60;
+  cfg.origin_queue_max = 2;
+  TestNode t(reg, "me", "dA", cfg);
+  t.opener.peeks = true;
+  t.node.on_peer_up(1, kT0);
+  std::vector<Envelope> evs;
+  for (std::uint64_t s = 1; s <= 5; ++s)
+    evs.push_back(reg.make(
+        Spec{.origin = "n1", .seq = s, .prefix = "198.51.100." + std::to_string(s) + "/32"}));
+  for (const auto& e : evs) t.node.on_message(1, Push{e}, kT0);
+  EXPECT_EQ(t.opener.opens[*evs[4]], 0);
+  t.node.tick(kT0 + 1001);  // seq 3 leaves the queue: room for one
+  t.node.on_message(1, Push{evs[4]}, kT0 + 1001);
+  EXPECT_EQ(t.opener.opens[*evs[4]], 1);
+  t.node.tick(kT0 + 2002);
+  t.node.tick(kT0 + 3003);
+  EXPECT_EQ(t.node.contiguous_seq("n1"), 5u);
+  EXPECT_EQ(t.node.stats().origin_dropped_unopened, 1u);
+}
+
 TEST_F(Fixture, OperatorDecisionsBypassTheOriginLimit) {
   Config cfg;
   cfg.origin_burst = 1;
