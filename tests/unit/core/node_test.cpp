@@ -305,19 +305,29 @@ TEST_F(Fixture, PerOriginRateLimitQueuesThenDropsWithoutBreakingConvergence) {
 // dropped before it is opened: the Ed25519 verify would be spent on an event dropped anyway.
 // Everything else stays as without the peek: a held seq is still opened (an equivocation must
 // be seen), and a dropped event is accepted later once the queue has room.
-TEST_F(Fixture, FullOriginQueueShedsEventsBeforeOpeningThem) {
-  Config cfg;
-  cfg.origin_burst = 2;
-  cfg.origin_rate_per_min = 60;  // one per second
-  cfg.origin_queue_max = 2;
-  TestNode t(reg, "me", "dA", cfg);
-  t.opener.peeks = true;
-  t.node.on_peer_up(1, kT0);
+struct ShedFixture : Fixture {
+  // Origin n1 may have 2 events at once, then one a second, with 2 waiting; peer 1 is up.
+  TestNode t{reg, "me", "dA", [] {
+               Config cfg;
+               cfg.origin_burst = 2;
+               cfg.origin_rate_per_min = 60;
+               cfg.origin_queue_max = 2;
+               return cfg;
+             }()};
   std::vector<Envelope> evs;
-  for (std::uint64_t s = 1; s <= 7; ++s)
-    evs.push_back(reg.make(
-        Spec{.origin = "n1", .seq = s, .prefix = "198.51.100." + std::to_string(s) + "/32"}));
-  for (const auto& e : evs) t.node.on_message(1, Push{e}, kT0);
+  // Pushes seqs 1..n of n1 from peer 1 at kT0.
+  void push_burst(std::uint64_t n) {
+    t.opener.peeks = true;
+    t.node.on_peer_up(1, kT0);
+    for (std::uint64_t s = 1; s <= n; ++s)
+      evs.push_back(reg.make(
+          Spec{.origin = "n1", .seq = s, .prefix = "198.51.100." + std::to_string(s) + "/32"}));
+    for (const auto& e : evs) t.node.on_message(1, Push{e}, kT0);
+  }
+};
+
+TEST_F(ShedFixture, FullOriginQueueShedsEventsBeforeOpeningThem) {
+  push_burst(7);
   // Two taken, two queued (each opened once), three shed unopened.
   EXPECT_EQ(t.node.contiguous_seq("n1"), 2u);
   EXPECT_EQ(t.node.stats().rate_limited_origin, 2u);
@@ -333,19 +343,8 @@ TEST_F(Fixture, FullOriginQueueShedsEventsBeforeOpeningThem) {
   EXPECT_EQ(t.node.stats().equivocations, 1u);
 }
 
-TEST_F(Fixture, ShedEventsArriveOnceTheQueueHasRoom) {
-  Config cfg;
-  cfg.origin_burst = 2;
-  cfg.origin_rate_per_min = 60;
-  cfg.origin_queue_max = 2;
-  TestNode t(reg, "me", "dA", cfg);
-  t.opener.peeks = true;
-  t.node.on_peer_up(1, kT0);
-  std::vector<Envelope> evs;
-  for (std::uint64_t s = 1; s <= 5; ++s)
-    evs.push_back(reg.make(
-        Spec{.origin = "n1", .seq = s, .prefix = "198.51.100." + std::to_string(s) + "/32"}));
-  for (const auto& e : evs) t.node.on_message(1, Push{e}, kT0);
+TEST_F(ShedFixture, ShedEventsArriveOnceTheQueueHasRoom) {
+  push_burst(5);
   EXPECT_EQ(t.opener.opens[*evs[4]], 0);
   t.node.tick(kT0 + 1001);  // seq 3 leaves the queue: room for one
   t.node.on_message(1, Push{evs[4]}, kT0 + 1001);
