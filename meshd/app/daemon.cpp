@@ -512,9 +512,15 @@ void Daemon::Impl::apply_block_changes(const std::vector<trust::BlockChange>& ch
     spdlog::warn("enforcement: {}", e.message);
   }
   for (const auto& c : changes) {
-    spdlog::info("{} {} ({}, score {:.3f}, cause {}, until {})", to_string(c.kind),
-                 c.prefix.to_string(), to_string(c.direction), c.score, to_string(c.cause),
-                 c.expires_at);
+    // One line each up to kBlockLinesPerSecond a second; observe_second() summarises the rest.
+    if (obs.block_line_tokens > 0) {
+      --obs.block_line_tokens;
+      spdlog::info("{} {} ({}, score {:.3f}, cause {}, until {})", to_string(c.kind),
+                   c.prefix.to_string(), to_string(c.direction), c.score, to_string(c.cause),
+                   c.expires_at);
+    } else {
+      ++obs.block_lines_summarised;
+    }
     record_event(change_json(c));
     if (c.kind == trust::BlockChange::Kind::lift)
       unsaved_blocks[c.prefix.to_string()] = std::nullopt;

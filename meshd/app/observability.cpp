@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -191,6 +192,14 @@ void observe_second(Daemon::Impl& d, TimeMs now) {
     o.claim_events_summarised = 0;
   }
   o.claim_event_tokens = kClaimEventsPerSecond;
+  if (o.block_lines_summarised > 0)
+    spdlog::info(
+        "{} more block changes in the last second, not logged one by one (at most {} lines a "
+        "second): `meshctl events` lists them, meshd_blocks_enforced_total and "
+        "meshd_blocks_lifted_total count them",
+        o.block_lines_summarised, kBlockLinesPerSecond);
+  o.block_lines_summarised = 0;
+  o.block_line_tokens = kBlockLinesPerSecond;
   scan_quarantines(d, now);  // quarantines also end (and a restored ledger starts with some)
 }
 

@@ -34,6 +34,12 @@ inline constexpr std::size_t kMaxTrustSeries = 256;
 // summarised in one "claims_received" event (the histogram still sees every claim).
 inline constexpr int kClaimEventsPerSecond = 50;
 
+// Block changes logged one by one (info) per second; the rest of a burst (a peer flooding
+// valid claims: one line per accepted claim on every node) is counted and summarised in one
+// line a second. Every change is still in the event stream (block_enforce / block_lift) and
+// in meshd_blocks_enforced_total / meshd_blocks_lifted_total.
+inline constexpr int kBlockLinesPerSecond = 20;
+
 struct Observability {
   Histogram propagation_push{kPropagationBuckets};
   Histogram propagation_sync{kPropagationBuckets};
@@ -48,8 +54,10 @@ struct Observability {
   std::uint64_t events_total = 0;
   int claim_event_tokens = kClaimEventsPerSecond;
   std::uint64_t claim_events_summarised = 0;  // not listed since the last summary
-  std::set<std::string> quarantined;          // origins quarantined at the last look
-  std::uint64_t quarantine_epoch = 0;         // engine proofs + core quarantines at that look
+  int block_line_tokens = kBlockLinesPerSecond;
+  std::uint64_t block_lines_summarised = 0;  // block changes not logged since the last summary
+  std::set<std::string> quarantined;         // origins quarantined at the last look
+  std::uint64_t quarantine_epoch = 0;        // engine proofs + core quarantines at that look
 };
 
 void observe_actions(Daemon::Impl& d, const core::Actions& actions, std::int64_t now);

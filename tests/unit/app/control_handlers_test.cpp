@@ -9,6 +9,9 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <regex>
+
+#include <spdlog/sinks/base_sink.h>
 
 #include "meshd/ctl/client.hpp"
 #include "proto/cert.hpp"
@@ -597,6 +600,99 @@ TEST_F(ControlApi, MeshctlSaysWhenTheDaemonIsNotRunning) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot reach meshd at " + daemon_.socket()), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(daemon_.socket()));  // removed on clean shutdown
+}
+
+// Keeps the default logger's lines (the daemon logs on its own thread).
+class LineSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::vector<std::string> lines() {
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& m) override {
+    lines_.emplace_back(m.payload.data(), m.payload.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+// A daemon whose info lines are kept: the sink is added before the daemon's thread starts and
+// removed after it stopped.
+class BlockLog : public ::testing::Test {
+ protected:
+  BlockLog() : sink_(install()), ids_(dir_), daemon_(dir_, ids_) {}
+  ~BlockLog() override {
+    daemon_.stop();
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    spdlog::set_level(spdlog::level::warn);
+  }
+  static std::shared_ptr<LineSink> install() {
+    ensure_test_logger();
+    auto sink = std::make_shared<LineSink>();
+    spdlog::default_logger()->sinks().push_back(sink);
+    spdlog::set_level(spdlog::level::info);
+    return sink;
+  }
+
+  std::shared_ptr<LineSink> sink_;
+  TempDir dir_;
+  Identities ids_;
+  DaemonUnderTest daemon_;
+};
+
+// A burst of block changes (a peer flooding valid claims gives one per claim) is logged one by
+// one only up to kBlockLinesPerSecond (20) a second; the rest are counted in one summary line
+// a second, so every change is still accounted for in the log, and listed in the events.
+TEST_F(BlockLog, ABurstOfBlockChangesIsLoggedUpToTwentyLinesASecondAndTheRestSummarised) {
+  constexpr int kChanges = 60;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 1; i <= kChanges; ++i)
+    ASSERT_EQ(daemon_
+                  .ctl({"block", "add", "198.51.100." + std::to_string(i), "--confidence", "0.9",
+                        "--reason", "burst"})
+                  .exit_code,
+              0);
+  const double burst_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::regex summary_re(R"(^(\d+) more block changes in the last second, not logged)");
+  int single = 0, summarised = 0;
+  auto count = [&] {
+    single = summarised = 0;
+    for (const auto& l : sink_->lines()) {
+      std::smatch m;
+      if (l.rfind("enforce 198.51.100.", 0) == 0)
+        ++single;
+      else if (std::regex_search(l, m, summary_re))
+        summarised += std::stoi(m[1]);
+    }
+    return single + summarised >= kChanges;
+  };
+  // The summary of the last second comes with the next housekeeping tick (every second).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!count() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(single + summarised, kChanges) << single << " lines, " << summarised << " summarised";
+  // The budget is refilled once a second: a burst of B seconds gets at most 20 x (B + 2) lines
+  // (40 for a burst under a second, of 60 changes).
+  EXPECT_LE(single, 20 * (static_cast<int>(burst_s) + 2)) << "burst took " << burst_s << " s";
+  EXPECT_GE(single, 1);
+  auto r = daemon_.ctl({"events", "--json", "--limit", "1000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int enforce_events = 0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const json e = json::parse(line);
+    if (e.value("event", "") == "block_enforce" &&
+        e.value("prefix", "").rfind("198.51.100.", 0) == 0)
+      ++enforce_events;
+  }
+  EXPECT_EQ(enforce_events, kChanges);
 }
 
 }  // namespace

@@ -144,6 +144,17 @@ struct DaemonSetup {
   std::unique_ptr<sensor::EventSource> events;  // Daemon::create's `events` (null: none)
 };
 
+// The daemons' default logger (stderr, warn) is made once per process, before the first daemon
+// starts; a test that adds a sink to it calls this first, so its sink is not replaced.
+inline void ensure_test_logger() {
+  static bool logging = [] {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("meshd-test"));
+    spdlog::set_level(spdlog::level::warn);
+    return true;
+  }();
+  (void)logging;
+}
+
 // One daemon on its own thread. `extra_yaml` is appended to the base config.
 class DaemonUnderTest {
  public:
@@ -152,12 +163,7 @@ class DaemonUnderTest {
   DaemonUnderTest(const TempDir& dir, const Identities& ids, const std::string& extra_yaml,
                   DaemonSetup setup)
       : socket_(dir / "ctl.sock") {
-    static bool logging = [] {
-      spdlog::set_default_logger(spdlog::stderr_color_mt("meshd-test"));
-      spdlog::set_level(spdlog::level::warn);
-      return true;
-    }();
-    (void)logging;
+    ensure_test_logger();
     const std::string config_path = dir / "meshd.yaml";
     std::ofstream(config_path) << "node:\n"
                                << "  name: node-1\n"
