@@ -30,6 +30,7 @@
 //   Limits); --mesh/--policy override single keys on top. An --interval-ms whose honest stream
 //   would exceed the per-origin rate or the overrun threshold is refused (exit 2).
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -49,6 +50,18 @@
 #endif
 
 namespace {
+
+// A number option's value, whole: false (and a message naming the option) for anything else,
+// instead of std::sto*'s uncaught exception.
+template <typename T>
+bool number_of(const std::string& what, const std::string& text, T& out) {
+  const char* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data(), end, out);
+  if (ec == std::errc() && p == end && !text.empty()) return true;
+  std::fprintf(stderr, "mesh_hostile_bench: %s takes a number, got '%s'\n", what.c_str(),
+               text.c_str());
+  return false;
+}
 
 using namespace meshd::test;
 using nlohmann::json;
@@ -149,21 +162,24 @@ int main(int argc, char** argv) {
                      argv[i + 1]);
         return 2;
       }
-    } else if (a == "--phase-s")
-      phase_s = std::stoi(argv[i + 1]);
-    else if (a == "--interval-ms")
-      interval_ms = std::stoi(argv[i + 1]);
-    else if (a == "--peer-rate")
-      peer_rate = std::stod(argv[i + 1]);
-    else if (a == "--rounds")
-      rounds = std::max(1, std::stoi(argv[i + 1]));
-    else if (a == "--only")
+    } else if (a == "--phase-s") {
+      if (!number_of(a, argv[i + 1], phase_s)) return 2;
+    } else if (a == "--interval-ms") {
+      if (!number_of(a, argv[i + 1], interval_ms)) return 2;
+    } else if (a == "--peer-rate") {
+      if (!number_of(a, argv[i + 1], peer_rate)) return 2;
+    } else if (a == "--rounds") {
+      if (!number_of(a, argv[i + 1], rounds)) return 2;
+      rounds = std::max(1, rounds);
+    } else if (a == "--only") {
       only = argv[i + 1];
-    else if (a == "--settle-min-s")
-      settle_min_s = std::max(3, std::stoi(argv[i + 1]));  // for every attack
-    else if (a == "--settle-max-s")
-      settle_max_s = std::max(3, std::stoi(argv[i + 1]));
-    else if (a == "--limits") {
+    } else if (a == "--settle-min-s") {
+      if (!number_of(a, argv[i + 1], settle_min_s)) return 2;
+      settle_min_s = std::max(3, settle_min_s);  // for every attack
+    } else if (a == "--settle-max-s") {
+      if (!number_of(a, argv[i + 1], settle_max_s)) return 2;
+      settle_max_s = std::max(3, settle_max_s);
+    } else if (a == "--limits") {
       const std::string v = argv[i + 1];
       if (v != "defaults" && v != "relaxed") {
         std::fprintf(stderr, "mesh_hostile_bench: --limits takes defaults or relaxed\n");
@@ -183,8 +199,7 @@ int main(int argc, char** argv) {
   for (auto& [k, v] : extra_mesh) options.mesh[k] = v;
   for (auto& [k, v] : extra_policy) options.policy[k] = v;
   if (const auto why = honest_stream_problem(options, interval_ms); !why.empty()) {
-    std::fprintf(stderr, "mesh_hostile_bench: --interval-ms %d: %sraise --interval-ms\n",
-                 interval_ms, why.c_str());
+    std::fprintf(stderr, "mesh_hostile_bench: --interval-ms %d: %s\n", interval_ms, why.c_str());
     return 2;
   }
   // The flood's after-window lasts at least as long as its deferred claims take to drain: the
@@ -193,9 +208,11 @@ int main(int argc, char** argv) {
   // window left that work in the following baselines (their CPU 0.31-0.75 s per 4 s against
   // 0.23-0.29 with the relaxed limits). The other attacks push no more new claims than
   // origin_burst: 3 s, unless --settle-min-s says otherwise.
-  const double origin_rate_per_min = options.mesh.contains("origin_rate_per_min")
-                                         ? std::stod(options.mesh.at("origin_rate_per_min"))
-                                         : meshd::app::MeshConfig{}.origin_rate_per_min;
+  double origin_rate_per_min = meshd::app::MeshConfig{}.origin_rate_per_min;
+  if (options.mesh.contains("origin_rate_per_min") &&
+      !number_of("--mesh origin_rate_per_min", options.mesh.at("origin_rate_per_min"),
+                 origin_rate_per_min))
+    return 2;
   const int flood_settle_min_s =
       settle_min_s >= 0
           ? settle_min_s

@@ -1,6 +1,7 @@
 #include "tests/netns/mesh/hostile.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -114,10 +115,19 @@ MeshOptions hostile_mesh_options(double peer_rate, Limits limits) {
 }
 
 std::string honest_stream_problem(const MeshOptions& options, int interval_ms) {
-  auto value = [](const std::map<std::string, std::string>& section, const std::string& key,
-                  double fallback) {
+  std::ostringstream why;
+  bool bad_number = false;
+  auto value = [&why, &bad_number](const std::map<std::string, std::string>& section,
+                                   const std::string& key, double fallback) {
     auto it = section.find(key);
-    return it == section.end() ? fallback : std::stod(it->second);
+    if (it == section.end()) return fallback;
+    double v = 0;
+    const char* end = it->second.data() + it->second.size();
+    const auto [p, ec] = std::from_chars(it->second.data(), end, v);
+    if (ec == std::errc() && p == end && !it->second.empty()) return v;
+    why << key << " '" << it->second << "' is not a number; ";
+    bad_number = true;
+    return fallback;
   };
   const double origin_rate =
       value(options.mesh, "origin_rate_per_min", app::MeshConfig{}.origin_rate_per_min);
@@ -128,13 +138,13 @@ std::string honest_stream_problem(const MeshOptions& options, int interval_ms) {
                             60000.0;
   // Claims per minute of one origin: the nodes take turns.
   const double per_origin = 60000.0 / (interval_ms * static_cast<double>(options.nodes));
-  std::ostringstream why;
   if (per_origin >= origin_rate)
     why << "the honest stream signs " << per_origin << " claims a minute per origin, not below "
         << "mesh.origin_rate_per_min " << origin_rate << "; ";
   if (per_origin * window_min >= overrun)
     why << "the honest stream signs " << per_origin * window_min << " claims per overrun window "
         << "per origin, not below policy.overrun_max_claims " << overrun << "; ";
+  if (!bad_number && !why.str().empty()) why << "raise --interval-ms";
   return why.str();
 }
 
