@@ -240,6 +240,14 @@ std::string Daemon::Impl::metrics_text() const {
             fs.warnings);
   w.counter("meshd_store_errors_total", "Store reads and writes that failed.",
             counters.store_errors);
+  w.family("meshd_store_checkpoints_total", "counter",
+           "WAL checkpoints, by who ran them: the store's checkpoint thread, or the writer "
+           "itself when the WAL outgrew the thread (a burst of writes).");
+  w.sample("meshd_store_checkpoints_total", store->checkpoints(), {{"by", "thread"}});
+  w.sample("meshd_store_checkpoints_total", store->writer_checkpoints(), {{"by", "writer"}});
+  w.counter("meshd_store_checkpoint_failures_total",
+            "WAL checkpoints that failed (disk full, I/O error): the WAL grows until one works.",
+            store->checkpoint_failures());
   w.counter("meshd_enforcer_errors_total",
             "Enforcement backend operations that failed (e.g. pruning expired map entries).",
             counters.enforcer_errors);

@@ -137,6 +137,12 @@ Result<Store> Store::open(const std::string& data_dir) {
   // ranges, which are sequential in the (origin, seq) index) and the OS caches the file.
   if (auto r = store.exec("PRAGMA cache_size=-1024"); !r) return std::unexpected(r.error());
   if (auto r = store.exec(kSchema); !r) return std::unexpected(r.error());
+  // After a burst the WAL file is cut back to this size when it is next written from its start.
+  if (auto r = store.exec("PRAGMA journal_size_limit=4194304"); !r)
+    return std::unexpected(r.error());
+  std::string why;
+  store.checkpointer_ = WalCheckpointer::start(path, why);
+  if (store.checkpointer_) store.checkpointer_->watch(db);  // else SQLite checkpoints itself
   return store;
 }
 
@@ -156,7 +162,8 @@ Result<T> Store::write(F&& body) {
 
 Store::Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 Store::Store(Store&& o) noexcept
-    : db_(std::exchange(o.db_, nullptr)),
+    : checkpointer_(std::move(o.checkpointer_)),
+      db_(std::exchange(o.db_, nullptr)),
       path_(std::move(o.path_)),
       range_stmt_(std::exchange(o.range_stmt_, nullptr)),
       insert_stmt_(std::exchange(o.insert_stmt_, nullptr)),
@@ -167,9 +174,11 @@ Store::Store(Store&& o) noexcept
 Store& Store::operator=(Store&& o) noexcept {
   if (this != &o) {
     if (in_batch_) (void)exec("COMMIT");
+    stop_checkpointer();
     sqlite3_finalize(range_stmt_);
     sqlite3_finalize(insert_stmt_);
     sqlite3_close(db_);
+    checkpointer_ = std::move(o.checkpointer_);
     db_ = std::exchange(o.db_, nullptr);
     path_ = std::move(o.path_);
     range_stmt_ = std::exchange(o.range_stmt_, nullptr);
@@ -184,9 +193,16 @@ Store& Store::operator=(Store&& o) noexcept {
 Store::~Store() {
   // A clean stop keeps what the open batch holds (the driver commits before stopping).
   if (in_batch_ && db_ != nullptr) (void)exec("COMMIT");
+  stop_checkpointer();
   sqlite3_finalize(range_stmt_);
   sqlite3_finalize(insert_stmt_);
   sqlite3_close(db_);
+}
+
+void Store::stop_checkpointer() {
+  if (!checkpointer_) return;
+  sqlite3_wal_hook(db_, nullptr, nullptr);
+  checkpointer_.reset();
 }
 
 Result<void> Store::exec(const char* sql) const {

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "meshd/app/wal_checkpointer.hpp"
 #include "meshd/common/result.hpp"
 #include "meshd/common/time.hpp"
 
@@ -129,6 +130,17 @@ class Store {
                                      std::span<const std::uint64_t> gone, TimeMs now);
   Result<std::vector<StoredCrowdsecDecision>> load_crowdsec_local() const;
 
+  // WAL checkpoints run on a thread of their own (wal_checkpointer.hpp), not inside a commit
+  // on the caller's thread. Counts of those done and failed (0 for a read-only store, or if
+  // the second connection could not be opened and SQLite's automatic checkpoint stayed on).
+  std::uint64_t checkpoints() const { return checkpointer_ ? checkpointer_->checkpoints() : 0; }
+  std::uint64_t checkpoint_failures() const {
+    return checkpointer_ ? checkpointer_->failures() : 0;
+  }
+  std::uint64_t writer_checkpoints() const {
+    return checkpointer_ ? checkpointer_->writer_checkpoints() : 0;
+  }
+
  private:
   Store(sqlite3* db, std::string path);
   Result<void> exec(const char* sql) const;
@@ -146,6 +158,9 @@ class Store {
   void end_batch_before_write();
   Result<void> insert_envelopes(std::span<const StoredEnvelope> envelopes);
   Result<void> commit();
+  // Unhooks db_ from the checkpointer and stops its thread (before db_ closes).
+  void stop_checkpointer();
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   sqlite3* db_ = nullptr;
   std::string path_;
   mutable sqlite3_stmt* range_stmt_ = nullptr;  // load_range's, prepared on first use
