@@ -30,8 +30,8 @@
 //   Limits); --mesh/--policy override single keys on top. An --interval-ms whose honest stream
 //   would exceed the per-origin rate or the overrun threshold is refused (exit 2).
 #include <algorithm>
-#include <charconv>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -42,6 +42,7 @@
 #include <thread>
 
 #include "meshd/app/config.hpp"
+#include "meshd/common/numbers.hpp"
 #include "meshd/core/config.hpp"
 #include "tests/netns/mesh/hostile.hpp"
 
@@ -51,16 +52,21 @@
 
 namespace {
 
-// A number option's value, whole: false (and a message naming the option) for anything else,
-// instead of std::sto*'s uncaught exception.
-template <typename T>
-bool number_of(const std::string& what, const std::string& text, T& out) {
-  const char* end = text.data() + text.size();
-  const auto [p, ec] = std::from_chars(text.data(), end, out);
-  if (ec == std::errc() && p == end && !text.empty()) return true;
-  std::fprintf(stderr, "mesh_hostile_bench: %s takes a number, got '%s'\n", what.c_str(),
-               text.c_str());
-  return false;
+// A number option's value through meshd's own parser (meshd/common/numbers.hpp): false, and a
+// message naming the option and why, for anything that is not a whole number in range.
+bool number_of(const std::string& what, const std::string& text, int& out) {
+  auto v = meshd::parse_integer<int>(text, INT_MIN, INT_MAX);
+  if (!v)
+    std::fprintf(stderr, "mesh_hostile_bench: %s: %s\n", what.c_str(), v.error().message.c_str());
+  if (v) out = *v;
+  return v.has_value();
+}
+bool number_of(const std::string& what, const std::string& text, double& out) {
+  auto v = meshd::parse_finite(text, -1e300, 1e300);
+  if (!v)
+    std::fprintf(stderr, "mesh_hostile_bench: %s: %s\n", what.c_str(), v.error().message.c_str());
+  if (v) out = *v;
+  return v.has_value();
 }
 
 using namespace meshd::test;
@@ -151,8 +157,8 @@ int main(int argc, char** argv) {
   double peer_rate = 200;
   Limits limits = Limits::daemon_defaults;
   std::string only;  // comma-separated attack names; empty = all
-  // --mesh / --policy KEY=VALUE override the bench's relaxed limits (hostile_mesh_options),
-  // e.g. to measure an attack against the daemon's own defaults.
+  // --mesh / --policy KEY=VALUE override single keys of the --limits configuration
+  // (hostile_mesh_options).
   std::map<std::string, std::string> extra_mesh, extra_policy;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];

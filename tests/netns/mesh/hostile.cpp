@@ -1,7 +1,6 @@
 #include "tests/netns/mesh/hostile.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "meshd/app/config.hpp"
+#include "meshd/common/numbers.hpp"
 #include "trust/params.hpp"
 
 namespace meshd::test {
@@ -121,11 +121,9 @@ std::string honest_stream_problem(const MeshOptions& options, int interval_ms) {
                                    const std::string& key, double fallback) {
     auto it = section.find(key);
     if (it == section.end()) return fallback;
-    double v = 0;
-    const char* end = it->second.data() + it->second.size();
-    const auto [p, ec] = std::from_chars(it->second.data(), end, v);
-    if (ec == std::errc() && p == end && !it->second.empty()) return v;
-    why << key << " '" << it->second << "' is not a number; ";
+    auto v = parse_finite(it->second, -1e300, 1e300);
+    if (v) return *v;
+    why << key << ": " << v.error().message << "; ";
     bad_number = true;
     return fallback;
   };
