@@ -279,7 +279,7 @@ void Node::Impl::ingest(PeerState* from, const Envelope& env, Source src, TimeMs
     if (from != nullptr) note_duplicate(*from, src, now, out);
     return;
   }
-  if (deferred_total > 0 && src != Source::local && sheds_unopened(*env, now)) {
+  if (src != Source::local && sheds_unopened(*env, now)) {
     ++stats.origin_dropped;
     ++stats.origin_dropped_unopened;
     seen.erase(id);
@@ -302,18 +302,22 @@ void Node::Impl::ingest(PeerState* from, const Envelope& env, Source src, TimeMs
 }
 
 bool Node::Impl::sheds_unopened(const std::string& envelope, TimeMs now) {
+  // Exactly the events process() would hand to defer() to be dropped there: a queue that is
+  // not empty (so no token is taken) and full. Only then is the envelope peeked at (a decode
+  // that open() repeats), so events are not decoded twice while queues merely hold some.
+  auto full = [&](const OriginState& o) {
+    return o.extra && !o.extra->deferred.empty() && queue_room(o) == 0;
+  };
+  if (std::none_of(deferred_origins.begin(), deferred_origins.end(),
+                   [&](std::uint32_t oi) { return full(origins[oi]); }))
+    return false;
   const auto named = opener.peek(envelope);
   if (!named || named->exempt) return false;
   const std::uint32_t oi = origin_of(named->origin);
-  if (oi == kNoOrigin) return false;
+  if (oi == kNoOrigin || !full(origins[oi])) return false;
+  // A seq already held goes on to be opened (a second body under it is an equivocation to
+  // detect), and so does a quarantined origin's.
   const OriginState& o = origins[oi];
-  // Exactly the events process() would hand to defer() to be dropped there: a queue that is
-  // not empty (so no token is taken) and full. A seq already held goes on to be opened (a
-  // second body under it is an equivocation to detect), and so does a quarantined origin's.
-  if (!o.extra || o.extra->deferred.empty()) return false;
-  if (o.extra->deferred.size() < config.origin_queue_max &&
-      deferred_total < config.deferred_total_max)
-    return false;
   return !held(o, named->seq) && o.quarantined_until <= now;
 }
 

@@ -177,13 +177,19 @@ bool Node::Impl::take_origin_token(OriginState& o, TimeMs now) {
   return o.tokens.try_take(origin_rate(), 1, now);
 }
 
+std::size_t Node::Impl::queue_room(const OriginState& o) const {
+  const std::size_t queued = o.extra ? o.extra->deferred.size() : 0;
+  return std::min(config.origin_queue_max - std::min(config.origin_queue_max, queued),
+                  config.deferred_total_max - std::min(config.deferred_total_max, deferred_total));
+}
+
 void Node::Impl::defer(PeerState* from, const EventId& id, const Envelope& env, SignedEvent&& ev,
                        std::uint32_t oi, Source src, TimeMs now) {
   (void)now;
   OriginState& o = origins[oi];
   if (!o.extra) o.extra = std::make_unique<OriginExtra>();
   auto& q = o.extra->deferred;
-  if (q.size() >= config.origin_queue_max || deferred_total >= config.deferred_total_max) {
+  if (queue_room(o) == 0) {
     // Dropped without marking the seq held, and forgotten by the seen-set, so a later copy
     // (anti-entropy) is considered again: honest bursts converge, floods cost one open per
     // copy and stay bounded by the per-peer limit.

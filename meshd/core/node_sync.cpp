@@ -235,13 +235,9 @@ std::size_t Node::Impl::request_gaps(PeerState& p, const std::string& origin, st
       // An origin over its rate limit: ask for no more than its queue can still take. More
       // would be opened (an Ed25519 verify in the daemon) only to be dropped, and what waits
       // in the queue would be served again each round and dropped as a duplicate.
-      const auto& q = o.extra->deferred;
-      const std::size_t room =
-          std::min(config.origin_queue_max - std::min(config.origin_queue_max, q.size()),
-                   config.deferred_total_max - std::min(config.deferred_total_max, deferred_total));
-      budget = std::min<std::uint64_t>(budget, room);
+      budget = std::min<std::uint64_t>(budget, queue_room(o));
       held_or_queued = o.above;
-      for (const Deferred& d : q) held_or_queued.push_back(d.event.seq);
+      for (const Deferred& d : o.extra->deferred) held_or_queued.push_back(d.event.seq);
       std::sort(held_or_queued.begin(), held_or_queued.end());
       skip = &held_or_queued;
     }

@@ -348,6 +348,9 @@ struct Node::Impl {
   void expire_store(TimeMs now, Actions& out);
   void evict_top(Actions& out);
   bool take_origin_token(OriginState& o, TimeMs now);
+  // How many more events o's rate-limit queue takes (its own bound and the total's): 0 means
+  // defer() drops the next one.
+  std::size_t queue_room(const OriginState& o) const;
   // Bucket shapes from the config, in tokens per ms.
   TokenRate origin_rate() const {
     return {.per_tick = config.origin_rate_per_min / 60000.0, .burst = config.origin_burst};
