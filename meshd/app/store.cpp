@@ -140,8 +140,7 @@ Result<Store> Store::open(const std::string& data_dir) {
   // After a burst the WAL file is cut back to this size when it is next written from its start.
   if (auto r = store.exec("PRAGMA journal_size_limit=4194304"); !r)
     return std::unexpected(r.error());
-  std::string why;
-  store.checkpointer_ = WalCheckpointer::start(path, why);
+  store.checkpointer_ = WalCheckpointer::start(path);
   if (store.checkpointer_) store.checkpointer_->watch(db);  // else SQLite checkpoints itself
   return store;
 }

@@ -4,11 +4,9 @@
 
 namespace meshd::app {
 
-std::unique_ptr<WalCheckpointer> WalCheckpointer::start(const std::string& path,
-                                                        std::string& error) {
+std::unique_ptr<WalCheckpointer> WalCheckpointer::start(const std::string& path) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    error = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return nullptr;
   }

@@ -34,9 +34,9 @@ class WalCheckpointer {
   // itself, as SQLite would, so the WAL stays bounded.
   static constexpr int kWriterPages = 8 * kPages;
 
-  // Opens a second connection to `path` and starts the thread; nullptr (and why, in `error`)
-  // if the connection cannot be opened: the caller then keeps SQLite's automatic checkpoint.
-  static std::unique_ptr<WalCheckpointer> start(const std::string& path, std::string& error);
+  // Opens a second connection to `path` and starts the thread; nullptr if the connection
+  // cannot be opened: the caller then keeps SQLite's automatic checkpoint.
+  static std::unique_ptr<WalCheckpointer> start(const std::string& path);
   ~WalCheckpointer();  // stops and joins the thread, then closes its connection
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
